@@ -1,0 +1,3 @@
+"""lungsearch: hyperparameter search for chest X-ray classifiers."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+import sys
+
+from lungsearch.cli import main
+
+sys.exit(main())

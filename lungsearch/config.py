@@ -1,0 +1,80 @@
+"""Run configuration: defaults here, then an optional TOML file, then flags.
+
+Later wins; unknown keys are errors.  The resolved config is stored with the
+study, so a study says how it was made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, fields
+
+
+class ConfigError(ValueError):
+    """A config file or flag that cannot be used."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    data: str = "demo"  # folder with train/<class>/ (and test/<class>/), or "demo"
+    space: str = "cnn"  # a registered space name or a path to a .py space file
+    study: str | None = None  # study name; default: <space>-<data folder name>
+    storage: str = "sqlite:///studies.db"  # any Optuna storage URL
+    artifacts: str | None = None  # folder for kept models; default: beside the SQLite file
+    trials: int = 20  # total trials the study should reach (finished: complete or pruned)
+    epochs: int = 10  # epoch cap per trial; pruning may stop a trial sooner
+    image_size: int | None = None  # input side in pixels; default: the space's own
+    color: str | None = None  # grayscale or rgb; default: the space's own
+    batch_size: int | None = None  # pin the batch size; default: tuned by the space
+    metric: str = "val_auc"  # objective, maximised: val_auc or val_accuracy
+    sampler: str = "tpe"  # tpe, random or qmc
+    pruner: str = "median"  # median, sha, hyperband or none
+    val_fraction: float = 0.15  # share of train (by patient) held out for validation
+    seed: int = 0  # seeds the split, the sampler and each trial's weights
+    timeout: float | None = None  # stop starting trials after this many seconds
+    class_weights: bool = True  # weight classes by inverse frequency when imbalanced
+
+    def with_updates(self, **changes) -> "RunConfig":
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ConfigError(f"unknown config key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(known))}")
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @property
+    def study_name(self) -> str:
+        if self.study:
+            return self.study
+        base = os.path.basename(os.path.normpath(self.data)) or "data"
+        return f"{os.path.splitext(os.path.basename(self.space))[0]}-{base}"
+
+
+def load_toml(path: str) -> dict:
+    try:
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    return {k.replace("-", "_"): v for k, v in raw.items()}
+
+
+def resolve(file: str | None = None, **flags) -> RunConfig:
+    """Defaults < TOML file < flags (flags left as None do not override)."""
+    config = RunConfig()
+    if file:
+        config = config.with_updates(**load_toml(file))
+    config = config.with_updates(**flags)
+    if config.trials < 1 or config.epochs < 1:
+        raise ConfigError("--trials and --epochs must be at least 1")
+    return config
+
+
+# Keys that decide what a study measures: resuming with different ones would mix incomparable trials.
+IDENTITY_KEYS = ("data", "space", "image_size", "color", "metric", "val_fraction", "seed")

@@ -1,0 +1,13 @@
+"""The Optuna side: storage, sampler, pruner, objective, trial loop."""
+
+from search.choices import PRUNERS, SAMPLERS, make_pruner, make_sampler
+from search.keep import ModelKeeper
+from search.loop import StudyAborted, count_finished, run_trials
+from search.objective import METRICS, Objective
+from search.storage import StorageError, default_artifact_dir, load_study, open_storage
+
+__all__ = [
+    "METRICS", "PRUNERS", "SAMPLERS", "ModelKeeper", "Objective", "StorageError", "StudyAborted",
+    "count_finished", "default_artifact_dir", "load_study", "make_pruner", "make_sampler",
+    "open_storage", "run_trials",
+]

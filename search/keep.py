@@ -1,0 +1,76 @@
+"""Keep the trained models that matter; delete the rest.
+
+A trial's model is kept while it is the best trial or on the Pareto front of
+validation accuracy against training time.  Models live in an Optuna artifact
+store (a folder), linked from the trial's ``model_artifact`` user attribute;
+once a model is dominated it can never come back, so deletion is safe with
+several workers.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+import numpy as np
+import optuna
+from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+from optuna.trial import TrialState
+
+from search.pareto import pareto_mask
+
+ARTIFACT_ATTR = "model_artifact"
+
+
+class ModelKeeper:
+    def __init__(self, folder: str):
+        os.makedirs(folder, exist_ok=True)
+        self.folder = folder
+        self.store = FileSystemArtifactStore(folder)
+
+    def path(self, artifact_id: str) -> str:
+        return os.path.join(self.folder, artifact_id)
+
+    def has_model(self, trial: optuna.trial.FrozenTrial) -> bool:
+        artifact = trial.user_attrs.get(ARTIFACT_ATTR)
+        return bool(artifact) and os.path.isfile(self.path(artifact))
+
+    def worth_keeping(self, study: optuna.Study, value: float, accuracy: float, seconds: float) -> bool:
+        """Would a trial with these results be best or on the front right now?"""
+        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if not done:
+            return True
+        best = max(t.value for t in done)
+        if value >= best:
+            return True
+        acc = np.array([t.user_attrs.get("val_accuracy", -np.inf) for t in done] + [accuracy])
+        sec = np.array([t.user_attrs.get("train_seconds", np.inf) for t in done] + [seconds])
+        return bool(pareto_mask(acc, sec)[-1])
+
+    def save(self, trial: optuna.Trial, model) -> str:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, f"trial-{trial.number}.keras")
+            model.save(path)
+            artifact_id = upload_artifact(artifact_store=self.store, file_path=path, study_or_trial=trial)
+        trial.set_user_attr(ARTIFACT_ATTR, artifact_id)
+        return artifact_id
+
+    def __call__(self, study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
+        """Study callback: delete the models of trials that are now dominated."""
+        done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if self.has_model(t)]
+        if len(done) < 2:
+            return
+        best = max(t.value for t in done)
+        acc = np.array([t.user_attrs.get("val_accuracy", -np.inf) for t in done])
+        sec = np.array([t.user_attrs.get("train_seconds", np.inf) for t in done])
+        keep = pareto_mask(acc, sec) | (np.array([t.value for t in done]) >= best)
+        for t, k in zip(done, keep):
+            if not k:
+                try:
+                    self.store.remove(t.user_attrs[ARTIFACT_ATTR])
+                except Exception:  # another worker removed it first
+                    pass
+
+    def export(self, trial: optuna.trial.FrozenTrial, dest: str) -> None:
+        shutil.copyfile(self.path(trial.user_attrs[ARTIFACT_ATTR]), dest)

@@ -1,0 +1,93 @@
+"""A small registry mapping ``--space`` strings to search spaces (like timm's).
+
+A space is any object with a ``build(trial, *, input_shape, num_classes)``
+function that suggests every hyperparameter it uses through ``trial`` and
+returns a compiled Keras model, plus ``fit_options(trial)`` for the options
+``fit`` needs (batch size).  Registering a module makes it available as
+``--space NAME``; a path to a ``.py`` file works too.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import importlib.util
+import os
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Callable
+
+
+class SpaceError(ValueError):
+    """A space that cannot be found, loaded or built as asked."""
+
+
+@dataclass(frozen=True)
+class Space:
+    """What the harness knows about a search space."""
+
+    name: str
+    description: str
+    build: Callable[..., Any]
+    fit_options: Callable[[Any], dict]
+    image_size: int = 64
+    color_mode: str = "grayscale"
+    source: str = ""
+
+
+_BUILTIN = {
+    # name -> module (imported lazily so `lungsearch --help` stays instant)
+    "cnn": "spaces.cnn",
+}
+_LOADED: dict[str, Space] = {}
+
+
+def _from_module(name: str, module: ModuleType, source: str) -> Space:
+    build = getattr(module, "build", None)
+    if not callable(build):
+        raise SpaceError(f"space {source} defines no build(trial, *, input_shape, num_classes) function")
+    fit_options = getattr(module, "fit_options", None) or (lambda trial: {})
+    return Space(
+        name=getattr(module, "NAME", name),
+        description=getattr(module, "DESCRIPTION", (module.__doc__ or "").strip().split("\n")[0]),
+        build=build,
+        fit_options=fit_options,
+        image_size=int(getattr(module, "IMAGE_SIZE", 64)),
+        color_mode=str(getattr(module, "COLOR_MODE", "grayscale")),
+        source=source,
+    )
+
+
+def list_spaces(pattern: str = "*") -> list[str]:
+    """Names of the registered spaces matching a shell-style pattern."""
+    return sorted(n for n in _BUILTIN if fnmatch.fnmatch(n, pattern))
+
+
+def get_space(name_or_path: str) -> Space:
+    """Resolve ``--space``: a registered name or a path to a ``.py`` file."""
+    if name_or_path in _LOADED:
+        return _LOADED[name_or_path]
+    if name_or_path in _BUILTIN:
+        space = _from_module(name_or_path, importlib.import_module(_BUILTIN[name_or_path]), name_or_path)
+    elif name_or_path.endswith(".py") or os.sep in name_or_path:
+        space = _load_file(name_or_path)
+    else:
+        raise SpaceError(
+            f"unknown space {name_or_path!r}; known spaces: {', '.join(list_spaces())} "
+            "(or give a path to a .py file)"
+        )
+    _LOADED[name_or_path] = space
+    return space
+
+
+def _load_file(path: str) -> Space:
+    if not os.path.isfile(path):
+        raise SpaceError(f"space file {path} does not exist")
+    name = os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(f"lungsearch_user_space_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # a user file may raise anything while importing
+        raise SpaceError(f"space file {path} failed to import: {type(exc).__name__}: {exc}") from exc
+    return _from_module(name, module, os.path.abspath(path))
