@@ -15,6 +15,8 @@ from dataclasses import dataclass, fields
 class ConfigError(ValueError):
     """A config file or flag that cannot be used."""
 
+    user_error = True  # the CLI prints it on one line and exits 2
+
 
 @dataclass(frozen=True)
 class RunConfig:

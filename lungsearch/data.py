@@ -27,6 +27,8 @@ DEMO = "demo"
 class DataError(ValueError):
     """A data folder that cannot be used as asked."""
 
+    user_error = True  # the CLI prints it on one line and exits 2
+
 
 @dataclass(frozen=True)
 class Arrays:

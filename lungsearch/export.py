@@ -17,6 +17,8 @@ from lungsearch import __version__
 class ExportError(ValueError):
     """The asked-for model cannot be exported."""
 
+    user_error = True  # the CLI prints it on one line and exits 2
+
 
 def meta_path(model_path: str) -> str:
     return os.path.splitext(model_path)[0] + ".json"

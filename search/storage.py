@@ -10,6 +10,8 @@ import optuna
 class StorageError(ValueError):
     """A storage URL that cannot be opened, or a study that is not in it."""
 
+    user_error = True  # the CLI prints it on one line and exits 2
+
 
 def _sqlite_path(url: str) -> str | None:
     if not url.startswith("sqlite:///"):

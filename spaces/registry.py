@@ -21,6 +21,8 @@ from typing import Any, Callable
 class SpaceError(ValueError):
     """A space that cannot be found, loaded or built as asked."""
 
+    user_error = True  # the CLI prints it on one line and exits 2
+
 
 @dataclass(frozen=True)
 class Space:

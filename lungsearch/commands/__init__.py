@@ -1,0 +1,8 @@
+"""One module per command; each has ``register(subparsers)``.  Add new ones to COMMANDS."""
+
+COMMANDS = (
+    "lungsearch.commands.run",
+    "lungsearch.commands.report",
+    "lungsearch.commands.best",
+    "lungsearch.commands.dashboard",
+)

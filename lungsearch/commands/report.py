@@ -1,0 +1,25 @@
+"""`lungsearch report`: read a study back and write its Pareto front."""
+
+from __future__ import annotations
+
+import argparse
+
+from lungsearch.commands._common import quiet_frameworks, storage_args
+
+
+def register(sub) -> None:
+    p = sub.add_parser("report", help="trials table and Pareto front of accuracy vs training time")
+    storage_args(p)
+    p.add_argument("--out", default="report", help="folder for pareto.csv and pareto.png (default ./report)")
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    quiet_frameworks()
+    import search
+    from lungsearch import report
+
+    study = search.load_study(search.open_storage(args.storage, must_exist=True), args.study)
+    for path in report.write_report(study, args.out):
+        print(f"wrote {path}")
+    return 0
