@@ -42,9 +42,9 @@ def _image(rng: np.random.Generator, size: int, disease: bool) -> np.ndarray:
     for _ in range(rng.integers(5, 15)):  # vessels and other specks, in both classes
         img += _blob(rng, xx, yy, lungs, rng.uniform(0.01, 0.03), rng.uniform(0.04, 0.1))
     if disease:
-        strength = rng.uniform(0.04, 0.22)
+        strength = rng.uniform(0.1, 0.35)
         for _ in range(rng.integers(1, 4)):
-            img += _blob(rng, xx, yy, lungs, rng.uniform(0.05, 0.14), strength)
+            img += _blob(rng, xx, yy, lungs, rng.uniform(0.06, 0.16), strength)
     img += rng.normal(0, 0.04, img.shape)  # film grain
     img = (img - img.mean()) * rng.uniform(0.8, 1.2) + img.mean()  # exposure
     return np.clip(img * 255, 0, 255).astype(np.uint8)

@@ -36,7 +36,11 @@ def build(trial, *, input_shape, num_classes):
     side = min(height, width)
     for i in range(n_blocks):
         filters = trial.suggest_int(f"filters_b{i}", 8, 128, log=True)
-        x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{i}")(x)
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
+        # momentum 0.9, not Keras' 0.99: a small set has few steps per epoch, and slow
+        # moving statistics make validation predictions meaningless for many epochs
+        x = layers.BatchNormalization(momentum=0.9, name=f"bn{i}")(x)
+        x = layers.Activation("relu", name=f"relu{i}")(x)
         if side >= 4:  # never pool a map below 2x2, so every depth fits every input size
             x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
             side //= 2

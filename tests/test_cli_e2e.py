@@ -1,0 +1,73 @@
+"""Drive the real ``lungsearch`` executable end to end, as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import make_folder
+
+LUNGSEARCH = [sys.executable, "-m", "lungsearch"]
+
+
+def cli(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run([*LUNGSEARCH, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"lungsearch {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def trial_lines(stdout: str) -> list[str]:
+    return [line for line in stdout.splitlines() if line.startswith("[")]
+
+
+@pytest.mark.slow
+def test_run_report_best_predict(tmp_path: Path) -> None:
+    data = make_folder(tmp_path / "xray", per_class=16, size=32)
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    out = cli("run", "--data", str(data), "--trials", "3", "--epochs", "2", "--image-size", "32",
+              "--storage", storage, "--study", "e2e", cwd=tmp_path)
+    assert len(trial_lines(out.stdout)) == 3, out.stdout
+    assert "best trial #" in out.stdout
+
+    db = sqlite3.connect(tmp_path / "studies.db")
+    states = [s for (s,) in db.execute("select state from trials")]
+    assert len(states) == 3 and set(states) <= {"COMPLETE", "PRUNED"}
+    attrs = {k for (k,) in db.execute("select distinct key from trial_user_attributes")}
+    assert {"train_seconds", "epochs", "param_count", "val_accuracy", "val_auc", "val_loss", "history"} <= attrs
+    db.close()
+
+    cli("report", "--storage", storage, "--study", "e2e", "--out", str(tmp_path / "rep"), cwd=tmp_path)
+    assert (tmp_path / "rep" / "pareto.csv").read_text().count("\n") >= 2  # header + at least one point
+    assert (tmp_path / "rep" / "pareto.png").stat().st_size > 1000
+
+    model = tmp_path / "export" / "model.keras"
+    cli("best", "--storage", storage, "--study", "e2e", "--export", str(model), cwd=tmp_path)
+    meta = json.loads(model.with_suffix(".json").read_text())
+    assert meta["class_names"] == ["NORMAL", "PNEUMONIA"]
+    assert meta["image_size"] == 32 and meta["color_mode"] == "grayscale"
+    assert set(meta["params"]) >= {"conv_blocks", "learning_rate", "optimizer", "batch_size"}
+
+    # A fresh process that knows nothing of lungsearch loads the model and predicts on raw pixels.
+    code = (
+        "import sys, numpy as np, keras\n"
+        "m = keras.models.load_model(sys.argv[1])\n"
+        "p = m.predict(np.random.default_rng(0).integers(0, 255, (4, 32, 32, 1)).astype('uint8'), verbose=0)\n"
+        "assert p.shape == (4, 2) and np.allclose(p.sum(axis=1), 1, atol=1e-4), p\n"
+        "print('ok')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(model)], capture_output=True, text=True,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr
+
+    # Resuming with a higher total runs only the missing trials.
+    out = cli("run", "--data", str(data), "--trials", "4", "--epochs", "2", "--image-size", "32",
+              "--storage", storage, "--study", "e2e", cwd=tmp_path)
+    assert "3 of 4 trials finished" in out.stdout and len(trial_lines(out.stdout)) == 1, out.stdout

@@ -1,0 +1,78 @@
+"""User mistakes: one line that says what to do, exit 2, no traceback, nothing lost."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from lungsearch.cli import main
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str]:
+    code = main(list(args))
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+def assert_one_line_error(code: int, err: str, *needles: str) -> None:
+    assert code == 2
+    assert len(err.splitlines()) == 1 and err.startswith("lungsearch: error: "), err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in err, err
+
+
+def test_missing_data_folder(tmp_path: Path, capsys) -> None:
+    code, err = run_cli(capsys, "run", "--data", str(tmp_path / "nope"), "--storage", f"sqlite:///{tmp_path}/s.db")
+    assert_one_line_error(code, err, "does not exist", "--data")
+
+
+def test_folder_without_class_subfolders(tmp_path: Path, capsys) -> None:
+    (tmp_path / "empty" / "train").mkdir(parents=True)
+    code, err = run_cli(capsys, "run", "--data", str(tmp_path / "empty"), "--storage", f"sqlite:///{tmp_path}/s.db")
+    assert_one_line_error(code, err, "class folder")
+
+
+def test_unknown_space_lists_known_ones(tmp_path: Path, capsys) -> None:
+    code, err = run_cli(capsys, "run", "--space", "nonesuch", "--storage", f"sqlite:///{tmp_path}/s.db")
+    assert_one_line_error(code, err, "nonesuch", "cnn")
+
+
+@pytest.mark.parametrize("url", ["not-a-url", "sqlite:////no/such/folder/x.db", "nosuchdialect://x/y"])
+def test_unreadable_storage_url(tmp_path: Path, capsys, url: str) -> None:
+    code, err = run_cli(capsys, "run", "--data", "demo", "--storage", url)
+    assert_one_line_error(code, err, "storage")
+
+
+def test_report_on_missing_database_creates_nothing(tmp_path: Path, capsys) -> None:
+    db = tmp_path / "missing.db"
+    code, err = run_cli(capsys, "report", "--storage", f"sqlite:///{db}")
+    assert_one_line_error(code, err, "lungsearch run")
+    assert not db.exists()
+
+
+def test_resume_with_other_settings_is_refused_and_keeps_the_study(tmp_path: Path, capsys) -> None:
+    import optuna
+
+    db = tmp_path / "s.db"
+    url = f"sqlite:///{db}"
+    study = optuna.create_study(storage=url, study_name="kept", direction="maximize")
+    study.set_user_attr("config", {"data": "demo", "space": "cnn", "image_size": 64, "color": "grayscale",
+                                   "metric": "val_auc", "val_fraction": 0.15, "seed": 0})
+    study.add_trial(optuna.trial.create_trial(value=0.9, params={}, distributions={}))
+    code, err = run_cli(capsys, "run", "--data", "demo", "--study", "kept", "--image-size", "32", "--storage", url)
+    assert_one_line_error(code, err, "image_size", "--study")
+    con = sqlite3.connect(db)
+    assert con.execute("select count(*) from trials").fetchone()[0] == 1
+    con.close()
+
+
+def test_best_on_study_without_completed_trial(tmp_path: Path, capsys) -> None:
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    optuna.create_study(storage=url, study_name="empty", direction="maximize")
+    code, err = run_cli(capsys, "best", "--storage", url, "--study", "empty", "--export", str(tmp_path / "m.keras"))
+    assert_one_line_error(code, err, "no completed trial")
