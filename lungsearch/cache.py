@@ -89,6 +89,8 @@ def cached(key: str, build: Build, cache_dir: str | None = None, *, group: str |
                 np.save(os.path.join(tmp, name + ".npy"), np.ascontiguousarray(arr), allow_pickle=False)
             with open(os.path.join(tmp, "meta.json"), "w") as fh:
                 json.dump({**meta, "arrays": sorted(arrays)}, fh)
+            if os.path.isdir(final):  # a damaged entry (we hold the lock, and _load refused it)
+                shutil.rmtree(final)
             os.replace(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -487,6 +487,10 @@ def load_search_data(
         train_rows, val_rows = np.flatnonzero(~is_val), np.flatnonzero(is_val)
     else:
         train_rows, val_rows = _split_cached(row_labels, groups, val_fraction, seed, cache_dir)
+    missing = [n for k, n in enumerate(layout.class_names) if not np.any(row_labels[val_rows] == k)]
+    if missing:
+        raise DataError(f"the validation split of {source} has no {', '.join(missing)} image ({len(set(groups))} patients in all); "
+                        "raise --val-fraction or add images")
     per_split, overlap = group_report(groups, {"train": train_rows, "val": val_rows})
     if overlap["train-val"]:
         warnings.warn(f"{overlap['train-val']} patients appear in both train/ and val/ of {source}")
