@@ -338,7 +338,7 @@ def _decode_many(paths: list[str], image_size: int, color_mode: str, desc: str) 
     kept, skipped, hashes, sizes, modes = [], [], [], [], []
     with ThreadPoolExecutor(max_workers=_workers()) as pool:
         results = pool.map(lambda p: _read_one(p, image_size, color_mode), paths)
-        for i, r in enumerate(tqdm(results, total=len(paths), desc=desc, unit="img", leave=False, disable=len(paths) < 200)):
+        for i, r in enumerate(tqdm(results, total=len(paths), desc=desc, unit="img", leave=False, disable=True if len(paths) < 200 else None)):
             hashes.append(r.get("sha1"))
             if "error" in r:
                 skipped.append([i, r["error"]])
