@@ -336,7 +336,8 @@ def _decode_many(paths: list[str], image_size: int, color_mode: str, desc: str) 
     c = channels(color_mode)
     x = np.zeros((len(paths), image_size, image_size, c), np.uint8)
     kept, skipped, hashes, sizes, modes = [], [], [], [], []
-    with ThreadPoolExecutor(max_workers=_workers()) as pool:
+    pool = ThreadPoolExecutor(max_workers=_workers())
+    try:
         results = pool.map(lambda p: _read_one(p, image_size, color_mode), paths)
         for i, r in enumerate(tqdm(results, total=len(paths), desc=desc, unit="img", leave=False, disable=True if len(paths) < 200 else None)):
             hashes.append(r.get("sha1"))
@@ -349,6 +350,8 @@ def _decode_many(paths: list[str], image_size: int, color_mode: str, desc: str) 
             kept.append(i)
             sizes.append(list(r["size"]))
             modes.append(r["mode"])
+    finally:  # on Ctrl-C, do not wait for the queued files
+        pool.shutdown(wait=False, cancel_futures=True)
     meta = {"kept": kept, "skipped": skipped, "sha1": hashes, "sizes": sizes, "modes": modes}
     return x[: len(kept)], meta
 
