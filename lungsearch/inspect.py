@@ -73,6 +73,7 @@ def inspect_folder(
         "group_pattern": pattern,
         "duplicates": int(sum(len(s) - 1 for s in dups)),
         "duplicates_across_splits": len(across),
+        "duplicates_across_patients": sum(len({groups[i] for i in s}) > 1 for s in dups),  # could straddle train/val
         "duplicate_examples": [[os.path.relpath(all_paths[i], layout.root) for i in s] for s in dups[:10]],
         **data.summarize_modes(decoded),
         "skipped": [all_paths[i] for i in range(len(all_paths)) if not readable[i]],
@@ -144,7 +145,8 @@ def format_text(summary: dict) -> str:
         lines.append(f"{split:<7}" + "".join(f"{counts[n]:>{width}}" for n in names) + f"{summary['patients'][split]:>10}")
     lines.append(f"validation: {summary['validation']}; patient overlap train-val {summary['patient_overlap']}, "
                  + ", ".join(f"{k} {v}" for k, v in summary["patient_overlap_pairs"].items() if k != "train-val"))
-    lines.append(f"duplicates: {summary['duplicates']} byte-identical copies ({summary['duplicates_across_splits']} sets across splits)")
+    lines.append(f"duplicates: {summary['duplicates']} byte-identical copies ({summary['duplicates_across_splits']} sets across splits, "
+                 f"{summary['duplicates_across_patients']} across patients; --dedupe drops them)")
     lines.append("sizes: " + ", ".join(f"{k} x{v}" for k, v in list(summary["sizes"].items())[:5])
                  + ("" if len(summary["sizes"]) <= 5 else f", ... ({len(summary['sizes'])} sizes)"))
     lines.append("modes: " + ", ".join(f"{k} x{v}" for k, v in summary["modes"].items()))

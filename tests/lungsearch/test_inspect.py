@@ -26,7 +26,7 @@ def test_summary_counts_patients_duplicates(tmp_path):
     assert summary["splits"] == {"train": {"NORMAL": 13, "PNEUMONIA": 12}, "test": {"NORMAL": 12, "PNEUMONIA": 12}}
     assert sum(sum(c.values()) for s, c in summary["search_splits"].items() if s != "test") == 25
     assert summary["patient_overlap"] == 0 and summary["patients"]["val"] > 0
-    assert summary["duplicates"] == 1 and summary["duplicates_across_splits"] == 1
+    assert summary["duplicates"] == 1 and summary["duplicates_across_splits"] == 1 and summary["duplicates_across_patients"] == 1
     assert summary["modes"] == {"L": 49} and summary["sizes"] == {"24x24": 49}
     assert summary["skipped"] == []
     assert set(samples) == {"NORMAL", "PNEUMONIA"} and samples["NORMAL"].shape == (6, 16, 16, 1)
