@@ -142,11 +142,11 @@ def _scan_classes(folder: str, shown: str) -> dict[str, list[str]]:
         path = os.path.join(folder, name)
         if name.startswith(".") or not os.path.isdir(path):
             continue
-        out[name] = sorted(
-            os.path.join(path, f)
-            for f in os.listdir(path)
-            if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS) and not os.path.isdir(os.path.join(path, f))
-        )
+        with os.scandir(path) as entries:  # scandir knows directories without a stat per file
+            out[name] = sorted(
+                e.path for e in entries
+                if not e.name.startswith(".") and e.name.lower().endswith(IMAGE_EXTENSIONS) and not e.is_dir()
+            )
         if not out[name]:
             raise DataError(f"class folder {shown}/{name} holds no images ({', '.join(IMAGE_EXTENSIONS)}); add images or remove it")
     return out

@@ -54,17 +54,17 @@ def test_changed_file_invalidates_and_stale_entry_is_removed(tmp_path):
 
 
 def test_added_file_invalidates(tmp_path):
-    root = make_folder(tmp_path / "xray", per_class=4)
+    root = make_folder(tmp_path / "xray", per_class=8)
     kw = dict(image_size=16, cache_dir=str(tmp_path / "c"), val_fraction=0.25)
     assert not load_search_data(str(root), **kw).info["cache_hit"]
     assert load_search_data(str(root), **kw).info["cache_hit"]
     write_image(root / "train" / "NORMAL" / "person77_new.png", 0, 24, np.random.default_rng(3))
     d = load_search_data(str(root), **kw)
-    assert not d.info["cache_hit"] and len(d.train) + len(d.val) == 9
+    assert not d.info["cache_hit"] and len(d.train) + len(d.val) == 17
 
 
 def test_another_process_hits_the_cache(tmp_path):
-    root = make_folder(tmp_path / "xray", per_class=4)
+    root = make_folder(tmp_path / "xray", per_class=8)
     kw = dict(image_size=16, cache_dir=str(tmp_path / "c"), val_fraction=0.25)
     here = load_search_data(str(root), **kw)
     code = (
