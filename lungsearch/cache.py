@@ -49,7 +49,7 @@ def file_fingerprint(paths: list[str], *extra) -> str:
             stamp = f"{st.st_size}|{st.st_mtime_ns}"
         except OSError:  # unreadable now; decoding will skip it, and a repaired file changes the key
             stamp = "unreadable"
-        digest.update(f"{os.path.abspath(path)}|{stamp}\n".encode())
+        digest.update(f"{path if os.path.isabs(path) else os.path.abspath(path)}|{stamp}\n".encode())
     return digest.hexdigest()[:24]
 
 

@@ -122,6 +122,7 @@ def read_layout(
     """Find the layout of ``root``; raise :class:`DataError` with what to change if it is unusable."""
     if not os.path.isdir(root):
         raise DataError(f"data folder {root} does not exist; give --data a folder with train/<class>/ images, or --data demo")
+    root = os.path.abspath(root)  # absolute paths: a cache key and a study record that do not depend on the cwd
     present = {s for s in ("train", "val", "test") if os.path.isdir(os.path.join(root, s))}
     if present:
         if "train" not in present:
