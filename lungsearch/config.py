@@ -37,6 +37,9 @@ class RunConfig:
     seed: int = 0  # seeds the split, the sampler and each trial's weights
     timeout: float | None = None  # stop starting trials after this many seconds
     class_weights: bool = True  # weight classes by inverse frequency when imbalanced
+    cache_dir: str | None = None  # decoded-image cache; default: the user's cache dir + /lungsearch
+    dedupe: bool = False  # drop byte-identical copies (of test files, and repeats) from train/validation
+    group_pattern: str | None = None  # regex for the patient id in file names; default: Kermany names
 
     def with_updates(self, **changes) -> "RunConfig":
         known = {f.name for f in fields(self)}
@@ -79,4 +82,4 @@ def resolve(file: str | None = None, **flags) -> RunConfig:
 
 
 # Keys that decide what a study measures: resuming with different ones would mix incomparable trials.
-IDENTITY_KEYS = ("data", "space", "image_size", "color", "metric", "val_fraction", "seed")
+IDENTITY_KEYS = ("data", "space", "image_size", "color", "metric", "val_fraction", "seed", "dedupe", "group_pattern")

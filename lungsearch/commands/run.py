@@ -26,6 +26,10 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, help="seed of split, sampler and weights (default 0)")
     p.add_argument("--timeout", type=float, help="stop starting new trials after this many seconds")
     p.add_argument("--no-class-weights", action="store_true", help="do not weight imbalanced classes")
+    p.add_argument("--cache-dir", help="where decoded images are cached (default: the user's cache dir, lungsearch/)")
+    p.add_argument("--dedupe", action="store_true", help="drop byte-identical copies of test images and repeats from train/validation")
+    p.add_argument("--group-pattern", metavar="REGEX",
+                   help="regex whose first matching group is the patient id in a file name (default: Kermany names)")
     p.add_argument("--config", help="TOML file of run settings (flags override it)")
     storage_args(p, study_help="study name (default <space>-<data folder>); an existing study is resumed", default=None)
     p.add_argument("--artifacts", help="folder for kept models (default: beside the SQLite file)")
@@ -42,6 +46,7 @@ def config_from_args(args: argparse.Namespace):
         batch_size=args.batch_size, metric=args.metric, sampler=args.sampler, pruner=args.pruner,
         val_fraction=args.val_fraction, seed=args.seed, timeout=args.timeout,
         class_weights=False if args.no_class_weights else None,
+        cache_dir=args.cache_dir, dedupe=True if args.dedupe else None, group_pattern=args.group_pattern,
     )
 
 
@@ -79,6 +84,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     data = data_mod.load_search_data(
         config.data, image_size=config.image_size, color_mode=config.color,
         val_fraction=config.val_fraction, seed=config.seed,
+        cache_dir=config.cache_dir, dedupe=config.dedupe, group_pattern=config.group_pattern,
     )
     fixed = {"batch_size": config.batch_size} if config.batch_size else None
     study = optuna.create_study(
@@ -98,7 +104,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(
         f"study {name!r} in {config.storage}: {before} of {config.trials} trials finished; "
         f"data {len(data.train)} train / {len(data.val)} validation images, classes {', '.join(data.class_names)}, "
-        f"{config.image_size}px {config.color}",
+        f"{config.image_size}px {config.color}{data_summary(data.info)}",
         flush=True,
     )
     printer = TrialPrinter(config.metric, total=config.trials)
@@ -120,6 +126,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def data_summary(info: dict) -> str:
+    """``; 2260/375 patients (overlap 0), 3 unreadable files skipped`` for the start line."""
+    parts = []
+    if "groups" in info:
+        parts.append(f"{info['groups'].get('train')}/{info['groups'].get('val')} patients (overlap {info.get('group_overlap')})")
+    if info.get("skipped"):
+        parts.append(f"{len(info['skipped'])} unreadable files skipped (listed in the study)")
+    if info.get("deduped"):
+        parts.append(f"{len(info['deduped'])} duplicates dropped")
+    return "; " + ", ".join(parts) if parts else ""
+
+
 def store_study_attrs(study, config, data, space, artifacts: str) -> None:
     """What a study needs to say how it was made, and what `best` needs to export."""
     import keras
@@ -134,7 +152,7 @@ def store_study_attrs(study, config, data, space, artifacts: str) -> None:
     study.set_user_attr("skipped_files", data.info.get("skipped", []))
     study.set_user_attr("input_shape", list(data.input_shape))
     study.set_user_attr("color_mode", config.color)
-    study.set_user_attr("group_pattern", data_mod.DEFAULT_GROUP_PATTERN)
+    study.set_user_attr("group_pattern", data.info.get("group_pattern", data_mod.DEFAULT_GROUP_PATTERN))
     study.set_user_attr("artifacts", os.path.abspath(artifacts))
     study.set_user_attr(
         "versions",
