@@ -42,7 +42,7 @@ def positive_class(class_names) -> int | None:
 def choose_threshold(y: np.ndarray, scores: np.ndarray, min_sensitivity: float | None = None) -> dict:
     """Threshold on positive-class ``scores`` (predict positive when score >= threshold).
 
-    Default: maximise Youden's J = sensitivity + specificity - 1.  With
+    Default: maximise Youden's J = sensitivity + specificity - 1 (ties: the higher threshold).  With
     ``min_sensitivity``: the highest-specificity threshold whose sensitivity is
     at least the floor (ties: the higher threshold).
     """
@@ -56,7 +56,8 @@ def choose_threshold(y: np.ndarray, scores: np.ndarray, min_sensitivity: float |
     fpr, tpr, thresholds = roc_curve(y, scores, drop_intermediate=False)
     thresholds = np.minimum(thresholds, 1.0)  # roc_curve's first threshold is +inf: "nothing positive"
     if min_sensitivity is None:
-        i = int(np.argmax(tpr - fpr))
+        j = tpr - fpr
+        i = int(np.flatnonzero(j >= j.max() - 1e-12)[0])  # ties: the higher threshold
         rule = "max Youden's J on validation"
     else:
         ok = np.flatnonzero(tpr >= min_sensitivity - 1e-12)  # tpr reaches 1.0 at the lowest threshold, so never empty
