@@ -42,6 +42,16 @@ def _out(layer):
         return None
 
 
+def _outer(layer, which: str):
+    """The tensor where ``layer`` meets the enclosing graph.  For a nested Model, ``layer.output`` is its
+    own inner tensor; the enclosing graph's is on the node of its call there (Keras 3 keeps one per call)."""
+    if _is_model(layer) and layer._inbound_nodes:
+        node = layer._inbound_nodes[-1]
+        tensors = node.output_tensors if which == "output" else node.input_tensors
+        return tensors[0]
+    return getattr(layer, which)
+
+
 def _is_model(layer) -> bool:
     import keras
 
@@ -90,14 +100,14 @@ def cut(model) -> Cut:
 
     for layer in reversed(model.layers):
         if _is_conv(layer) or (_is_model(layer) and _rank4(_out(layer)) and _has_conv(layer)):
-            features = keras.Model(model.inputs, layer.output)
-            head = keras.Model(layer.output, end)
+            features = keras.Model(model.inputs, _outer(layer, "output"))
+            head = keras.Model(_outer(layer, "output"), end)
             return Cut(layer.name, _predictor(features), _predictor(head), to_scores)
         if _is_model(layer) and _has_conv(layer):
             # A backbone that pools inside: cut inside it, and chain the parts around it.
             inner = cut_inner(layer)
-            before = keras.Model(model.inputs, layer.input)
-            after = keras.Model(layer.output, end)
+            before = keras.Model(model.inputs, _outer(layer, "input"))
+            after = keras.Model(_outer(layer, "output"), end)
             feats = keras.Model(layer.inputs, inner.output)
             rest = keras.Model(inner.output, layer.outputs)
             return Cut(
@@ -166,7 +176,7 @@ def conv_layers(model, limit: int = 12) -> list[tuple[str, Callable[[np.ndarray]
         if _is_conv(layer):
             found.append((layer.name, keras.Model(model.inputs, layer.output)))
         elif _is_model(layer) and _has_conv(layer):
-            before = _predictor(keras.Model(model.inputs, layer.input))
+            before = _predictor(keras.Model(model.inputs, _outer(layer, "input")))
             for inner in layer.layers:
                 if _is_conv(inner):
                     part = _predictor(keras.Model(layer.inputs, inner.output))
