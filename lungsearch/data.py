@@ -64,12 +64,12 @@ def channels(color_mode: str) -> int:
 # --------------------------------------------------------------------------- layout
 
 
-def scan(root: str) -> dict[str, dict[str, list[str]]]:
-    """``{split: {class: [paths]}}`` for the train/val/test folders under ``root``."""
+def scan(root: str, splits_wanted: tuple[str, ...] = ("train", "val", "test")) -> dict[str, dict[str, list[str]]]:
+    """``{split: {class: [paths]}}`` for the train/val/test folders under ``root`` (only ``splits_wanted`` are listed)."""
     if not os.path.isdir(root):
         raise DataError(f"data folder {root} does not exist; give --data a folder with train/<class>/ images, or --data demo")
     splits = {}
-    for split in ("train", "val", "test"):
+    for split in splits_wanted:
         path = os.path.join(root, split)
         if os.path.isdir(path):
             splits[split] = _scan_classes(path)
@@ -206,7 +206,7 @@ def load_search_data(
         info = {"source": DEMO, "counts": {"train": len(train_idx), "val": len(val_idx)}, "skipped": []}
         return SearchData(demo.CLASS_NAMES, Arrays(x[train_idx], y[train_idx]), Arrays(x[val_idx], y[val_idx]), info)
 
-    splits = scan(source)
+    splits = scan(source, ("train", "val"))  # the search never lists test/
     class_names = tuple(sorted(splits["train"]))
     paths, labels = _flatten(splits["train"], class_names)
     if splits.get("val"):
