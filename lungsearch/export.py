@@ -64,6 +64,15 @@ def _keeper(study: optuna.Study):
     return search.ModelKeeper(artifacts) if os.path.isdir(artifacts) else None
 
 
+def data_source(study: optuna.Study) -> str:
+    """The data folder as an absolute path (the search stored it), so `best` works from any folder."""
+    attrs = study.user_attrs
+    source = (attrs.get("data") or {}).get("source") or (attrs.get("config") or {}).get("data")
+    if not source:
+        raise ExportError(f"study {study.study_name!r} does not say which data it was made on")
+    return source
+
+
 def _search_data(study: optuna.Study):
     """The study's train/validation data, decoded exactly as the search did (never the test split)."""
     from lungsearch import data as data_mod
@@ -73,7 +82,7 @@ def _search_data(study: optuna.Study):
     if not config:
         raise ExportError(f"study {study.study_name!r} stores no config (made by an older lungsearch?); cannot rebuild its data")
     return data_mod.load_search_data(
-        config["data"], image_size=config["image_size"], color_mode=attrs.get("color_mode") or config.get("color") or "grayscale",
+        data_source(study), image_size=config["image_size"], color_mode=attrs.get("color_mode") or config.get("color") or "grayscale",
         val_fraction=config.get("val_fraction", 0.15), seed=config.get("seed", 0),
         group_pattern=attrs.get("group_pattern", data_mod.DEFAULT_GROUP_PATTERN),
     )
@@ -167,7 +176,7 @@ def export_best(
 
     config = attrs.get("config", {})
     log(f"trial #{trial.number}: reading the test split (once) and evaluating")
-    test = data_mod.load_test(config["data"], image_size=int(data.input_shape[0]), color_mode=color, class_names=class_names)
+    test = data_mod.load_test(data_source(study), image_size=int(data.input_shape[0]), color_mode=color, class_names=class_names)
     test_probs = train.predict_proba(model, test)
     tested = evaluate.evaluate(test.y, test_probs, class_names, threshold=decision["threshold"], positive=positive, n_bootstrap=n_boot)
 
