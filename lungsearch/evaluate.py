@@ -219,6 +219,7 @@ def _plots(ev: dict, out_dir: str, history: dict) -> list[str]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
     from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay
 
     names = ev["class_names"]
@@ -244,6 +245,8 @@ def _plots(ev: dict, out_dir: str, history: dict) -> list[str]:
             ax.scatter([1 - m["specificity"]["value"]], [m["sensitivity"]["value"]], color="tab:red", zorder=3,
                        label=f"threshold {d['threshold']:.3f} (chosen on validation)")
     ax.plot([0, 1], [0, 1], color="0.7", ls="--", lw=1)
+    ax.set_xlabel("false positive rate (1 - specificity)")
+    ax.set_ylabel("true positive rate (sensitivity)")
     ax.set_title("test ROC")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
@@ -258,6 +261,7 @@ def _plots(ev: dict, out_dir: str, history: dict) -> list[str]:
                 if values:
                     ax.plot(range(1, len(values) + 1), values, marker="o", label=label)
             ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
             ax.set_ylabel(train_key)
             ax.grid(alpha=0.3)
             ax.legend()
