@@ -113,7 +113,8 @@ def write_gradcams(model, meta: dict, predictions: list[Prediction], out_dir: st
         cam = gradcam.grad_cam(c, p.image, names.index(p.decision))
         path = os.path.join(out_dir, f"{_stem(p.path, used)}.gradcam.png")
         probs = ", ".join(f"{n} {v:.3f}" for n, v in p.probabilities.items())
-        gradcam.overlay_png(p.image, cam, path, f"{os.path.basename(p.path)}: {p.decision} ({probs}); layer {c.layer_name}")
+        note = "" if cam.max() > 0 else "\nGrad-CAM is zero: no region of this layer raises the decided class's score"
+        gradcam.overlay_png(p.image, cam, path, f"{os.path.basename(p.path)}: {p.decision} ({probs}); layer {c.layer_name}{note}")
         paths.append(path)
     return paths
 
