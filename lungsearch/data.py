@@ -118,16 +118,22 @@ def read_layout(
     test_fraction: float = TEST_FRACTION,
     group_pattern: str | None = None,
     cache_dir: str | None = None,
+    splits_wanted: tuple[str, ...] = ("train", "val", "test"),
 ) -> Layout:
-    """Find the layout of ``root``; raise :class:`DataError` with what to change if it is unusable."""
+    """Find the layout of ``root``; raise :class:`DataError` with what to change if it is unusable.
+
+    Only the folders in ``splits_wanted`` are listed: the search asks for train
+    and val, so it never lists a file of test/.
+    """
     if not os.path.isdir(root):
         raise DataError(f"data folder {root} does not exist; give --data a folder with train/<class>/ images, or --data demo")
     root = os.path.abspath(root)  # absolute paths: a cache key and a study record that do not depend on the cwd
-    present = {s for s in ("train", "val", "test") if os.path.isdir(os.path.join(root, s))}
+    with os.scandir(root) as entries:  # names only: no stat of test/ while the search reads the layout
+        present = {e.name for e in entries if e.name in ("train", "val", "test") and e.is_dir()}
     if present:
         if "train" not in present:
             raise DataError(f"{root} has {'/, '.join(sorted(present))}/ but no train/ folder; expected {root}/train/<class>/*.jpeg")
-        splits = {s: _scan_classes(os.path.join(root, s), f"{root}/{s}") for s in ("train", "val", "test") if s in present}
+        splits = {s: _scan_classes(os.path.join(root, s), f"{root}/{s}") for s in splits_wanted if s in present}
         classes = _check_classes(root, splits)
         kind = "train-val-test" if "val" in splits else "train-test"
         return Layout(os.path.abspath(root), kind, classes, splits)
@@ -450,7 +456,9 @@ def load_search_data(
         info = {"source": DEMO, "counts": {"train": len(train_idx), "val": len(val_idx)}, "skipped": []}
         return SearchData(demo.CLASS_NAMES, Arrays(x[train_idx], y[train_idx]), Arrays(x[val_idx], y[val_idx]), info)
 
-    layout = read_layout(source, seed=seed, group_pattern=group_pattern, cache_dir=cache_dir)
+    # test/ is listed only to find byte copies of test images under --dedupe; it is never decoded here
+    wanted = ("train", "val", "test") if dedupe else ("train", "val")
+    layout = read_layout(source, seed=seed, group_pattern=group_pattern, cache_dir=cache_dir, splits_wanted=wanted)
     paths, labels = layout.files("train")
     val_paths, val_labels = layout.files("val")
     use_given_val = len(val_paths) >= SMALL_VAL and len(set(val_labels.tolist())) == len(layout.class_names)

@@ -6,4 +6,5 @@ COMMANDS = (
     "lungsearch.commands.best",
     "lungsearch.commands.dashboard",
     "lungsearch.commands.data",
+    "lungsearch.commands.predict",
 )

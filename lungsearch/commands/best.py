@@ -1,4 +1,4 @@
-"""`lungsearch best`: export a trained model with what it is."""
+"""`lungsearch best`: export a trained model with what it is, evaluated once on the test split."""
 
 from __future__ import annotations
 
@@ -8,20 +8,41 @@ from lungsearch.commands._common import quiet_frameworks, storage_args
 
 
 def register(sub) -> None:
-    p = sub.add_parser("best", help="export the best trial's trained model")
+    p = sub.add_parser("best", help="export a trial's trained model and evaluate it once on the test split",
+                       description="Export a trained model (.keras + .json) and write evaluation.json/.md and plots. "
+                                   "The decision threshold is chosen on validation; the test split is read once, here.")
     storage_args(p)
     p.add_argument("--export", required=True, metavar="PATH.keras", help="where to write the model (a .json lands beside it)")
-    p.add_argument("--trial", type=int, help="export this trial instead of the best (its model must have been kept)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--trial", type=int, help="export this trial instead of the best")
+    which.add_argument("--max-train-seconds", type=float, metavar="S",
+                       help="export the most accurate trial (a Pareto point) that trained within S seconds")
+    p.add_argument("--retrain", action="store_true",
+                   help="train the trial again from its stored params (needed when its model was not kept)")
+    p.add_argument("--min-sensitivity", type=float, metavar="F",
+                   help="pick the most specific threshold whose validation sensitivity is >= F (default: max Youden's J)")
+    p.add_argument("--out", metavar="DIR", help="folder for evaluation.json/.md and PNGs (default: beside the model)")
+    p.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples for the 95%% CIs (default 1000)")
     p.set_defaults(func=cmd_best)
 
 
 def cmd_best(args: argparse.Namespace) -> int:
     quiet_frameworks()
     import search
-    from lungsearch import export
+    from lungsearch import evaluate, export
 
+    if args.bootstrap < 10:
+        raise export.ExportError("--bootstrap needs at least 10 resamples")
     study = search.load_study(search.open_storage(args.storage, must_exist=True), args.study)
-    meta = export.export_best(study, args.export, trial_number=args.trial)
-    metrics = ", ".join(f"{k}={v:.4f}" for k, v in meta["validation"].items() if isinstance(v, float))
-    print(f"wrote {args.export} and {export.meta_path(args.export)}: trial #{meta['trial']} {metrics}")
+    meta = export.export_best(
+        study, args.export, trial_number=args.trial, max_train_seconds=args.max_train_seconds, retrain_model=args.retrain,
+        min_sensitivity=args.min_sensitivity, out_dir=args.out, n_bootstrap=args.bootstrap,
+    )
+    for path in meta["files"]:
+        print(f"wrote {path}")
+    test = {"metrics": {k: {"value": v, "ci95": meta["test_ci95"][k]} for k, v in meta["test"].items()}}
+    d = meta["decision"]
+    rule = f"threshold {d['threshold']:.4f} ({d['rule']})" if d.get("threshold") is not None else d["rule"]
+    print(f"trial #{meta['trial']}, {rule}; reloaded in a fresh process: ok")
+    print(f"test ({meta['data']['test_count']} images, 95% CI): {evaluate.summary_line(test)}")
     return 0

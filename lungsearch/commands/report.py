@@ -8,9 +8,9 @@ from lungsearch.commands._common import quiet_frameworks, storage_args
 
 
 def register(sub) -> None:
-    p = sub.add_parser("report", help="trials table and Pareto front of accuracy vs training time")
+    p = sub.add_parser("report", help="top trials, Pareto fronts (accuracy and objective vs time and size), Optuna plots")
     storage_args(p)
-    p.add_argument("--out", default="report", help="folder for pareto.csv and pareto.png (default ./report)")
+    p.add_argument("--out", default="report", help="folder for trials.csv, the Pareto CSV/PNG/HTML files and Optuna plots (default ./report)")
     p.set_defaults(func=cmd_report)
 
 

@@ -1,0 +1,279 @@
+"""Honest evaluation: a threshold chosen on validation, metrics with bootstrap CIs on test.
+
+Every metric is scikit-learn's.  The decision threshold of a binary model is
+chosen on validation probabilities only (Youden's J by default, or the most
+specific threshold that keeps validation sensitivity at a floor) and then
+applied unchanged to the test split.  Confidence intervals are percentile
+bootstrap intervals over test images, with the threshold held fixed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import warnings
+
+import numpy as np
+
+NEGATIVE_NAMES = re.compile(r"normal|healthy|negative|no[_ -]?finding|control", re.IGNORECASE)
+N_BOOTSTRAP = 1000  # resamples of the test set per interval
+CI_LEVEL = 0.95
+
+
+class EvaluationError(ValueError):
+    """An evaluation that cannot be made as asked."""
+
+    user_error = True  # the CLI prints it on one line and exits 2
+
+
+def positive_class(class_names) -> int | None:
+    """Index of the disease class of a binary set (the one not called normal), else None."""
+    names = list(class_names)
+    if len(names) != 2:
+        return None
+    negative = [i for i, n in enumerate(names) if NEGATIVE_NAMES.search(n)]
+    return 1 - negative[0] if len(negative) == 1 else 1
+
+
+# --------------------------------------------------------------------------- threshold
+
+
+def choose_threshold(y: np.ndarray, scores: np.ndarray, min_sensitivity: float | None = None) -> dict:
+    """Threshold on positive-class ``scores`` (predict positive when score >= threshold).
+
+    Default: maximise Youden's J = sensitivity + specificity - 1 (ties: the higher threshold).  With
+    ``min_sensitivity``: the highest-specificity threshold whose sensitivity is
+    at least the floor (ties: the higher threshold).
+    """
+    from sklearn.metrics import roc_curve
+
+    y = np.asarray(y).astype(int)
+    if min_sensitivity is not None and not 0.0 < min_sensitivity <= 1.0:
+        raise EvaluationError(f"--min-sensitivity must be in (0, 1], got {min_sensitivity}")
+    if len(np.unique(y)) < 2:
+        return {"threshold": 0.5, "rule": "0.5 (validation holds one class only)", "val_sensitivity": None, "val_specificity": None}
+    fpr, tpr, thresholds = roc_curve(y, scores, drop_intermediate=False)
+    thresholds = np.minimum(thresholds, 1.0)  # roc_curve's first threshold is +inf: "nothing positive"
+    if min_sensitivity is None:
+        j = tpr - fpr
+        i = int(np.flatnonzero(j >= j.max() - 1e-12)[0])  # ties: the higher threshold
+        rule = "max Youden's J on validation"
+    else:
+        ok = np.flatnonzero(tpr >= min_sensitivity - 1e-12)  # tpr reaches 1.0 at the lowest threshold, so never empty
+        i = int(ok[np.argmin(fpr[ok])])  # first of the ties: thresholds decrease, so the highest
+        rule = f"highest validation specificity with sensitivity >= {min_sensitivity}"
+    return {
+        "threshold": float(thresholds[i]),
+        "rule": rule,
+        "min_sensitivity": min_sensitivity,
+        "val_sensitivity": float(tpr[i]),
+        "val_specificity": float(1.0 - fpr[i]),
+    }
+
+
+def decide(probs: np.ndarray, threshold: float | None, positive: int | None) -> np.ndarray:
+    """Class indices: the threshold on the positive class for binary models, else argmax."""
+    probs = np.asarray(probs)
+    if positive is None or threshold is None:
+        return probs.argmax(axis=1)
+    negative = 1 - positive
+    return np.where(probs[:, positive] >= threshold, positive, negative)
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def point_metrics(y: np.ndarray, probs: np.ndarray, pred: np.ndarray, class_names, positive: int | None) -> dict[str, float]:
+    """Scalar metrics of one sample: overall and per class (keys ``precision/<class>`` ...)."""
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, precision_recall_fscore_support, roc_auc_score
+
+    labels = list(range(len(class_names)))
+    out = {"accuracy": accuracy_score(y, pred)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # an absent class in a resample: undefined, reported as nan
+        out["balanced_accuracy"] = balanced_accuracy_score(y, pred)
+        try:
+            if len(labels) == 2:
+                out["roc_auc"] = roc_auc_score(y, probs[:, positive if positive is not None else 1])
+            else:
+                out["roc_auc"] = roc_auc_score(y, probs, multi_class="ovr", average="macro", labels=labels)
+        except ValueError:
+            out["roc_auc"] = float("nan")
+        if positive is not None:
+            pos = y == positive
+            out["sensitivity"] = float(np.mean(pred[pos] == positive)) if pos.any() else float("nan")
+            out["specificity"] = float(np.mean(pred[~pos] != positive)) if (~pos).any() else float("nan")
+        p, r, f, _ = precision_recall_fscore_support(y, pred, labels=labels, zero_division=np.nan)
+    for i, name in enumerate(class_names):
+        out[f"precision/{name}"], out[f"recall/{name}"], out[f"f1/{name}"] = p[i], r[i], f[i]
+    return {k: float(v) for k, v in out.items()}
+
+
+def bootstrap_ci(y, probs, pred, class_names, positive, *, n: int = N_BOOTSTRAP, seed: int = 0, level: float = CI_LEVEL) -> dict:
+    """Percentile bootstrap interval of every metric of :func:`point_metrics`."""
+    rng = np.random.default_rng(seed)
+    draws: dict[str, list[float]] = {}
+    for _ in range(n):
+        idx = rng.integers(0, len(y), len(y))
+        for key, value in point_metrics(y[idx], probs[idx], pred[idx], class_names, positive).items():
+            draws.setdefault(key, []).append(value)
+    tail = (1.0 - level) / 2 * 100
+    out = {}
+    for key, values in draws.items():
+        arr = np.asarray(values, dtype=float)
+        arr = arr[np.isfinite(arr)]
+        out[key] = [float(np.percentile(arr, tail)), float(np.percentile(arr, 100 - tail))] if len(arr) else [None, None]
+    return out
+
+
+def evaluate(y, probs, class_names, *, threshold: float | None, positive: int | None,
+             n_bootstrap: int = N_BOOTSTRAP, seed: int = 0) -> dict:
+    """Metrics of ``probs`` against labels ``y``, each with a bootstrap 95% CI, and the confusion matrix."""
+    from sklearn.metrics import confusion_matrix
+
+    y = np.asarray(y).astype(int)
+    probs = np.asarray(probs, dtype=np.float64)
+    if len(y) == 0:
+        raise EvaluationError("no test images to evaluate on")
+    pred = decide(probs, threshold, positive)
+    point = point_metrics(y, probs, pred, class_names, positive)
+    ci = bootstrap_ci(y, probs, pred, class_names, positive, n=n_bootstrap, seed=seed)
+    metrics = {k: {"value": _finite(v), "ci95": ci.get(k, [None, None])} for k, v in point.items()}
+    return {
+        "n": int(len(y)),
+        "counts": {name: int(np.sum(y == i)) for i, name in enumerate(class_names)},
+        "metrics": metrics,
+        "confusion_matrix": confusion_matrix(y, pred, labels=list(range(len(class_names)))).tolist(),
+        "bootstrap": {"resamples": n_bootstrap, "level": CI_LEVEL, "method": "percentile, test images resampled, threshold fixed", "seed": seed},
+    }
+
+
+def _finite(v: float):
+    return float(v) if np.isfinite(v) else None
+
+
+# --------------------------------------------------------------------------- files
+
+SUMMARY_KEYS = ("accuracy", "sensitivity", "specificity", "roc_auc", "balanced_accuracy")
+
+
+def summary_line(test: dict) -> str:
+    parts = []
+    for key in SUMMARY_KEYS:
+        m = test["metrics"].get(key)
+        if m and m["value"] is not None:
+            lo, hi = m["ci95"]
+            ci = f" [{lo:.3f}, {hi:.3f}]" if lo is not None else ""
+            parts.append(f"{key} {m['value']:.3f}{ci}")
+    return ", ".join(parts)
+
+
+def write_files(evaluation: dict, out_dir: str, *, history: dict | None = None) -> list[str]:
+    """evaluation.json, evaluation.md and the PNGs (confusion matrix, ROC, training curves)."""
+    os.makedirs(out_dir, exist_ok=True)
+    paths = []
+    json_path = os.path.join(out_dir, "evaluation.json")
+    with open(json_path, "w") as fh:
+        json.dump({k: v for k, v in evaluation.items() if not k.startswith("_")}, fh, indent=2)
+    paths.append(json_path)
+    md_path = os.path.join(out_dir, "evaluation.md")
+    with open(md_path, "w") as fh:
+        fh.write(markdown(evaluation))
+    paths.append(md_path)
+    paths += _plots(evaluation, out_dir, history or {})
+    return paths
+
+
+def markdown(ev: dict) -> str:
+    test = ev["test"]
+    names = ev["class_names"]
+    lines = [f"# Evaluation of trial {ev.get('trial')} of study {ev.get('study')!r}", ""]
+    d = ev.get("decision", {})
+    if d.get("threshold") is not None:
+        lines.append(f"Decision: {names[d['positive']]} when its probability >= {d['threshold']:.4f} ({d['rule']}; "
+                     f"validation sensitivity {_fmt(d.get('val_sensitivity'))}, specificity {_fmt(d.get('val_specificity'))}).")
+    else:
+        lines.append("Decision: the most probable class.")
+    lines += ["", f"Test split: {test['n']} images ({', '.join(f'{k} {v}' for k, v in test['counts'].items())}), "
+              f"read once, never used for selection. 95% CIs: {test['bootstrap']['resamples']} bootstrap resamples.", "",
+              "| metric | test | 95% CI | validation |", "|---|---|---|---|"]
+    val = ev.get("validation", {}).get("metrics", {})
+    for key, m in test["metrics"].items():
+        lo, hi = m["ci95"]
+        v = val.get(key, {}).get("value")
+        lines.append(f"| {key} | {_fmt(m['value'])} | {_fmt(lo)} - {_fmt(hi)} | {_fmt(v)} |")
+    lines += ["", "Confusion matrix (rows true, columns predicted):", "", "| | " + " | ".join(names) + " |",
+              "|---" * (len(names) + 1) + "|"]
+    for name, row in zip(names, test["confusion_matrix"]):
+        lines.append(f"| {name} | " + " | ".join(str(v) for v in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(v) -> str:
+    return "n/a" if v is None else f"{v:.4f}"
+
+
+def _plots(ev: dict, out_dir: str, history: dict) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+    from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay
+
+    names = ev["class_names"]
+    paths = []
+    fig, ax = plt.subplots(figsize=(4.5, 4), dpi=120)
+    ConfusionMatrixDisplay(np.asarray(ev["test"]["confusion_matrix"]), display_labels=names).plot(ax=ax, colorbar=False, cmap="Blues")
+    ax.set_title("test confusion matrix")
+    fig.tight_layout()
+    paths.append(_save(fig, os.path.join(out_dir, "confusion_matrix.png")))
+
+    y, probs = ev["_y"], ev["_probs"]
+    fig, ax = plt.subplots(figsize=(5, 4.5), dpi=120)
+    positive = ev.get("decision", {}).get("positive")
+    for i, name in enumerate(names):
+        if len(names) == 2 and i != (positive if positive is not None else 1):
+            continue
+        if 0 < np.sum(y == i) < len(y):
+            RocCurveDisplay.from_predictions(y == i, probs[:, i], name=f"{name} vs rest" if len(names) > 2 else name, ax=ax)
+    d = ev.get("decision", {})
+    if d.get("threshold") is not None and "sensitivity" in ev["test"]["metrics"]:
+        m = ev["test"]["metrics"]
+        if m["sensitivity"]["value"] is not None and m["specificity"]["value"] is not None:
+            ax.scatter([1 - m["specificity"]["value"]], [m["sensitivity"]["value"]], color="tab:red", zorder=3,
+                       label=f"threshold {d['threshold']:.3f} (chosen on validation)")
+    ax.plot([0, 1], [0, 1], color="0.7", ls="--", lw=1)
+    ax.set_xlabel("false positive rate (1 - specificity)")
+    ax.set_ylabel("true positive rate (sensitivity)")
+    ax.set_title("test ROC")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    paths.append(_save(fig, os.path.join(out_dir, "roc_curve.png")))
+
+    pairs = [(k, f"val_{k}") for k in ("accuracy", "loss")]
+    if any(history.get(a) or history.get(b) for a, b in pairs):
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), dpi=120)
+        for ax, (train_key, val_key) in zip(axes, pairs):
+            for key, label in ((train_key, "training"), (val_key, "validation")):
+                values = history.get(key) or []
+                if values:
+                    ax.plot(range(1, len(values) + 1), values, marker="o", label=label)
+            ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+            ax.set_ylabel(train_key)
+            ax.grid(alpha=0.3)
+            ax.legend()
+        fig.suptitle(f"trial {ev.get('trial')}: training curves")
+        fig.tight_layout()
+        paths.append(_save(fig, os.path.join(out_dir, "training_curves.png")))
+    return paths
+
+
+def _save(fig, path: str) -> str:
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path)
+    plt.close(fig)
+    return path

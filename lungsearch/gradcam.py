@@ -1,0 +1,216 @@
+"""Grad-CAM and feature-map grids for any lungsearch model, on any Keras 3 backend.
+
+The model is cut at its last conv-like layer (looking inside a nested backbone
+model too) into a *feature* part (pixels -> conv maps A) and a *head*
+(A -> class score).  Grad-CAM needs, per channel k, the gradient of the class
+score summed over the map: sum_ij dS/dA_kij.  That is exactly the directional
+derivative of S along "add the same eps to every cell of channel k", so it is
+measured with central differences, two head evaluations per channel, batched.
+This uses nothing but forward passes (``model.predict``), so it runs unchanged
+on TensorFlow, PyTorch and JAX, with no per-backend autodiff code.  The heads
+of these models (pooling, GAP, ReLU, Dense) are piecewise linear, so the
+difference equals the gradient except at a kink.  The score is the pre-softmax
+logit when the last layer is a softmax Dense (computed from its weights), as
+in the Grad-CAM paper; otherwise the log-probability.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+CONV_WORDS = ("Conv",)  # Conv2D, SeparableConv2D, DepthwiseConv2D, Conv2DTranspose, ConvLSTM...
+HEAD_BATCH = 256
+
+
+class GradCamError(ValueError):
+    """A model Grad-CAM cannot explain."""
+
+    user_error = True  # the CLI prints it on one line and exits 2
+
+
+def _rank4(tensor) -> bool:
+    return tensor is not None and len(tensor.shape) == 4
+
+
+def _out(layer):
+    try:
+        return layer.output
+    except (AttributeError, ValueError):  # a layer never called symbolically
+        return None
+
+
+def _outer(layer, which: str):
+    """The tensor where ``layer`` meets the enclosing graph.  For a nested Model, ``layer.output`` is its
+    own inner tensor; the enclosing graph's is on the node of its call there (Keras 3 keeps one per call)."""
+    if _is_model(layer) and layer._inbound_nodes:
+        node = layer._inbound_nodes[-1]
+        tensors = node.output_tensors if which == "output" else node.input_tensors
+        return tensors[0]
+    return getattr(layer, which)
+
+
+def _is_model(layer) -> bool:
+    import keras
+
+    return isinstance(layer, keras.Model)
+
+
+def _is_conv(layer) -> bool:
+    return any(w in type(layer).__name__ for w in CONV_WORDS) and _rank4(_out(layer))
+
+
+def _has_conv(model) -> bool:
+    return any(_is_conv(l) or (_is_model(l) and _has_conv(l)) for l in model.layers)
+
+
+@dataclass
+class Cut:
+    """``features(x) -> A`` and ``head(A) -> score inputs``; ``score(h, c)`` turns head output into class scores."""
+
+    layer_name: str
+    features: Callable[[np.ndarray], np.ndarray]
+    head: Callable[[np.ndarray], np.ndarray]
+    to_scores: Callable[[np.ndarray], np.ndarray]
+
+
+def _predictor(model) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda x: np.asarray(model.predict(x, batch_size=HEAD_BATCH, verbose=0))
+
+
+def cut(model) -> Cut:
+    """Split ``model`` at its last conv-like layer (inside a nested backbone when needed)."""
+    import keras
+
+    last = model.layers[-1]
+    kernel_bias = None
+    if type(last).__name__ == "Dense" and getattr(last.activation, "__name__", "") == "softmax":
+        kernel, bias = (np.asarray(keras.ops.convert_to_numpy(w)) for w in (last.kernel, last.bias))
+        kernel_bias = (kernel, bias)
+        end = last.input  # the head stops before the softmax: logits are computed from its weights
+    else:
+        end = model.outputs[0]
+
+    def to_scores(h):
+        if kernel_bias is not None:
+            return h @ kernel_bias[0] + kernel_bias[1]
+        return np.log(np.clip(h, 1e-12, None))
+
+    for layer in reversed(model.layers):
+        if _is_conv(layer) or (_is_model(layer) and _rank4(_out(layer)) and _has_conv(layer)):
+            features = keras.Model(model.inputs, _outer(layer, "output"))
+            head = keras.Model(_outer(layer, "output"), end)
+            return Cut(layer.name, _predictor(features), _predictor(head), to_scores)
+        if _is_model(layer) and _has_conv(layer):
+            # A backbone that pools inside: cut inside it, and chain the parts around it.
+            inner = cut_inner(layer)
+            before = keras.Model(model.inputs, _outer(layer, "input"))
+            after = keras.Model(_outer(layer, "output"), end)
+            feats = keras.Model(layer.inputs, inner.output)
+            rest = keras.Model(inner.output, layer.outputs)
+            return Cut(
+                f"{layer.name}/{inner.name}",
+                lambda x: _predictor(feats)(_predictor(before)(x)),
+                lambda a: _predictor(after)(_predictor(rest)(a)),
+                to_scores,
+            )
+    raise GradCamError(f"model {model.name!r} has no convolutional layer to explain")
+
+
+def cut_inner(model):
+    """The last conv-like layer of a nested model (recursing is left out: one level covers keras.applications)."""
+    for layer in reversed(model.layers):
+        if _is_conv(layer):
+            return layer
+    raise GradCamError(f"backbone {model.name!r} has no convolutional layer with a 4-D output")
+
+
+def grad_cam(c: Cut, image: np.ndarray, class_index: int, rel_eps: float = 1e-3) -> np.ndarray:
+    """Heatmap in [0, 1] at the conv map's resolution for one uint8 image (H, W, C)."""
+    a = c.features(image[None])[0].astype(np.float32)  # (h, w, K)
+    h, w, k = a.shape
+    eps = rel_eps * (float(np.mean(np.abs(a))) + 1e-6)
+    batch = np.repeat(a[None], 2 * k, axis=0)
+    for j in range(k):
+        batch[2 * j, :, :, j] += eps
+        batch[2 * j + 1, :, :, j] -= eps
+    scores = c.to_scores(c.head(batch))[:, class_index]
+    alpha = (scores[0::2] - scores[1::2]) / (2 * eps) / (h * w)  # spatially averaged gradient per channel
+    cam = np.maximum(np.tensordot(a, alpha, axes=([2], [0])), 0.0)
+    top = cam.max()
+    return cam / top if top > 0 else cam
+
+
+def overlay_png(image: np.ndarray, cam: np.ndarray, path: str, title: str) -> None:
+    """The X-ray, and the heatmap resized to it and laid over it, side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    gray = image[..., 0] if image.shape[-1] == 1 else np.asarray(Image.fromarray(image).convert("L"))
+    heat = np.asarray(Image.fromarray((cam * 255).astype(np.uint8)).resize(gray.shape[::-1], Image.BILINEAR)) / 255.0
+    fig, axes = plt.subplots(1, 2, figsize=(8, 4.3), dpi=100)
+    axes[0].imshow(gray, cmap="gray", vmin=0, vmax=255)
+    axes[0].set_title("input")
+    axes[1].imshow(gray, cmap="gray", vmin=0, vmax=255)
+    axes[1].imshow(heat, cmap="jet", alpha=0.4, vmin=0, vmax=1)
+    axes[1].set_title("Grad-CAM")
+    for ax in axes:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def conv_layers(model, limit: int = 12) -> list[tuple[str, Callable[[np.ndarray], np.ndarray]]]:
+    """(name, pixels -> maps) for each conv layer, a nested backbone's included (evenly thinned to ``limit``)."""
+    import keras
+
+    found = []
+    for layer in model.layers:
+        if _is_conv(layer):
+            found.append((layer.name, keras.Model(model.inputs, layer.output)))
+        elif _is_model(layer) and _has_conv(layer):
+            before = _predictor(keras.Model(model.inputs, _outer(layer, "input")))
+            for inner in layer.layers:
+                if _is_conv(inner):
+                    part = _predictor(keras.Model(layer.inputs, inner.output))
+                    found.append((f"{layer.name}/{inner.name}", (before, part)))
+    if len(found) > limit:
+        keep = np.unique(np.linspace(0, len(found) - 1, limit).round().astype(int))
+        found = [found[i] for i in keep]
+    out = []
+    for name, fn in found:
+        if isinstance(fn, tuple):
+            before, part = fn
+            out.append((name, lambda x, b=before, p=part: p(b(x))))
+        else:
+            out.append((name, _predictor(fn)))
+    return out
+
+
+def activation_grid_png(maps: np.ndarray, path: str, title: str, max_channels: int = 16) -> None:
+    """The ``max_channels`` most active channels of one (h, w, K) map as a grid."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    order = np.argsort(maps.reshape(-1, maps.shape[-1]).mean(axis=0))[::-1][:max_channels]
+    cols = int(np.ceil(np.sqrt(len(order))))
+    rows = int(np.ceil(len(order) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.8 * cols, 1.8 * rows + 0.4), dpi=100, squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, ch in zip(axes.ravel(), order):
+        ax.imshow(maps[..., ch], cmap="viridis")
+        ax.set_title(f"ch {ch}", fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,138 @@
+"""Classify image files with an exported model, decoded exactly as in training.
+
+The model's .json (written by ``lungsearch best``) says the image size, color
+mode, class names and decision threshold; without it a model is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from lungsearch.data import IMAGE_EXTENSIONS, decode
+from lungsearch.evaluate import decide
+from lungsearch.export import FORMAT, meta_path
+
+REQUIRED = ("class_names", "image_size", "color_mode")
+
+
+class PredictError(ValueError):
+    """Images or a model that predict cannot use."""
+
+    user_error = True  # the CLI prints it on one line and exits 2
+
+
+@dataclass
+class Prediction:
+    path: str
+    probabilities: dict[str, float]
+    decision: str
+    image: np.ndarray  # the decoded input, (H, W, C) uint8
+
+
+def load_meta(model_path: str) -> dict:
+    if not os.path.isfile(model_path):
+        raise PredictError(f"model {model_path} does not exist; export one with `lungsearch best --export {model_path}`")
+    path = meta_path(model_path)
+    if not os.path.isfile(path):
+        raise PredictError(f"{model_path} has no lungsearch metadata {path}; export it with `lungsearch best --export`")
+    try:
+        with open(path) as fh:
+            meta = json.load(fh)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise PredictError(f"{path} is not readable lungsearch metadata: {exc}") from None
+    missing = [k for k in REQUIRED if k not in meta]
+    if meta.get("format") != FORMAT and missing:
+        raise PredictError(f"{path} is not lungsearch metadata (missing {', '.join(missing)}); export the model with `lungsearch best --export`")
+    if missing:
+        raise PredictError(f"{path} lacks {', '.join(missing)}; export the model again with `lungsearch best --export`")
+    return meta
+
+
+def image_files(targets: list[str]) -> list[str]:
+    """Files named, and the image files under folders named (recursively, sorted)."""
+    files = []
+    for target in targets:
+        if os.path.isdir(target):
+            found = sorted(
+                os.path.join(d, f) for d, _, names in os.walk(target) for f in names
+                if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)
+            )
+            if not found:
+                raise PredictError(f"folder {target} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+            files += found
+        elif os.path.isfile(target):
+            files.append(target)
+        else:
+            raise PredictError(f"{target} does not exist")
+    return files
+
+
+def decode_for(meta: dict, path: str) -> np.ndarray:
+    try:
+        return decode(path, int(meta["image_size"]), meta["color_mode"])
+    except Exception as exc:  # Pillow raises many kinds on a file that is not an image
+        raise PredictError(f"cannot read {path} as an image ({type(exc).__name__}: {exc})") from None
+
+
+def predict(model, meta: dict, paths: list[str], images: list[np.ndarray] | None = None) -> list[Prediction]:
+    x = np.stack(images if images is not None else [decode_for(meta, p) for p in paths])
+    probs = np.asarray(model.predict(x, batch_size=64, verbose=0), dtype=np.float64)
+    names = list(meta["class_names"])
+    d = meta.get("decision") or {}
+    chosen = decide(probs, d.get("threshold"), d.get("positive"))
+    return [
+        Prediction(path, {n: float(p) for n, p in zip(names, row)}, names[int(c)], img)
+        for path, row, c, img in zip(paths, probs, chosen, x)
+    ]
+
+
+def _stem(path: str, used: set[str]) -> str:
+    stem = os.path.splitext(os.path.basename(path))[0]
+    name, i = stem, 1
+    while name in used:
+        i += 1
+        name = f"{stem}-{i}"
+    used.add(name)
+    return name
+
+
+def write_gradcams(model, meta: dict, predictions: list[Prediction], out_dir: str) -> list[str]:
+    """One PNG per image: the input and the Grad-CAM of the decided class over it."""
+    from lungsearch import gradcam
+
+    os.makedirs(out_dir, exist_ok=True)
+    c = gradcam.cut(model)
+    names = list(meta["class_names"])
+    used: set[str] = set()
+    paths = []
+    for p in predictions:
+        cam = gradcam.grad_cam(c, p.image, names.index(p.decision))
+        path = os.path.join(out_dir, f"{_stem(p.path, used)}.gradcam.png")
+        probs = ", ".join(f"{n} {v:.3f}" for n, v in p.probabilities.items())
+        note = "" if cam.max() > 0 else "\nGrad-CAM is zero: no region of this layer raises the decided class's score"
+        gradcam.overlay_png(p.image, cam, path, f"{os.path.basename(p.path)}: {p.decision} ({probs}); layer {c.layer_name}{note}")
+        paths.append(path)
+    return paths
+
+
+def write_activations(model, predictions: list[Prediction], out_dir: str) -> list[str]:
+    """Per image a folder with one grid of the most active feature maps per conv layer."""
+    from lungsearch import gradcam
+
+    layers = gradcam.conv_layers(model)
+    x = np.stack([p.image for p in predictions])
+    used: set[str] = set()
+    folders = [os.path.join(out_dir, _stem(p.path, used)) for p in predictions]
+    paths = []
+    for i, (name, fn) in enumerate(layers):
+        maps = fn(x)  # every image through this layer at once
+        for p, folder, m in zip(predictions, folders, maps):
+            os.makedirs(folder, exist_ok=True)
+            path = os.path.join(folder, f"{i:02d}_{name.replace('/', '_')}.png")
+            gradcam.activation_grid_png(m, path, f"{os.path.basename(p.path)}: {name} {m.shape[0]}x{m.shape[1]}x{m.shape[2]}")
+            paths.append(path)
+    return paths

@@ -1,0 +1,99 @@
+"""Metrics against hand-checked cases, CIs around their point, thresholds chosen on validation."""
+
+import numpy as np
+import pytest
+
+from lungsearch import evaluate
+
+
+def test_positive_class_is_the_one_not_called_normal():
+    assert evaluate.positive_class(("NORMAL", "PNEUMONIA")) == 1
+    assert evaluate.positive_class(("COVID", "Normal")) == 0
+    assert evaluate.positive_class(("a", "b")) == 1
+    assert evaluate.positive_class(("Covid", "Normal", "Viral Pneumonia")) is None
+
+
+def test_binary_metrics_match_a_hand_count():
+    # 4 normal (0), 6 disease (1); threshold 0.5 on p(disease).
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1])
+    p1 = np.array([0.1, 0.2, 0.6, 0.3, 0.9, 0.8, 0.4, 0.7, 0.55, 0.2])
+    probs = np.stack([1 - p1, p1], axis=1)
+    ev = evaluate.evaluate(y, probs, ("NORMAL", "PNEUMONIA"), threshold=0.5, positive=1, n_bootstrap=200)
+    m = {k: v["value"] for k, v in ev["metrics"].items()}
+    # predictions: 0 0 1 0 | 1 1 0 1 1 0 -> TN=3 FP=1 FN=2 TP=4
+    assert ev["confusion_matrix"] == [[3, 1], [2, 4]]
+    assert m["accuracy"] == pytest.approx(7 / 10)
+    assert m["sensitivity"] == pytest.approx(4 / 6)
+    assert m["specificity"] == pytest.approx(3 / 4)
+    assert m["balanced_accuracy"] == pytest.approx((4 / 6 + 3 / 4) / 2)
+    assert m["precision/PNEUMONIA"] == pytest.approx(4 / 5)
+    assert m["recall/NORMAL"] == pytest.approx(3 / 4)
+    assert m["f1/PNEUMONIA"] == pytest.approx(2 * 0.8 * (4 / 6) / (0.8 + 4 / 6))
+    # AUC by counting pairs: disease scores above normal scores, of 24 pairs.
+    pairs = sum((a > b) + 0.5 * (a == b) for a in p1[y == 1] for b in p1[y == 0])
+    assert m["roc_auc"] == pytest.approx(pairs / 24)
+
+
+def test_every_interval_contains_its_point_estimate():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 120)
+    p1 = np.clip(0.3 * y + rng.uniform(0, 0.7, 120), 0, 1)
+    probs = np.stack([1 - p1, p1], axis=1)
+    ev = evaluate.evaluate(y, probs, ("NORMAL", "PNEUMONIA"), threshold=0.5, positive=1, n_bootstrap=300)
+    for key, m in ev["metrics"].items():
+        lo, hi = m["ci95"]
+        assert lo <= m["value"] <= hi, key
+        assert hi - lo > 0, key  # a real spread, not a copy of the point
+
+
+def test_three_classes_use_argmax_and_ovr_auc():
+    y = np.array([0, 1, 2, 0, 1, 2])
+    probs = np.array([[.8, .1, .1], [.1, .7, .2], [.2, .2, .6], [.3, .6, .1], [.2, .5, .3], [.1, .3, .6]])
+    ev = evaluate.evaluate(y, probs, ("Covid", "Normal", "Viral"), threshold=None, positive=None, n_bootstrap=50)
+    assert "sensitivity" not in ev["metrics"]
+    assert ev["metrics"]["accuracy"]["value"] == pytest.approx(5 / 6)
+    assert ev["confusion_matrix"] == [[1, 1, 0], [0, 2, 0], [0, 0, 2]]
+    # one-vs-rest by hand: class 0 and 2 separate fully; class 1's 0.5 loses to the normal-looking 0.6: 7/8.
+    assert ev["metrics"]["roc_auc"]["value"] == pytest.approx((1 + 7 / 8 + 1) / 3)
+
+
+def test_youden_threshold_is_the_hand_picked_one():
+    y = np.array([0, 0, 0, 1, 1, 1])
+    s = np.array([0.1, 0.3, 0.6, 0.5, 0.7, 0.9])
+    d = evaluate.choose_threshold(y, s)
+    # J at 0.7: 2/3 - 0 = 0.667; at 0.5: 1 - 1/3 = 0.667; at 0.9: 1/3. First maximum (higher threshold) wins.
+    assert d["threshold"] == pytest.approx(0.7)
+    assert d["val_sensitivity"] == pytest.approx(2 / 3) and d["val_specificity"] == pytest.approx(1.0)
+
+
+def test_min_sensitivity_floor_is_honoured_on_validation():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    s = np.clip(0.25 * y + rng.normal(0.4, 0.2, 400), 0, 1)
+    for floor in (0.8, 0.9, 0.95, 0.99):
+        d = evaluate.choose_threshold(y, s, min_sensitivity=floor)
+        pred = s >= d["threshold"]
+        sens = pred[y == 1].mean()
+        assert sens >= floor
+        assert d["val_sensitivity"] == pytest.approx(sens)
+        # No higher threshold keeps the floor with more specificity.
+        spec = (~pred[y == 0]).mean()
+        for t in np.unique(s):
+            if (s[y == 1] >= t).mean() >= floor:
+                assert (s[y == 0] < t).mean() <= spec + 1e-12
+    youden = evaluate.choose_threshold(y, s)
+    assert youden["val_sensitivity"] < 0.99  # the floor genuinely moved the threshold
+
+
+def test_bad_floor_and_one_class_validation():
+    with pytest.raises(evaluate.EvaluationError):
+        evaluate.choose_threshold(np.array([0, 1]), np.array([0.2, 0.8]), min_sensitivity=1.5)
+    d = evaluate.choose_threshold(np.array([1, 1, 1]), np.array([0.2, 0.5, 0.8]))
+    assert d["threshold"] == 0.5
+
+
+def test_decide_applies_threshold_to_positive_class():
+    probs = np.array([[0.7, 0.3], [0.4, 0.6], [0.2, 0.8]])
+    assert evaluate.decide(probs, 0.65, 1).tolist() == [0, 0, 1]
+    assert evaluate.decide(probs, 0.65, 0).tolist() == [0, 1, 1]
+    assert evaluate.decide(probs, None, None).tolist() == [0, 1, 1]

@@ -1,0 +1,111 @@
+"""`best`: pick, export, evaluate once on test, reload in a fresh process; bad input exits 2."""
+
+import json
+
+import optuna
+import pytest
+
+from lungsearch import export
+from lungsearch.cli import main
+from tests.conftest import make_folder
+
+EVALUATION_FIELDS = {"study", "trial", "model", "class_names", "decision", "validation", "test", "versions"}
+META_FIELDS = {"format", "class_names", "image_size", "input_shape", "color_mode", "preprocessing", "study", "trial", "params",
+               "validation", "decision", "test", "test_ci95", "data", "versions", "retrained"}
+
+
+@pytest.fixture(scope="module")
+def study_db(tmp_path_factory):
+    """A 2-trial study on a tiny synthetic folder: (storage url, folder)."""
+    root = tmp_path_factory.mktemp("best")
+    data = make_folder(root / "xray", per_class=16, size=24)
+    url = f"sqlite:///{root / 's.db'}"
+    assert main(["run", "--data", str(data), "--trials", "2", "--epochs", "1", "--image-size", "24",
+                 "--val-fraction", "0.3", "--storage", url, "--study", "tiny"]) == 0
+    return url, root
+
+
+def test_best_exports_model_json_and_evaluation_files(study_db, tmp_path, capsys):
+    url, _ = study_db
+    dest = tmp_path / "out" / "model.keras"
+    assert main(["best", "--storage", url, "--export", str(dest), "--bootstrap", "50", "--min-sensitivity", "0.9"]) == 0
+    out = capsys.readouterr().out
+    assert "reloaded in a fresh process: ok" in out and "test (32 images" in out  # 16 per class
+    meta = json.loads((tmp_path / "out" / "model.json").read_text())
+    assert META_FIELDS <= set(meta)
+    assert meta["format"] == export.FORMAT and meta["class_names"] == ["NORMAL", "PNEUMONIA"]
+    assert meta["decision"]["positive"] == 1 and meta["decision"]["min_sensitivity"] == 0.9
+    assert meta["data"]["test_count"] == 32 and meta["data"]["fingerprint"]
+    assert set(meta["versions"]["export"]) >= {"lungsearch", "keras", "optuna"}
+    ev = json.loads((tmp_path / "out" / "evaluation.json").read_text())
+    assert EVALUATION_FIELDS <= set(ev)
+    for key in ("accuracy", "balanced_accuracy", "roc_auc", "sensitivity", "specificity", "precision/NORMAL", "f1/PNEUMONIA"):
+        m = ev["test"]["metrics"][key]
+        assert set(m) == {"value", "ci95"}
+    assert sum(map(sum, ev["test"]["confusion_matrix"])) == 32
+    for name in ("evaluation.md", "confusion_matrix.png", "roc_curve.png", "training_curves.png"):
+        assert (tmp_path / "out" / name).stat().st_size > 0
+
+
+def test_trial_choice_and_max_train_seconds(study_db):
+    url, _ = study_db
+    study = optuna.load_study(study_name="tiny", storage=url)
+    trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    fastest = min(trials, key=lambda t: t.user_attrs["train_seconds"])
+    budget = fastest.user_attrs["train_seconds"]
+    assert export.pick_trial(study, max_train_seconds=budget).number == fastest.number
+    assert export.pick_trial(study, trials[0].number).number == trials[0].number
+    with pytest.raises(export.ExportError, match="within"):
+        export.pick_trial(study, max_train_seconds=budget / 10)
+    with pytest.raises(export.ExportError, match="not a completed trial"):
+        export.pick_trial(study, 99)
+
+
+def test_retrain_rebuilds_a_trial_whose_model_is_gone(study_db, tmp_path, capsys):
+    url, root = study_db
+    study = optuna.load_study(study_name="tiny", storage=url)
+    trial = study.best_trial
+    artifact = trial.user_attrs["model_artifact"]
+    # Forget the model, as the keeper does for a dominated trial.
+    store = root / "s.artifacts" / artifact
+    saved = store.read_bytes()
+    store.unlink()
+    try:
+        dest = tmp_path / "model.keras"
+        assert main(["best", "--storage", url, "--export", str(dest), "--trial", str(trial.number)]) == 2
+        err = capsys.readouterr().err
+        assert "not kept" in err and "--retrain" in err and len(err.strip().splitlines()) == 1
+        assert main(["best", "--storage", url, "--export", str(dest), "--trial", str(trial.number), "--retrain", "--bootstrap", "20"]) == 0
+        meta = json.loads((tmp_path / "model.json").read_text())
+        assert meta["retrained"] is True and meta["params"] == trial.params
+    finally:
+        store.write_bytes(saved)
+
+
+def test_best_on_a_study_without_completed_trials_is_one_line_exit_2(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    study = optuna.create_study(storage=url, study_name="empty", direction="maximize")
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL))
+    assert main(["best", "--storage", url, "--export", str(tmp_path / "m.keras")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lungsearch: error:") and "no completed trial" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_real_chest_xray_export_has_every_field(shared_data, tmp_path):
+    folder = shared_data / "chest_xray"
+    if not (folder / "test").is_dir():
+        pytest.skip("chest_xray not present")
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    assert main(["run", "--data", str(folder), "--trials", "1", "--epochs", "1", "--image-size", "24",
+                 "--batch-size", "128", "--storage", url]) == 0
+    assert main(["best", "--storage", url, "--export", str(tmp_path / "model.keras"), "--bootstrap", "100"]) == 0
+    ev = json.loads((tmp_path / "evaluation.json").read_text())
+    assert EVALUATION_FIELDS <= set(ev)
+    assert ev["test"]["n"] == 624 and ev["test"]["counts"] == {"NORMAL": 234, "PNEUMONIA": 390}
+    for key in ("accuracy", "balanced_accuracy", "roc_auc", "sensitivity", "specificity"):
+        m = ev["test"]["metrics"][key]
+        assert m["ci95"][0] <= m["value"] <= m["ci95"][1]
+    meta = json.loads((tmp_path / "model.json").read_text())
+    assert META_FIELDS <= set(meta)

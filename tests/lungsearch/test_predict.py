@@ -1,0 +1,164 @@
+"""predict, Grad-CAM and feature maps on tiny models, from any kind of model layout."""
+
+import json
+
+import numpy as np
+import pytest
+
+from lungsearch import gradcam
+from lungsearch import predict as predict_mod
+from lungsearch.cli import main
+from lungsearch.export import FORMAT
+from tests.conftest import write_image
+
+SIZE = 24
+
+
+def _plain(channels=1):
+    import keras
+    from keras import layers
+
+    inp = keras.Input((SIZE, SIZE, channels))
+    x = layers.Rescaling(1 / 255)(inp)
+    x = layers.Conv2D(4, 3, padding="same", activation="relu", name="conv0")(x)
+    x = layers.MaxPooling2D(2)(x)
+    x = layers.Conv2D(6, 3, padding="same", activation="relu", name="conv1")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    out = layers.Dense(2, activation="softmax", name="probabilities")(x)
+    return keras.Model(inp, out)
+
+
+def _nested(pool_inside: bool):
+    """A transfer-style model: a backbone Model used as one layer, pooling inside it or after it."""
+    import keras
+    from keras import layers
+
+    b_in = keras.Input((SIZE, SIZE, 3))
+    h = layers.Conv2D(4, 3, padding="same", activation="relu", name="b_conv1")(b_in)
+    h = layers.Conv2D(5, 3, padding="same", activation="relu", name="b_conv2")(h)
+    if pool_inside:
+        h = layers.GlobalAveragePooling2D(name="b_gap")(h)
+    backbone = keras.Model(b_in, h, name="backbone")
+    inp = keras.Input((SIZE, SIZE, 1))
+    x = layers.Rescaling(1 / 255)(inp)
+    x = layers.Concatenate()([x, x, x])
+    x = backbone(x)
+    if not pool_inside:
+        x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dense(3, activation="relu")(x)
+    out = layers.Dense(2, activation="softmax")(x)
+    return keras.Model(inp, out)
+
+
+def _image(seed=0, label=1):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 255, (SIZE, SIZE, 1)).astype(np.uint8)
+
+
+def test_grad_cam_equals_class_activation_map_for_a_gap_dense_head():
+    """With GAP + softmax Dense after the last conv, Grad-CAM is CAM: relu(sum_k W[k, c] A_k), normalised."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = _plain()
+    c = gradcam.cut(model)
+    assert c.layer_name == "conv1"
+    img = _image()
+    a = np.asarray(keras.Model(model.inputs, model.get_layer("conv1").output).predict(img[None], verbose=0))[0]
+    w = keras.ops.convert_to_numpy(model.get_layer("probabilities").kernel)
+    for cls in (0, 1):
+        expected = np.maximum(a @ w[:, cls], 0)
+        expected = expected / expected.max() if expected.max() > 0 else expected
+        got = gradcam.grad_cam(c, img, cls)
+        assert got.shape == a.shape[:2]
+        np.testing.assert_allclose(got, expected, atol=2e-2)
+
+
+@pytest.mark.parametrize("pool_inside", [False, True])
+def test_grad_cam_and_feature_maps_reach_into_a_nested_backbone(pool_inside, tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(1)
+    _nested(pool_inside).save(tmp_path / "m.keras")
+    model = keras.models.load_model(tmp_path / "m.keras")  # as predict meets it: reloaded from the file
+    c = gradcam.cut(model)
+    assert ("b_conv2" in c.layer_name) if pool_inside else c.layer_name == "backbone"
+    cam = gradcam.grad_cam(c, _image(), 1)
+    assert cam.shape == (SIZE, SIZE) and 0 <= cam.min() and cam.max() <= 1
+    names = [n for n, _ in gradcam.conv_layers(model)]
+    assert names == ["backbone/b_conv1", "backbone/b_conv2"]
+    maps = dict(gradcam.conv_layers(model))["backbone/b_conv2"](_image()[None])
+    assert maps.shape == (1, SIZE, SIZE, 5)
+
+
+def test_a_model_without_conv_layers_is_refused():
+    import keras
+    from keras import layers
+
+    inp = keras.Input((SIZE, SIZE, 1))
+    out = layers.Dense(2, activation="softmax")(layers.Flatten()(inp))
+    with pytest.raises(gradcam.GradCamError):
+        gradcam.cut(keras.Model(inp, out))
+
+
+@pytest.fixture
+def exported(tmp_path):
+    """A tiny model saved with lungsearch metadata, as `best --export` writes it."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = _plain()
+    model.compile(loss="sparse_categorical_crossentropy")
+    path = tmp_path / "model.keras"
+    model.save(path)
+    meta = {"format": FORMAT, "class_names": ["NORMAL", "PNEUMONIA"], "image_size": SIZE, "color_mode": "grayscale",
+            "decision": {"threshold": 0.5, "positive": 1}}
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    images = tmp_path / "imgs"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        write_image(images / f"x{i}.png", i % 2, 40, rng, mode="RGB")  # other size and mode: decode must adapt them
+    return path, images, model
+
+
+def test_predict_decodes_as_training_and_applies_the_stored_threshold(exported, tmp_path):
+    path, images, model = exported
+    meta = predict_mod.load_meta(str(path))
+    files = predict_mod.image_files([str(images)])
+    preds = predict_mod.predict(model, meta, files)
+    assert [p.image.shape for p in preds] == [(SIZE, SIZE, 1)] * 3
+    for p in preds:
+        assert sum(p.probabilities.values()) == pytest.approx(1, abs=1e-5)
+        assert p.decision == ("PNEUMONIA" if p.probabilities["PNEUMONIA"] >= 0.5 else "NORMAL")
+    meta["decision"]["threshold"] = 0.0  # everything positive now
+    assert {p.decision for p in predict_mod.predict(model, meta, files)} == {"PNEUMONIA"}
+
+
+def test_predict_cli_writes_gradcam_and_activation_pngs(exported, tmp_path, capsys):
+    from PIL import Image
+
+    path, images, _ = exported
+    rc = main(["predict", str(images), str(images / "x0.png"), "--model", str(path),
+               "--gradcam", str(tmp_path / "cam"), "--activations", str(tmp_path / "act")])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "decision" in out and out.count("x0.png") == 2
+    cams = sorted(p.name for p in (tmp_path / "cam").iterdir())
+    assert cams == ["x0-2.gradcam.png", "x0.gradcam.png", "x1.gradcam.png", "x2.gradcam.png"]
+    assert Image.open(tmp_path / "cam" / "x0.gradcam.png").size[0] > 100
+    assert sorted(p.name for p in (tmp_path / "act" / "x1").iterdir()) == ["00_conv0.png", "01_conv1.png"]
+
+
+def test_predict_refuses_non_images_and_models_without_metadata(exported, tmp_path, capsys):
+    path, images, _ = exported
+    (tmp_path / "notes.txt").write_text("not an x-ray")
+    assert main(["predict", str(tmp_path / "notes.txt"), "--model", str(path)]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    (tmp_path / "model.json").unlink()
+    assert main(["predict", str(images), "--model", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lungsearch: error:") and "metadata" in err and len(err.strip().splitlines()) == 1
+    (tmp_path / "model.json").write_text(json.dumps({"something": "else"}))
+    assert main(["predict", str(images), "--model", str(path)]) == 2
+    assert main(["predict", str(tmp_path / "missing.png"), "--model", str(path)]) == 2
