@@ -37,6 +37,8 @@ class RunConfig:
     seed: int = 0  # seeds the split, the sampler and each trial's weights
     timeout: float | None = None  # stop starting trials after this many seconds
     class_weights: bool = True  # weight classes by inverse frequency when imbalanced
+    hflip: bool = False  # random horizontal flips while training (off: an X-ray has a fixed orientation)
+    weights: str | None = None  # transfer backbones: a local weights file, "random", or None for imagenet ($LUNGSEARCH_WEIGHTS)
 
     def with_updates(self, **changes) -> "RunConfig":
         known = {f.name for f in fields(self)}
@@ -79,4 +81,4 @@ def resolve(file: str | None = None, **flags) -> RunConfig:
 
 
 # Keys that decide what a study measures: resuming with different ones would mix incomparable trials.
-IDENTITY_KEYS = ("data", "space", "image_size", "color", "metric", "val_fraction", "seed")
+IDENTITY_KEYS = ("data", "space", "image_size", "color", "metric", "val_fraction", "seed", "hflip")
