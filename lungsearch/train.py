@@ -93,7 +93,7 @@ def fit(
     early, restoring the weights of the best epoch (``FitResult.final_epoch``).
     ``second_phase`` ({"start": share of epochs, "learning_rate": lr}, from a
     transfer space's ``fit_options``) unfreezes nested backbones (batch norm
-    stays frozen) from that epoch on and recompiles at the lower rate.
+    left as the space set it) from that epoch on and recompiles at the lower rate.
     """
     import keras
 
@@ -165,13 +165,14 @@ def _plateau_callbacks(monitor: str):
 
 
 def _unfreeze_backbones(model, learning_rate: float) -> None:
-    """Make every layer of each nested model trainable (batch norm excepted); recompile at ``learning_rate``."""
+    """Make every layer of each nested model trainable (batch norm left as the space set it); recompile at ``learning_rate``."""
     import keras
 
     for sub in model.layers:
         if isinstance(sub, keras.Model):
             for layer in sub.layers:
-                layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)
+                if not isinstance(layer, keras.layers.BatchNormalization):
+                    layer.trainable = True
     config = {**model.optimizer.get_config(), "learning_rate": learning_rate}
     model.compile(optimizer=type(model.optimizer).from_config(config), loss=model.loss, metrics=["accuracy"])
 

@@ -5,7 +5,9 @@ each name a :class:`Backbone` and delegate here, so the four spaces share one
 set of parameter names:
 
 - ``trainable_blocks`` 0-3: 0 freezes the whole backbone, k trains its last k
-  blocks (batch-norm layers stay frozen, as the Keras fine-tuning guide does);
+  blocks (with pretrained weights batch-norm layers stay frozen, as the Keras
+  fine-tuning guide does; from random weights they train, or their initial
+  statistics would wreck every activation);
 - a head of batch norm (on/off), dropout and dense units;
 - optimizer and learning rate;
 - ``fine_tune``: an optional second phase, from half the epochs on, that
@@ -99,8 +101,13 @@ def build_transfer(backbone: Backbone, trial, *, input_shape, num_classes, weigh
     _record_weights(trial, weights_used, warning)
     blocks = block_ids(base, backbone.block_pattern)
     trainable = set(sorted(set(b for b in blocks.values() if b is not None))[-p["trainable_blocks"]:]) if p["trainable_blocks"] else set()
+    pretrained = weights_used != "random"
     for layer in base.layers:
-        layer.trainable = blocks.get(layer.name) in trainable and not isinstance(layer, layers.BatchNormalization)
+        if isinstance(layer, layers.BatchNormalization):
+            # pretrained: keep the learnt statistics (frozen, inference mode); random: they must learn
+            layer.trainable = not pretrained
+        else:
+            layer.trainable = blocks.get(layer.name) in trainable
 
     inputs = keras.Input(shape=(height, width, channels), name="pixels")
     x = inputs
@@ -109,7 +116,7 @@ def build_transfer(backbone: Backbone, trial, *, input_shape, num_classes, weigh
     if channels == 1:
         x = layers.Concatenate(axis=-1, name="gray_to_rgb")([x, x, x])
     x = _preprocess(backbone, x, channels)
-    x = base(x, training=False)  # batch norm in inference mode, also in the second phase
+    x = base(x, training=False) if pretrained else base(x)  # pretrained: batch norm in inference mode, also when fine-tuning
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     if p["head_batch_norm"]:
         x = layers.BatchNormalization(name="head_bn")(x)
@@ -178,7 +185,7 @@ def _backbone(backbone: Backbone, shape: tuple[int, int, int], weights):
             return _imagenet(make, shape), "imagenet", None
         except Exception as exc:  # offline, or a proxy in the way: fall back, loudly
             failed = (
-                f"ImageNet weights for {backbone.application} could not be loaded ({type(exc).__name__}: {str(exc)[:200]}); "
+                f"ImageNet weights for {backbone.application} could not be loaded ({type(exc).__name__}: {str(exc)[:300]}); "
                 "the backbone starts from RANDOM weights. Give a local weights file with --weights PATH "
                 "(or LUNGSEARCH_WEIGHTS), or --weights random to ask for this"
             )

@@ -58,11 +58,13 @@ def test_unavailable_imagenet_falls_back_to_random_loudly(monkeypatch):
 
 
 @pytest.mark.parametrize("blocks", [0, 2])
-def test_trainable_blocks_unfreeze_only_the_last_blocks(blocks):
+def test_trainable_blocks_unfreeze_only_the_last_blocks(blocks, tmp_path):
     import keras
 
+    path = tmp_path / "w.weights.h5"
+    keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3)).save_weights(path)
     model = spaces.get_space("mobilenet").build(optuna.trial.FixedTrial({**PARAMS, "trainable_blocks": blocks}),
-                                                input_shape=SHAPE, num_classes=2, weights="random")
+                                                input_shape=SHAPE, num_classes=2, weights=str(path))
     backbone = model.get_layer("mobilenetv2_1.00_32")
     trainable = {layer.name for layer in backbone.layers if layer.trainable and layer.weights}
     if blocks == 0:
@@ -71,6 +73,17 @@ def test_trainable_blocks_unfreeze_only_the_last_blocks(blocks):
         assert trainable and all(name.startswith(("block_15_", "block_16_", "Conv_1")) for name in trainable)
         assert any(name.startswith("block_15_") for name in trainable)
     assert not any(isinstance(layer, keras.layers.BatchNormalization) and layer.trainable for layer in backbone.layers)
+
+
+def test_random_backbone_trains_its_batch_norm():
+    import keras
+
+    model = spaces.get_space("mobilenet").build(optuna.trial.FixedTrial({**PARAMS, "trainable_blocks": 0}),
+                                                input_shape=SHAPE, num_classes=2, weights="random")
+    layers = model.get_layer("mobilenetv2_1.00_32").layers
+    norms = [layer for layer in layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and all(layer.trainable for layer in norms)
+    assert not any(layer.trainable and layer.weights for layer in layers if layer not in norms)
 
 
 def test_grayscale_is_repeated_and_preprocessed_inside_the_model():
