@@ -119,6 +119,8 @@ def check_build(space: Space, trial, **facts) -> None:
         raise
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if isinstance(exc, TypeError) and "unexpected keyword argument" in first:
+            first += f" (build must accept **_ for the facts it does not use: {', '.join(sorted(set(facts) - {'input_shape', 'num_classes'}))})"
         raise SpaceError(f"space {space.source or space.name} raised while building: {type(exc).__name__}: {first}") from exc
 
 
