@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `lungsearch spaces | head`: the reader left, nothing to report
+        sys.stderr.close()
+        return 0
     except Exception as exc:
         if not is_user_error(exc):
             raise

@@ -40,6 +40,8 @@ class RunConfig:
     cache_dir: str | None = None  # decoded-image cache; default: the user's cache dir + /lungsearch
     dedupe: bool = False  # drop byte-identical copies (of test files, and repeats) from train/validation
     group_pattern: str | None = None  # regex for the patient id in file names; default: Kermany names
+    hflip: bool = False  # random horizontal flips while training (off: an X-ray has a fixed orientation)
+    weights: str | None = None  # transfer backbones: a local weights file, "random", or None for imagenet ($LUNGSEARCH_WEIGHTS)
 
     def with_updates(self, **changes) -> "RunConfig":
         known = {f.name for f in fields(self)}
@@ -82,4 +84,4 @@ def resolve(file: str | None = None, **flags) -> RunConfig:
 
 
 # Keys that decide what a study measures: resuming with different ones would mix incomparable trials.
-IDENTITY_KEYS = ("data", "space", "image_size", "color", "metric", "val_fraction", "seed", "dedupe", "group_pattern")
+IDENTITY_KEYS = ("data", "space", "image_size", "color", "metric", "val_fraction", "seed", "dedupe", "group_pattern", "hflip")

@@ -19,12 +19,21 @@ from lungsearch.data import Arrays, SearchData
 
 EpochHook = Callable[[int, dict], None]  # (epoch, metrics) -> None; may raise to stop
 
+# Part of every fit: halve the learning rate after 2 flat epochs, stop after 3, keep the best epoch's weights.
+LR_PATIENCE, LR_FACTOR, MIN_LR = 2, 0.5, 1e-6
+STOP_PATIENCE = 3
+
 
 @dataclass
 class FitResult:
     history: dict[str, list[float]] = field(default_factory=dict)  # per-epoch metrics
     seconds: float = 0.0  # wall time of fit, validation included
     epochs: int = 0
+    final_epoch: int | None = None  # 0-based epoch whose weights the model holds (best, restored); None: the last
+
+    @property
+    def final(self) -> int:
+        return self.epochs - 1 if self.final_epoch is None else self.final_epoch
 
     def last(self, key: str) -> float:
         values = self.history.get(key) or [float("nan")]
@@ -75,8 +84,17 @@ def fit(
     use_class_weights: bool = True,
     on_epoch: EpochHook | None = None,
     verbose: int = 0,
+    monitor: str = "val_loss",
+    second_phase: dict | None = None,
 ) -> FitResult:
-    """Train ``model`` for up to ``epochs``; ``on_epoch`` sees validation metrics."""
+    """Train ``model`` for up to ``epochs``; ``on_epoch`` sees validation metrics.
+
+    Every fit reduces the learning rate on a plateau of ``monitor`` and stops
+    early, restoring the weights of the best epoch (``FitResult.final_epoch``).
+    ``second_phase`` ({"start": share of epochs, "learning_rate": lr}, from a
+    transfer space's ``fit_options``) unfreezes nested backbones (batch norm
+    left as the space set it) from that epoch on and recompiles at the lower rate.
+    """
     import keras
 
     result = FitResult()
@@ -97,19 +115,66 @@ def fit(
                 on_epoch(epoch, dict(logs))
 
     weights = class_weights(data.train.y, len(data.class_names)) if use_class_weights else None
+    reduce_lr, stopper = _plateau_callbacks(monitor)
+    callbacks = [_Measure(), reduce_lr, stopper]  # _Measure first: the others read the metrics it puts into logs
+    split = epochs
+    if second_phase and epochs >= 2:
+        split = min(epochs - 1, max(1, round(epochs * float(second_phase.get("start", 0.5)))))
     start = time.perf_counter()
-    model.fit(
-        data.train.x,
-        data.train.y,
-        epochs=epochs,
-        batch_size=batch_size,
-        class_weight=weights,
-        callbacks=[_Measure()],
-        shuffle=True,
-        verbose=verbose,
-    )
+    fit_args = dict(batch_size=batch_size, class_weight=weights, callbacks=callbacks, shuffle=True, verbose=verbose)
+    model.fit(data.train.x, data.train.y, epochs=split, **fit_args)
+    if split < epochs and not stopper.stopped_epoch:
+        _unfreeze_backbones(model, float(second_phase["learning_rate"]))
+        stopper.resume = True  # keep the best epoch of phase one
+        model.fit(data.train.x, data.train.y, epochs=epochs, initial_epoch=split, **fit_args)
     result.seconds = time.perf_counter() - start
+    result.final_epoch = stopper.best_epoch if stopper.best_weights is not None else None
     return result
+
+
+def _finite_monitor(callback, logs):
+    """A NaN or missing validation metric (a class absent from a tiny split) counts as no value."""
+    value = (logs or {}).get(callback.monitor)
+    return float(value) if value is not None and math.isfinite(float(value)) else None
+
+
+def _plateau_callbacks(monitor: str):
+    """ReduceLROnPlateau and EarlyStopping (restoring the best weights) on ``monitor``."""
+    import keras
+
+    class EarlyStopping(keras.callbacks.EarlyStopping):
+        resume = False  # set before a second fit() whose epochs continue the first
+
+        def on_train_begin(self, logs=None):
+            if not self.resume:
+                super().on_train_begin(logs)
+
+        def get_monitor_value(self, logs):
+            return _finite_monitor(self, logs)
+
+    class ReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
+        def on_epoch_end(self, epoch, logs=None):
+            if _finite_monitor(self, logs) is not None:
+                super().on_epoch_end(epoch, logs)
+
+    mode = "min" if monitor.endswith("loss") else "max"
+    return (
+        ReduceLROnPlateau(monitor=monitor, mode=mode, factor=LR_FACTOR, patience=LR_PATIENCE, min_lr=MIN_LR),
+        EarlyStopping(monitor=monitor, mode=mode, patience=STOP_PATIENCE, restore_best_weights=True),
+    )
+
+
+def _unfreeze_backbones(model, learning_rate: float) -> None:
+    """Make every layer of each nested model trainable (batch norm left as the space set it); recompile at ``learning_rate``."""
+    import keras
+
+    for sub in model.layers:
+        if isinstance(sub, keras.Model):
+            for layer in sub.layers:
+                if not isinstance(layer, keras.layers.BatchNormalization):
+                    layer.trainable = True
+    config = {**model.optimizer.get_config(), "learning_rate": learning_rate}
+    model.compile(optimizer=type(model.optimizer).from_config(config), loss=model.loss, metrics=["accuracy"])
 
 
 def predict_proba(model, arrays: Arrays, batch_size: int = 256) -> np.ndarray:

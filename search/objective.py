@@ -9,10 +9,12 @@ from typing import Callable
 import optuna
 
 from search.keep import ModelKeeper
+from spaces.flops import count_flops
 
 METRICS = ("val_auc", "val_accuracy")
 
-# fit(model, *, batch_size, on_epoch) -> object with .history (dict of lists) and .epochs
+# fit(model, *, batch_size, on_epoch, ...) -> object with .history (dict of lists) and .epochs,
+# and optionally .final_epoch: the 0-based epoch whose weights the model holds (best weights restored)
 FitFn = Callable[..., object]
 
 
@@ -29,20 +31,30 @@ class Objective:
         metric: str = "val_auc",
         seed: int = 0,
         keeper: ModelKeeper | None = None,
+        build_kwargs: dict | None = None,
     ):
         if metric not in METRICS:
             raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
         self.space, self.fit, self.metric, self.seed, self.keeper = space, fit, metric, seed, keeper
         self.input_shape, self.num_classes = tuple(input_shape), num_classes
+        # fixed facts beyond shape and classes (backbone weights, hflip): every space's build takes **_
+        self.build_kwargs = dict(build_kwargs or {})
 
     def __call__(self, trial: optuna.Trial) -> float:
         import keras
 
         keras.backend.clear_session(free_memory=True)
         keras.utils.set_random_seed(self.seed * 100_003 + trial.number)
-        model = self.space.build(trial, input_shape=self.input_shape, num_classes=self.num_classes)
+        try:
+            model = self.space.build(trial, input_shape=self.input_shape, num_classes=self.num_classes, **self.build_kwargs)
+        except optuna.TrialPruned as exc:  # an invalid combination for these facts, e.g. too much pooling
+            trial.set_user_attr("pruned_reason", f"not built: {exc}")
+            raise
         options = self.space.fit_options(trial)
         trial.set_user_attr("param_count", int(model.count_params()))
+        flops = count_flops(model)
+        if flops is not None:
+            trial.set_user_attr("flops", flops)
         seen: dict = {"history": {}, "epochs": 0, "seconds": 0.0}
         start = time.perf_counter()
 
@@ -59,15 +71,17 @@ class Objective:
                     raise optuna.TrialPruned(f"pruned at epoch {epoch + 1} with {self.metric}={value:.4f}")
 
         try:
-            self.fit(model, on_epoch=on_epoch, **options)
+            result = self.fit(model, on_epoch=on_epoch, **options)
         except optuna.TrialPruned as exc:
             self._record(trial, seen)
             trial.set_user_attr("pruned_reason", str(exc))
             raise
+        final = getattr(result, "final_epoch", None)
+        seen["final"] = -1 if final is None or final >= seen["epochs"] else int(final)
         self._record(trial, seen)
-        value = seen["history"].get(self.metric, [float("nan")])[-1]
+        value = seen["history"].get(self.metric, [float("nan")])[seen["final"]]
         if self.keeper is not None and math.isfinite(value):
-            accuracy = seen["history"].get("val_accuracy", [0.0])[-1]
+            accuracy = seen["history"].get("val_accuracy", [0.0])[seen["final"]]
             if self.keeper.worth_keeping(trial.study, value, accuracy, seen["seconds"]):
                 self.keeper.save(trial, model)
         return value
@@ -76,7 +90,10 @@ class Objective:
         history = seen["history"]
         trial.set_user_attr("train_seconds", round(seen["seconds"], 3))
         trial.set_user_attr("epochs", seen["epochs"])
+        final = seen.get("final", -1)  # the epoch the model's weights are from (best, when restored)
+        if history and seen["epochs"]:
+            trial.set_user_attr("final_epoch", (final % seen["epochs"]) + 1)  # 1-based, like "epochs"
         for key in ("val_accuracy", "val_auc", "val_loss"):
             if history.get(key):
-                trial.set_user_attr(key, history[key][-1])
+                trial.set_user_attr(key, history[key][final])
         trial.set_user_attr("history", {k: [round(v, 5) for v in vs] for k, vs in history.items()})

@@ -1,13 +1,39 @@
-"""A CNN from scratch: 1-5 conv blocks, then a small dense head."""
+"""A CNN from scratch: 1-5 conv blocks, then a small dense head.
+
+Every block pools by 2, so depth and input size interact: a trial that would
+shrink the feature map below 2x2 is pruned with the reason stored, not built.
+"""
 
 from __future__ import annotations
 
+from spaces import augment
+from spaces.common import OPTIMIZERS, InvalidCombination, check_facts, compile_model
+
 NAME = "cnn"
-DESCRIPTION = "CNN from scratch: 1-5 conv blocks, filters per block, dropout, dense head, optimizer, learning rate"
+DESCRIPTION = "CNN from scratch: 1-5 conv blocks (filters, kernel, batch norm, pooling, dropout), GAP or flatten head, augmentation"
 IMAGE_SIZE = 64  # default input side in pixels
 COLOR_MODE = "grayscale"
+MIN_MAP_SIDE = 2  # the smallest feature map side the last pooling may leave
 
-OPTIMIZERS = ("adam", "rmsprop", "sgd")
+
+def suggest(trial) -> dict:
+    """Every architecture choice of the space, suggested through ``trial``."""
+    p = {
+        "conv_blocks": trial.suggest_int("conv_blocks", 1, 5),
+        "kernel_size": trial.suggest_categorical("kernel_size", [3, 5]),
+        "batch_norm": trial.suggest_categorical("batch_norm", [False, True]),
+        "pooling": trial.suggest_categorical("pooling", ["max", "avg"]),
+        "activation": trial.suggest_categorical("activation", ["relu", "elu", "swish"]),
+    }
+    p["filters"] = [trial.suggest_int(f"filters_b{i}", 8, 128, log=True) for i in range(p["conv_blocks"])]
+    p["block_dropout"] = [trial.suggest_float(f"dropout_b{i}", 0.0, 0.3) for i in range(p["conv_blocks"])]
+    p["head"] = trial.suggest_categorical("head", ["gap", "flatten"])
+    p["dropout"] = trial.suggest_float("dropout", 0.0, 0.5)  # in the head
+    p["dense_units"] = trial.suggest_int("dense_units", 16, 256, log=True)
+    p["optimizer"] = trial.suggest_categorical("optimizer", list(OPTIMIZERS))
+    p["learning_rate"] = trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True)
+    p["augment"] = augment.suggest_strengths(trial)
+    return p
 
 
 def fit_options(trial) -> dict:
@@ -15,61 +41,50 @@ def fit_options(trial) -> dict:
     return {"batch_size": trial.suggest_int("batch_size", 16, 128, log=True)}
 
 
-def build(trial, *, input_shape, num_classes):
+def build(trial, *, input_shape, num_classes, hflip: bool = False, **_):
     """Suggest the architecture through ``trial`` and return a compiled model.
 
     ``input_shape`` is (height, width, channels) of raw uint8 pixels; the model
-    rescales them itself, so an exported model takes images as they are read.
+    augments (while training) and rescales them itself, so an exported model
+    takes images as they are read.  ``hflip`` adds random horizontal flips.
     """
+    height, width, channels = check_facts(input_shape, num_classes)
+    p = suggest(trial)
+    side = min(height, width) // (2 ** p["conv_blocks"])
+    if side < MIN_MAP_SIDE:
+        raise InvalidCombination(
+            f"{p['conv_blocks']} pooling blocks shrink a {min(height, width)} px input to {side}x{side}; "
+            f"at most {_max_blocks(min(height, width))} blocks fit this input size"
+        )
+
     import keras
     from keras import layers
 
-    height, width, channels = _check_facts(input_shape, num_classes)
-    n_blocks = trial.suggest_int("conv_blocks", 1, 5)
-    dropout = trial.suggest_float("dropout", 0.0, 0.5)
-    dense_units = trial.suggest_int("dense_units", 16, 256, log=True)
-    optimizer_name = trial.suggest_categorical("optimizer", list(OPTIMIZERS))
-    learning_rate = trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True)
-
     inputs = keras.Input(shape=(height, width, channels), name="pixels")
-    x = layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
-    side = min(height, width)
-    for i in range(n_blocks):
-        filters = trial.suggest_int(f"filters_b{i}", 8, 128, log=True)
-        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
-        # momentum 0.9, not Keras' 0.99: a small set has few steps per epoch, and slow
-        # moving statistics make validation predictions meaningless for many epochs
-        x = layers.BatchNormalization(momentum=0.9, name=f"bn{i}")(x)
-        x = layers.Activation("relu", name=f"relu{i}")(x)
-        if side >= 4:  # never pool a map below 2x2, so every depth fits every input size
-            x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
-            side //= 2
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
-    x = layers.Dropout(dropout, name="dropout")(x)
-    x = layers.Dense(dense_units, activation="relu", name="dense")(x)
+    x = augment.apply(inputs, p["augment"], hflip=hflip)
+    x = layers.Rescaling(1.0 / 255.0, name="rescale")(x)
+    pool = layers.MaxPooling2D if p["pooling"] == "max" else layers.AveragePooling2D
+    for i, (filters, rate) in enumerate(zip(p["filters"], p["block_dropout"])):
+        x = layers.Conv2D(filters, p["kernel_size"], padding="same", use_bias=not p["batch_norm"], name=f"conv{i}")(x)
+        if p["batch_norm"]:
+            # momentum 0.9, not Keras' 0.99: a small set has few steps per epoch, and slow moving
+            # statistics left validation predictions inverted for many epochs on the demo set
+            x = layers.BatchNormalization(momentum=0.9, name=f"bn{i}")(x)
+        x = layers.Activation(p["activation"], name=f"act{i}")(x)
+        x = pool(2, name=f"pool{i}")(x)
+        if rate > 0:
+            x = layers.Dropout(rate, name=f"dropout{i}")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x) if p["head"] == "gap" else layers.Flatten(name="flatten")(x)
+    x = layers.Dropout(p["dropout"], name="dropout")(x)
+    x = layers.Dense(p["dense_units"], activation=p["activation"], name="dense")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
     model = keras.Model(inputs, outputs, name="cnn")
-    model.compile(
-        optimizer=_optimizer(optimizer_name, learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    return model
+    return compile_model(model, p["optimizer"], p["learning_rate"])
 
 
-def _optimizer(name: str, learning_rate: float):
-    import keras
-
-    if name == "adam":
-        return keras.optimizers.Adam(learning_rate)
-    if name == "rmsprop":
-        return keras.optimizers.RMSprop(learning_rate)
-    return keras.optimizers.SGD(learning_rate, momentum=0.9)
-
-
-def _check_facts(input_shape, num_classes):
-    if len(input_shape) != 3 or min(input_shape) < 1:
-        raise ValueError(f"input_shape must be (height, width, channels), got {input_shape}")
-    if num_classes < 2:
-        raise ValueError(f"num_classes must be at least 2, got {num_classes}")
-    return tuple(int(v) for v in input_shape)
+def _max_blocks(side: int) -> int:
+    blocks = 0
+    while side // 2 >= MIN_MAP_SIDE:
+        side //= 2
+        blocks += 1
+    return blocks

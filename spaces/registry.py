@@ -35,12 +35,19 @@ class Space:
     image_size: int = 64
     color_mode: str = "grayscale"
     source: str = ""
+    suggest: Callable[[Any], dict] | None = None  # the module's suggest(trial), when it has one (for listing)
 
 
 _BUILTIN = {
     # name -> module (imported lazily so `lungsearch --help` stays instant)
+    "dense": "spaces.dense",
     "cnn": "spaces.cnn",
+    "mobilenet": "spaces.mobilenet",
+    "densenet121": "spaces.densenet121",
+    "vgg19": "spaces.vgg19",
+    "efficientnet": "spaces.efficientnet",
 }
+DEFAULT_BATCH_SIZE = 32  # for a user space without fit_options(trial)
 _LOADED: dict[str, Space] = {}
 
 
@@ -48,7 +55,7 @@ def _from_module(name: str, module: ModuleType, source: str) -> Space:
     build = getattr(module, "build", None)
     if not callable(build):
         raise SpaceError(f"space {source} defines no build(trial, *, input_shape, num_classes) function")
-    fit_options = getattr(module, "fit_options", None) or (lambda trial: {})
+    fit_options = getattr(module, "fit_options", None) or (lambda trial: {"batch_size": DEFAULT_BATCH_SIZE})
     return Space(
         name=getattr(module, "NAME", name),
         description=getattr(module, "DESCRIPTION", (module.__doc__ or "").strip().split("\n")[0]),
@@ -57,12 +64,13 @@ def _from_module(name: str, module: ModuleType, source: str) -> Space:
         image_size=int(getattr(module, "IMAGE_SIZE", 64)),
         color_mode=str(getattr(module, "COLOR_MODE", "grayscale")),
         source=source,
+        suggest=getattr(module, "suggest", None) if callable(getattr(module, "suggest", None)) else None,
     )
 
 
 def list_spaces(pattern: str = "*") -> list[str]:
     """Names of the registered spaces matching a shell-style pattern."""
-    return sorted(n for n in _BUILTIN if fnmatch.fnmatch(n, pattern))
+    return [n for n in _BUILTIN if fnmatch.fnmatch(n, pattern)]
 
 
 def get_space(name_or_path: str) -> Space:
@@ -93,3 +101,64 @@ def _load_file(path: str) -> Space:
     except Exception as exc:  # a user file may raise anything while importing
         raise SpaceError(f"space file {path} failed to import: {type(exc).__name__}: {exc}") from exc
     return _from_module(name, module, os.path.abspath(path))
+
+
+def check_build(space: Space, trial, **facts) -> None:
+    """Build ``space`` once with a throw-away ``trial``; a user file that raises becomes a :class:`SpaceError`.
+
+    Run before a study starts, so a broken space file is one line and exit 2,
+    not a study of failed trials.  A pruned combination (``TrialPruned``) is fine.
+    """
+    import optuna
+
+    try:
+        space.build(trial, **facts)
+    except optuna.TrialPruned:
+        pass
+    except SpaceError:
+        raise
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if isinstance(exc, TypeError) and "unexpected keyword argument" in first:
+            first += f" (build must accept **_ for the facts it does not use: {', '.join(sorted(set(facts) - {'input_shape', 'num_classes'}))})"
+        raise SpaceError(f"space {space.source or space.name} raised while building: {type(exc).__name__}: {first}") from exc
+
+
+class _Recorder:
+    """A stand-in trial that records every suggestion and answers deterministically.
+
+    Integers and floats answer their upper bound, so every conditional
+    per-block parameter shows; categoricals answer choice ``k``, so passes
+    k = 0, 1, ... visit every branch.
+    """
+
+    def __init__(self, k: int, seen: dict):
+        self.k, self.seen, self.params = k, seen, {}
+
+    def _keep(self, name, text, value):
+        self.seen.setdefault(name, text)
+        self.params[name] = value
+        return value
+
+    def suggest_int(self, name, low, high, step=1, log=False):
+        return self._keep(name, f"int {low}..{high}" + (" (log)" if log else "") + (f" step {step}" if step != 1 else ""), high)
+
+    def suggest_float(self, name, low, high, *, step=None, log=False):
+        return self._keep(name, f"float {low:g}..{high:g}" + (" (log)" if log else "") + (f" step {step:g}" if step else ""), high)
+
+    def suggest_categorical(self, name, choices):
+        return self._keep(name, "one of " + ", ".join(str(c) for c in choices), choices[self.k % len(choices)])
+
+    def set_user_attr(self, key, value):
+        pass
+
+
+def parameters(space: Space) -> dict[str, str] | None:
+    """Parameter name -> its range, from the space's ``suggest`` and ``fit_options``; None if not listable."""
+    if space.suggest is None:
+        return None
+    seen: dict[str, str] = {}
+    for k in range(4):  # no space here offers more than 4 choices in one categorical
+        space.suggest(_Recorder(k, seen))
+        space.fit_options(_Recorder(k, seen))
+    return seen

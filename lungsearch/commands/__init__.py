@@ -7,4 +7,5 @@ COMMANDS = (
     "lungsearch.commands.dashboard",
     "lungsearch.commands.data",
     "lungsearch.commands.predict",
+    "lungsearch.commands.spaces",
 )

@@ -9,6 +9,8 @@ import sys
 from lungsearch import __version__
 from lungsearch.commands._common import quiet_frameworks, storage_args
 
+WEIGHTS_ENV = "LUNGSEARCH_WEIGHTS"  # backbone weights file for offline machines, when --weights is not given
+
 
 def register(sub) -> None:
     p = sub.add_parser("run", help="run (or resume) a search", description="Run or resume an Optuna study that trains Keras models.")
@@ -30,6 +32,8 @@ def register(sub) -> None:
     p.add_argument("--dedupe", action="store_true", help="drop byte-identical copies of test images and repeats from train/validation")
     p.add_argument("--group-pattern", metavar="REGEX",
                    help="regex whose first matching group is the patient id in a file name (default: Kermany names)")
+    p.add_argument("--hflip", action="store_true", default=None, help="augment with random horizontal flips (off by default: X-rays have a fixed orientation)")
+    p.add_argument("--weights", metavar="PATH", help=f"transfer spaces: local backbone weights file, or 'random' (default ${WEIGHTS_ENV}, else imagenet if it can be fetched)")
     p.add_argument("--config", help="TOML file of run settings (flags override it)")
     storage_args(p, study_help="study name (default <space>-<data folder>); an existing study is resumed", default=None)
     p.add_argument("--artifacts", help="folder for kept models (default: beside the SQLite file)")
@@ -47,6 +51,7 @@ def config_from_args(args: argparse.Namespace):
         val_fraction=args.val_fraction, seed=args.seed, timeout=args.timeout,
         class_weights=False if args.no_class_weights else None,
         cache_dir=args.cache_dir, dedupe=True if args.dedupe else None, group_pattern=args.group_pattern,
+        hflip=args.hflip, weights=args.weights or os.environ.get(WEIGHTS_ENV) or None,
     )
 
 
@@ -59,6 +64,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = config.with_updates(image_size=config.image_size or space.image_size, color=config.color or space.color_mode)
     if config.data != "demo" and not os.path.isdir(config.data):
         raise ConfigError(f"data folder {config.data} does not exist; give --data a folder with train/<class>/ images, or --data demo")
+    if config.weights not in (None, "imagenet", "random") and not os.path.isfile(config.weights):
+        raise ConfigError(f"weights file {config.weights} does not exist; give --weights (or ${WEIGHTS_ENV}) a backbone weights file, or 'random'")
 
     quiet_frameworks()
     import functools
@@ -86,6 +93,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         val_fraction=config.val_fraction, seed=config.seed,
         cache_dir=config.cache_dir, dedupe=config.dedupe, group_pattern=config.group_pattern,
     )
+    facts = {"input_shape": data.input_shape, "num_classes": len(data.class_names)}
+    build_kwargs = {"hflip": config.hflip, "weights": config.weights}
+    if space.source and space.source != space.name:  # a user's file: one trial build now, so a broken file is one line
+        import spaces
+
+        spaces.check_build(space, optuna.create_study(sampler=optuna.samplers.RandomSampler(config.seed)).ask(), **facts, **build_kwargs)
     fixed = {"batch_size": config.batch_size} if config.batch_size else None
     study = optuna.create_study(
         storage=storage, study_name=name, direction="maximize", load_if_exists=True,
@@ -97,8 +110,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     keeper = search.ModelKeeper(artifacts)
     objective = search.Objective(
         space, input_shape=data.input_shape, num_classes=len(data.class_names), metric=config.metric,
-        seed=config.seed, keeper=keeper,
-        fit=functools.partial(train.fit, data=data, epochs=config.epochs, use_class_weights=config.class_weights),
+        seed=config.seed, keeper=keeper, build_kwargs=build_kwargs,
+        fit=functools.partial(train.fit, data=data, epochs=config.epochs, use_class_weights=config.class_weights, monitor=config.metric),
     )
     before = search.count_finished(study)
     print(

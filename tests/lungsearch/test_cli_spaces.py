@@ -1,0 +1,104 @@
+"""The real `lungsearch` executable: `spaces`, a user space file end to end, bad space files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+
+from conftest import make_folder
+
+EXE = str(Path(sys.executable).with_name("lungsearch"))
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+USER_SPACE = '''
+"""A tiny user space: one conv layer."""
+NAME = "tiny"
+IMAGE_SIZE = 24
+
+
+def suggest(trial):
+    return {"filters": trial.suggest_int("filters", 2, 4), "lr": trial.suggest_float("lr", 1e-3, 1e-2, log=True)}
+
+
+def fit_options(trial):
+    return {"batch_size": 8}
+
+
+def build(trial, *, input_shape, num_classes, **_):
+    import keras
+    p = suggest(trial)
+    inputs = keras.Input(shape=input_shape)
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.Conv2D(p["filters"], 3, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(num_classes, activation="softmax")(x))
+    model.compile(keras.optimizers.Adam(p["lr"]), "sparse_categorical_crossentropy")
+    return model
+'''
+
+
+def _run(*args, cwd=None):
+    return subprocess.run([EXE, *args], capture_output=True, text=True, env=ENV, cwd=cwd, timeout=600)
+
+
+def test_spaces_lists_every_space_with_parameters():
+    proc = _run("spaces")
+    assert proc.returncode == 0, proc.stderr
+    heads = [line.split()[0] for line in proc.stdout.splitlines() if not line.startswith(" ")]
+    assert heads == ["dense", "cnn", "mobilenet", "densenet121", "vgg19", "efficientnet"]
+    assert "(224 px grayscale)" in proc.stdout and "trainable_blocks     int 0..3" in proc.stdout
+    described = json.loads(_run("spaces", "cnn", "--json").stdout)
+    assert described["cnn"]["parameters"]["conv_blocks"] == "int 1..5" and described["cnn"]["image_size"] == 64
+
+
+def test_user_space_file_runs_a_one_trial_study(tmp_path):
+    data = make_folder(tmp_path / "xray", per_class=12, size=24)
+    space = tmp_path / "my_space.py"
+    space.write_text(USER_SPACE)
+    db = tmp_path / "s.db"
+    proc = _run("run", "--data", str(data), "--space", str(space), "--trials", "1", "--epochs", "1",
+                "--image-size", "24", "--storage", f"sqlite:///{db}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert _run("spaces", str(space)).stdout.splitlines()[1].split() == ["filters", "int", "2..4"]
+    study = optuna.load_study(study_name="my_space-xray", storage=f"sqlite:///{db}")
+    trial = study.trials[0]
+    assert trial.state == optuna.trial.TrialState.COMPLETE
+    assert set(trial.params) == {"filters", "lr"} and trial.user_attrs["param_count"] > 0
+    assert study.user_attrs["space"]["source"] == str(space)
+
+
+@pytest.mark.parametrize("content, problem", [
+    (None, "does not exist"),
+    ("NAME = 'x'\n", "defines no build"),
+    ("def build(trial, *, input_shape, num_classes, **_):\n    raise RuntimeError('my bug')\n",
+     "raised while building: RuntimeError: my bug"),
+    ("import nonexistent_module_xyz\n", "failed to import: ModuleNotFoundError"),
+])
+def test_bad_space_file_is_one_line_and_exit_2(tmp_path, content, problem):
+    data = make_folder(tmp_path / "xray", per_class=12, size=24)
+    space = tmp_path / "bad_space.py"
+    if content is not None:
+        space.write_text(content)
+    db = tmp_path / "s.db"
+    proc = _run("run", "--data", str(data), "--space", str(space), "--trials", "1", "--epochs", "1",
+                "--image-size", "24", "--storage", f"sqlite:///{db}")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lungsearch: error: ") and "Traceback" not in proc.stderr
+    assert str(space) in lines[0] or os.path.basename(space) in lines[0]
+    assert problem in lines[0]
+    if db.exists():  # nothing half-made: no study was created
+        assert optuna.get_all_study_summaries(f"sqlite:///{db}") == []
+
+
+def test_missing_weights_file_is_one_line_and_exit_2(tmp_path):
+    data = make_folder(tmp_path / "xray", per_class=12, size=24)
+    proc = _run("run", "--data", str(data), "--space", "mobilenet", "--weights", str(tmp_path / "none.h5"),
+                "--trials", "1", "--storage", f"sqlite:///{tmp_path / 's.db'}")
+    assert proc.returncode == 2 and proc.stderr.startswith("lungsearch: error: weights file")

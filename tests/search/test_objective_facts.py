@@ -1,0 +1,75 @@
+"""Objective: fixed facts reach build(); the restored best epoch is what the trial reports; build-time prunes keep their reason."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import optuna
+
+import search
+import spaces
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+class _Space:
+    name, source = "fake", ""
+
+    def __init__(self):
+        self.facts = None
+
+    def build(self, trial, *, input_shape, num_classes, **facts):
+        import keras
+
+        self.facts = facts
+        trial.suggest_float("x", 0.0, 1.0)
+        inputs = keras.Input(shape=input_shape)
+        outputs = keras.layers.Dense(num_classes, activation="softmax")(keras.layers.Flatten()(inputs))
+        return keras.Model(inputs, outputs)
+
+    def fit_options(self, trial):
+        return {"batch_size": 4}
+
+
+def _fit(aucs, final_epoch):
+    def fit(model, *, on_epoch, batch_size):
+        for epoch, auc in enumerate(aucs):
+            on_epoch(epoch, {"loss": 0.5, "val_auc": auc, "val_accuracy": auc - 0.1, "val_loss": 1.0 - auc})
+        return SimpleNamespace(history={}, epochs=len(aucs), final_epoch=final_epoch)
+    return fit
+
+
+def test_build_kwargs_reach_the_space_and_the_restored_epoch_is_reported():
+    space = _Space()
+    objective = search.Objective(space, input_shape=(4, 4, 1), num_classes=2, fit=_fit([0.6, 0.9, 0.7], 1),
+                                 build_kwargs={"hflip": True, "weights": "w.h5"})
+    study = optuna.create_study(direction="maximize")
+    study.optimize(objective, n_trials=1)
+    trial = study.trials[0]
+    assert space.facts == {"hflip": True, "weights": "w.h5"}
+    assert trial.value == 0.9
+    assert trial.user_attrs["val_auc"] == 0.9 and trial.user_attrs["val_loss"] == 1.0 - 0.9
+    assert trial.user_attrs["final_epoch"] == 2 and trial.user_attrs["epochs"] == 3
+    assert trial.user_attrs["param_count"] == 16 * 2 + 2
+    assert trial.user_attrs["flops"] == 2 * 16 * 2
+
+
+def test_a_fit_without_final_epoch_reports_the_last_epoch():
+    fit = _fit([0.6, 0.9, 0.7], None)
+    objective = search.Objective(_Space(), input_shape=(4, 4, 1), num_classes=2, fit=fit)  # old constructor still works
+    study = optuna.create_study(direction="maximize")
+    study.optimize(objective, n_trials=1)
+    assert study.trials[0].value == 0.7 and study.trials[0].user_attrs["final_epoch"] == 3
+
+
+def test_too_deep_cnn_for_the_input_is_pruned_with_its_reason_and_the_study_goes_on():
+    def never(model, **_):
+        raise AssertionError("an unbuildable trial must not be fitted")
+
+    objective = search.Objective(spaces.get_space("cnn"), input_shape=(24, 24, 1), num_classes=2, fit=never)
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial({"conv_blocks": 5})
+    search.run_trials(study, objective, total=1)
+    trial = study.trials[0]
+    assert trial.state == optuna.trial.TrialState.PRUNED
+    assert "not built: 5 pooling blocks shrink a 24 px input" in trial.user_attrs["pruned_reason"]

@@ -1,0 +1,57 @@
+"""The cnn space: invalid depth for the input prunes; augmentation inside the model; FLOPs."""
+
+from __future__ import annotations
+
+import numpy as np
+import optuna
+import pytest
+
+import spaces
+from spaces.common import InvalidCombination
+from spaces.flops import count_flops
+
+BASE = {"conv_blocks": 2, "kernel_size": 3, "batch_norm": False, "pooling": "avg", "activation": "elu",
+        "filters_b0": 8, "filters_b1": 8, "dropout_b0": 0.0, "dropout_b1": 0.1, "head": "flatten", "dropout": 0.0,
+        "dense_units": 16, "optimizer": "sgd", "learning_rate": 1e-3,
+        "aug_translate": 0.1, "aug_zoom": 0.1, "aug_rotate": 0.05, "aug_contrast": 0.2}
+
+
+def test_too_many_poolings_for_the_input_prunes_with_the_reason():
+    deep = {**BASE, "conv_blocks": 5, **{f"filters_b{i}": 8 for i in range(5)}, **{f"dropout_b{i}": 0.0 for i in range(5)}}
+    with pytest.raises(optuna.TrialPruned, match="5 pooling blocks shrink a 32 px input to 1x1; at most 4 blocks"):
+        spaces.get_space("cnn").build(optuna.trial.FixedTrial(deep), input_shape=(32, 32, 1), num_classes=2)
+    assert issubclass(InvalidCombination, optuna.TrialPruned)
+    assert spaces.get_space("cnn").build(optuna.trial.FixedTrial(deep), input_shape=(64, 64, 1), num_classes=2)
+
+
+def test_augmentation_layers_are_inside_and_quiet_at_inference():
+    model = spaces.get_space("cnn").build(optuna.trial.FixedTrial(BASE), input_shape=(32, 32, 1), num_classes=2)
+    names = {layer.name for layer in model.layers}
+    assert {"aug_translate", "aug_zoom", "aug_rotate", "aug_contrast"} <= names
+    assert "aug_hflip" not in names  # X-rays keep their orientation unless --hflip
+    x = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 1)).astype("float32")
+    np.testing.assert_array_equal(model.predict(x, verbose=0), model.predict(x, verbose=0))
+    off = spaces.get_space("cnn").build(
+        optuna.trial.FixedTrial({**BASE, **{k: 0.0 for k in BASE if k.startswith("aug_")}}), input_shape=(32, 32, 1), num_classes=2)
+    assert not any(layer.name.startswith("aug_") for layer in off.layers)
+
+
+def test_hflip_fact_adds_a_flip_layer():
+    model = spaces.get_space("cnn").build(optuna.trial.FixedTrial(BASE), input_shape=(32, 32, 1), num_classes=2, hflip=True)
+    assert model.get_layer("aug_hflip").mode == "horizontal"
+
+
+def test_every_space_ignores_facts_it_does_not_use():
+    model = spaces.get_space("dense").build(
+        optuna.trial.FixedTrial({"dense_layers": 1, "units_l0": 16, "activation": "relu", "dropout": 0.0,
+                                 "optimizer": "adam", "learning_rate": 1e-3}),
+        input_shape=(24, 24, 1), num_classes=3, hflip=True, weights="/no/such/file", class_weights={0: 1.0})
+    assert model.output_shape == (None, 3)
+
+
+def test_flops_count_conv_and_dense_multiply_adds():
+    model = spaces.get_space("cnn").build(optuna.trial.FixedTrial(BASE), input_shape=(32, 32, 1), num_classes=2)
+    conv0 = 2 * 32 * 32 * 9 * 1 * 8
+    conv1 = 2 * 16 * 16 * 9 * 8 * 8
+    dense = 2 * (8 * 8 * 8) * 16 + 2 * 16 * 2  # flatten head: 8x8x8 after two poolings
+    assert count_flops(model) == conv0 + conv1 + dense

@@ -1,0 +1,131 @@
+"""Every registered space: pinned parameter names, a tiny build, one training step, FixedTrial rebuild."""
+
+from __future__ import annotations
+
+import numpy as np
+import optuna
+import pytest
+
+import spaces
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+_TRANSFER = {
+    "trainable_blocks": "int 0..3",
+    "head_batch_norm": "one of False, True",
+    "head_dropout": "float 0..0.5",
+    "head_units": "int 32..512 (log)",
+    "optimizer": "one of adam, adamw, rmsprop, sgd",
+    "learning_rate": "float 1e-05..0.01 (log)",
+    "fine_tune": "one of False, True",
+    "batch_size": "int 8..64 (log)",
+    "fine_tune_lr_factor": "float 0.01..0.3 (log)",
+}
+
+# Parameter names and ranges are the storage format: renaming one orphans stored studies.
+PINNED = {
+    "dense": {
+        "dense_layers": "int 1..3",
+        **{f"units_l{i}": "int 16..512 (log)" for i in range(3)},
+        "activation": "one of relu, elu",
+        "dropout": "float 0..0.5",
+        "optimizer": "one of adam, sgd",
+        "learning_rate": "float 0.0001..0.01 (log)",
+        "batch_size": "int 16..128 (log)",
+    },
+    "cnn": {
+        "conv_blocks": "int 1..5",
+        "kernel_size": "one of 3, 5",
+        "batch_norm": "one of False, True",
+        "pooling": "one of max, avg",
+        "activation": "one of relu, elu, swish",
+        **{f"filters_b{i}": "int 8..128 (log)" for i in range(5)},
+        **{f"dropout_b{i}": "float 0..0.3" for i in range(5)},
+        "head": "one of gap, flatten",
+        "dropout": "float 0..0.5",
+        "dense_units": "int 16..256 (log)",
+        "optimizer": "one of adam, adamw, rmsprop, sgd",
+        "learning_rate": "float 0.0001..0.01 (log)",
+        "aug_translate": "float 0..0.15",
+        "aug_zoom": "float 0..0.2",
+        "aug_rotate": "float 0..0.05",
+        "aug_contrast": "float 0..0.3",
+        "batch_size": "int 16..128 (log)",
+    },
+    "mobilenet": _TRANSFER,
+    "densenet121": _TRANSFER,
+    "vgg19": _TRANSFER,
+    "efficientnet": _TRANSFER,
+}
+DEFAULT_SIZES = {"dense": 64, "cnn": 64, "mobilenet": 224, "densenet121": 224, "vgg19": 224, "efficientnet": 224}
+TINY = 32  # the smallest input the transfer backbones accept without their top
+
+
+def test_registry_lists_the_issue_spaces():
+    assert spaces.list_spaces() == ["dense", "cnn", "mobilenet", "densenet121", "vgg19", "efficientnet"]
+    assert spaces.list_spaces("*net*") == ["mobilenet", "densenet121", "efficientnet"]
+
+
+def test_unknown_space_names_the_known_ones():
+    with pytest.raises(spaces.SpaceError, match="known spaces: dense, cnn, mobilenet"):
+        spaces.get_space("resnet")
+
+
+@pytest.mark.parametrize("name", spaces.list_spaces())
+def test_parameter_names_are_pinned(name):
+    space = spaces.get_space(name)
+    assert spaces.parameters(space) == PINNED[name]
+    assert (space.image_size, space.color_mode) == (DEFAULT_SIZES[name], "grayscale")
+
+
+def _tiny_batch(n=4, side=TINY, channels=1):
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (n, side, side, channels)).astype("float32"), np.array([0, 1] * (n // 2))
+
+
+def _build_sampled(space, study, shape, **facts):
+    """Ask trials until one builds (cnn prunes combinations too deep for the input)."""
+    for _ in range(20):
+        trial = study.ask()
+        try:
+            return trial, space.build(trial, input_shape=shape, num_classes=2, **facts)
+        except optuna.TrialPruned:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    raise AssertionError("no sampled trial could be built")
+
+
+@pytest.mark.parametrize("name", spaces.list_spaces())
+def test_builds_trains_one_step_and_rebuilds_from_params(name):
+    import keras
+
+    keras.backend.clear_session()
+    space = spaces.get_space(name)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    trial, model = _build_sampled(space, study, (TINY, TINY, 1), weights="random", hflip=False)
+    assert set(trial.params) <= set(PINNED[name])  # nothing suggested outside the pinned names
+    options = space.fit_options(trial)
+    assert options["batch_size"] >= 1
+    x, y = _tiny_batch()
+    before = [w.copy() for w in model.get_weights()]
+    loss = model.train_on_batch(x, y)
+    loss = loss[0] if isinstance(loss, (list, tuple)) else loss
+    assert np.isfinite(float(loss))
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))  # the step trained something
+    probs = model.predict(x, verbose=0)
+    assert probs.shape == (4, 2)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    rebuilt = space.build(optuna.trial.FixedTrial(trial.params), input_shape=(TINY, TINY, 1), num_classes=2, weights="random")
+    assert rebuilt.count_params() == model.count_params()
+    assert [type(layer).__name__ for layer in rebuilt.layers] == [type(layer).__name__ for layer in model.layers]
+
+
+@pytest.mark.parametrize("name", spaces.list_spaces())
+def test_fixed_facts_are_checked_at_once(name):
+    space = spaces.get_space(name)
+    with pytest.raises(ValueError, match="num_classes"):
+        space.build(optuna.trial.FixedTrial({}), input_shape=(TINY, TINY, 1), num_classes=1)
+
+
+def test_transfer_spaces_refuse_inputs_below_their_minimum():
+    with pytest.raises(ValueError, match="at least 32 px"):
+        spaces.get_space("mobilenet").build(optuna.trial.FixedTrial({}), input_shape=(24, 24, 1), num_classes=2)
