@@ -5,4 +5,5 @@ COMMANDS = (
     "lungsearch.commands.report",
     "lungsearch.commands.best",
     "lungsearch.commands.dashboard",
+    "lungsearch.commands.studies",
 )

@@ -9,6 +9,9 @@ import sys
 from lungsearch import __version__
 from lungsearch.commands._common import quiet_frameworks, storage_args
 
+SAMPLER_NAMES = ("tpe", "random", "cmaes", "qmc", "grid")  # = search.SAMPLERS (kept here so --help imports no Optuna)
+PRUNER_NAMES = ("median", "sha", "hyperband", "none")  # = search.PRUNERS
+
 
 def register(sub) -> None:
     p = sub.add_parser("run", help="run (or resume) a search", description="Run or resume an Optuna study that trains Keras models.")
@@ -20,13 +23,17 @@ def register(sub) -> None:
     p.add_argument("--color", choices=("grayscale", "rgb"), help="color mode (default: the space's)")
     p.add_argument("--batch-size", type=int, help="pin the batch size (default: tuned)")
     p.add_argument("--metric", choices=("val_auc", "val_accuracy"), help="objective to maximise (default val_auc)")
-    p.add_argument("--sampler", help="tpe (default), random or qmc")
-    p.add_argument("--pruner", help="median (default), sha, hyperband or none")
+    p.add_argument("--sampler", choices=SAMPLER_NAMES, help="tpe (default), random, cmaes, qmc or grid; seeded by --seed")
+    p.add_argument("--pruner", choices=PRUNER_NAMES, help="median (default), sha, hyperband or none")
     p.add_argument("--val-fraction", type=float, help="share of train held out by patient for validation (default 0.15)")
     p.add_argument("--seed", type=int, help="seed of split, sampler and weights (default 0)")
     p.add_argument("--timeout", type=float, help="stop starting new trials after this many seconds")
     p.add_argument("--no-class-weights", action="store_true", help="do not weight imbalanced classes")
+    p.add_argument("--workers", type=int, help="worker processes on this machine, one study (default 1; one GPU each where there are several)")
+    p.add_argument("--heartbeat", type=int, help="seconds between heartbeats of a running trial on RDB storage; a trial silent for twice that is failed and retried with the same parameters (default 30)")
+    p.add_argument("--recycle", type=int, help="replace a worker process by a fresh one after this many trials (default 0: never)")
     p.add_argument("--config", help="TOML file of run settings (flags override it)")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # set on the processes --workers starts
     storage_args(p, study_help="study name (default <space>-<data folder>); an existing study is resumed", default=None)
     p.add_argument("--artifacts", help="folder for kept models (default: beside the SQLite file)")
     p.set_defaults(func=cmd_run)
@@ -42,11 +49,12 @@ def config_from_args(args: argparse.Namespace):
         batch_size=args.batch_size, metric=args.metric, sampler=args.sampler, pruner=args.pruner,
         val_fraction=args.val_fraction, seed=args.seed, timeout=args.timeout,
         class_weights=False if args.no_class_weights else None,
+        workers=args.workers, heartbeat=args.heartbeat, recycle=args.recycle,
     )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from lungsearch.config import IDENTITY_KEYS, ConfigError
+    from lungsearch.config import ConfigError
     from spaces import get_space
 
     config = config_from_args(args)
@@ -56,16 +64,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError(f"data folder {config.data} does not exist; give --data a folder with train/<class>/ images, or --data demo")
 
     quiet_frameworks()
-    import functools
+    import search
 
+    storage = search.open_storage(config.storage, heartbeat=config.heartbeat)
+    check_resumable(storage, config)
+    if not args.worker and (config.workers > 1 or config.recycle):
+        return supervise(config, storage)
+    return work(config, space, storage, as_worker=args.worker)
+
+
+def check_resumable(storage, config) -> None:
+    """Refuse to resume a study with settings that would make its trials incomparable."""
     import optuna
 
-    import search
-    from lungsearch import data as data_mod
-    from lungsearch import train
-    from lungsearch.progress import TrialPrinter
+    from lungsearch.config import IDENTITY_KEYS, ConfigError
 
-    storage = search.open_storage(config.storage)
     name = config.study_name
     existing = {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
     if name in existing:
@@ -76,6 +89,64 @@ def cmd_run(args: argparse.Namespace) -> int:
             what = ", ".join(f"{k}={stored[k]!r} (now {mine[k]!r})" for k in differ)
             raise ConfigError(f"study {name!r} was made with {what}; resume with the same settings or pass a new --study name")
 
+
+def resume_line(config) -> str:
+    import shlex
+
+    from lungsearch.config import as_flags
+
+    return f"resume with: lungsearch run {shlex.join(as_flags(config))}"
+
+
+def supervise(config, storage) -> int:
+    """Start config.workers worker processes on one study and wait for them (recycling each as asked)."""
+    import tempfile
+
+    import optuna
+
+    import search
+    from lungsearch.config import write_toml
+
+    name = config.study_name
+
+    def unfinished() -> bool:
+        try:
+            return search.count_finished(optuna.load_study(study_name=name, storage=storage)) < config.trials
+        except KeyError:  # no worker has created the study yet
+            return True
+
+    print(f"study {name!r} in {config.storage}: {config.workers} worker process(es)"
+          + (f", each replaced after {config.recycle} trials" if config.recycle else ""), flush=True)
+    with tempfile.TemporaryDirectory(prefix="lungsearch-run-") as tmp:
+        path = os.path.join(tmp, "config.toml")
+        write_toml(config, path)
+        command = search.workers.python_module_command("lungsearch", "run", "--config", path, "--worker")
+        code = search.workers.supervise(command, config.workers, keep_going=unfinished)
+    if code == search.workers.INTERRUPTED:
+        print(f"\ninterrupted: running trials are marked FAIL, finished trials are kept; {resume_line(config)}", file=sys.stderr)
+        return code
+    if code == 0:
+        summarise(optuna.load_study(study_name=name, storage=storage), config)
+    return code
+
+
+def work(config, space, storage, *, as_worker: bool = False) -> int:
+    """Run trials of the study in this process until it has config.trials finished (or recycling is due)."""
+    import functools
+    import signal
+
+    import optuna
+
+    import search
+    from lungsearch import data as data_mod
+    from lungsearch import train
+    from lungsearch.progress import TrialPrinter
+
+    def on_term(signum, _frame):  # a SIGTERM ends the trial like Ctrl-C: FAIL, storage consistent
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    name = config.study_name
     data = data_mod.load_search_data(
         config.data, image_size=config.image_size, color_mode=config.color,
         val_fraction=config.val_fraction, seed=config.seed,
@@ -83,7 +154,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     fixed = {"batch_size": config.batch_size} if config.batch_size else None
     study = optuna.create_study(
         storage=storage, study_name=name, direction="maximize", load_if_exists=True,
-        sampler=search.make_sampler(config.sampler, config.seed, fixed),
+        sampler=search.make_sampler(config.sampler, config.seed, fixed, grid=getattr(space, "grid", None)),
         pruner=search.make_pruner(config.pruner, config.seed),
     )
     artifacts = config.artifacts or search.default_artifact_dir(config.storage)
@@ -95,33 +166,64 @@ def cmd_run(args: argparse.Namespace) -> int:
         fit=functools.partial(train.fit, data=data, epochs=config.epochs, use_class_weights=config.class_weights),
     )
     before = search.count_finished(study)
+    worker = os.environ.get("LUNGSEARCH_WORKER")
     print(
-        f"study {name!r} in {config.storage}: {before} of {config.trials} trials finished; "
+        (f"worker {worker}: " if as_worker and worker else "")
+        + f"study {name!r} in {config.storage}: {before} of {config.trials} trials finished; "
         f"data {len(data.train)} train / {len(data.val)} validation images, classes {', '.join(data.class_names)}, "
         f"{config.image_size}px {config.color}",
         flush=True,
     )
     printer = TrialPrinter(config.metric, total=config.trials)
+    recycle = config.recycle if as_worker and config.recycle else None
     try:
-        search.run_trials(study, objective, total=config.trials, timeout=config.timeout, callbacks=[printer, keeper])
+        ran = search.run_trials(
+            study, objective, total=config.trials, timeout=config.timeout, callbacks=[printer, keeper], max_trials=recycle,
+        )
     except KeyboardInterrupt:
-        print(f"\ninterrupted: finished trials are stored; run the same command again to resume study {name!r}", file=sys.stderr)
+        if not as_worker:
+            print(f"\ninterrupted: the running trial is marked FAIL, finished trials are kept; {resume_line(config)}", file=sys.stderr)
         return 130
     except search.StudyAborted as exc:
         print(f"lungsearch: error: {exc}", file=sys.stderr)
         return 1
+    if recycle and ran >= recycle and search.count_finished(study) < config.trials:
+        return search.workers.RECYCLE
+    if not as_worker:
+        summarise(study, config)
+    return 0
+
+
+def summarise(study, config) -> None:
+    import optuna
+
+    import search
+
     finished = search.count_finished(study)
+    name = study.study_name
     if study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         best = study.best_trial
         print(f"done: {finished} trials finished; best trial #{best.number} {config.metric}={best.value:.4f}")
         print(f"next: lungsearch report --study {name}   |   lungsearch best --study {name} --export model.keras")
     else:
         print(f"done: {finished} trials finished, none completed (all pruned or failed)")
-    return 0
 
 
 def store_study_attrs(study, config, data, space, artifacts: str) -> None:
     """What a study needs to say how it was made, and what `best` needs to export."""
+    for attempt in range(3):  # two workers creating one study may race on the first insert of a key
+        try:
+            _set_study_attrs(study, config, data, space, artifacts)
+            return
+        except Exception:
+            if attempt == 2:
+                raise
+            import time
+
+            time.sleep(0.5 + attempt)
+
+
+def _set_study_attrs(study, config, data, space, artifacts: str) -> None:
     import keras
     import optuna
 
