@@ -13,6 +13,7 @@ Target: the last trial's peak within 10% of the fifth's.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import tempfile
 
@@ -38,6 +39,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--space", default="cnn")
     ap.add_argument("--image-size", type=int, default=64)
     ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--vary", action="store_true",
+                    help="sample new parameters every trial (default: repeat trial 0's, so growth is not mistaken for a bigger model)")
     ap.add_argument("--no-record", action="store_true", help="print only; leave bench/results.json alone")
     args = ap.parse_args(argv)
 
@@ -59,6 +62,9 @@ def main(argv=None) -> dict:
         peaks.append(_status_kb("VmHWM") / 1024)
         after.append(_status_kb("VmRSS") / 1024)
         print(f"trial {trial.number:>3} {trial.state.name:<8} peak {peaks[-1]:7.1f} MiB  after {after[-1]:7.1f} MiB", flush=True)
+        if not args.vary and len(peaks) < args.trials:
+            study.enqueue_trial(study.trials[0].params)  # the same model again: any growth is a leak
+        gc.collect()
         _reset_peak()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -75,7 +81,7 @@ def main(argv=None) -> dict:
     fifth, last = peaks[min(4, len(peaks) - 1)], peaks[-1]
     figures = {
         "trials": len(peaks), "space": args.space, "image_size": args.image_size, "epochs": args.epochs,
-        "backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
+        "same_params": not args.vary, "backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
         "peak_rss_mib": [round(p, 1) for p in peaks],
         "rss_after_mib": [round(a, 1) for a in after],
         "fifth_peak_mib": round(fifth, 1), "last_peak_mib": round(last, 1),
