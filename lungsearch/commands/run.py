@@ -154,7 +154,7 @@ def work(config, space, storage, *, as_worker: bool = False) -> int:
     fixed = {"batch_size": config.batch_size} if config.batch_size else None
     study = optuna.create_study(
         storage=storage, study_name=name, direction="maximize", load_if_exists=True,
-        sampler=search.make_sampler(config.sampler, config.seed, fixed, grid=getattr(space, "grid", None)),
+        sampler=search.make_sampler(config.sampler, sampler_seed(config.seed), fixed, grid=getattr(space, "grid", None)),
         pruner=search.make_pruner(config.pruner, config.seed),
     )
     artifacts = config.artifacts or search.default_artifact_dir(config.storage)
@@ -192,6 +192,15 @@ def work(config, space, storage, *, as_worker: bool = False) -> int:
     if not as_worker:
         summarise(study, config)
     return 0
+
+
+def sampler_seed(seed: int) -> int:
+    """The seed of this worker's sampler: --seed for the first, distinct for the others.
+
+    Workers seeded alike would propose the very same parameters to each other.
+    """
+    worker = os.environ.get("LUNGSEARCH_WORKER", "1/1").split("/")[0]
+    return seed + 1_000 * (int(worker) - 1) if worker.isdigit() else seed
 
 
 def summarise(study, config) -> None:
