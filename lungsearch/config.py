@@ -39,7 +39,7 @@ class RunConfig:
     class_weights: bool = True  # weight classes by inverse frequency when imbalanced
     workers: int = 1  # worker processes on this machine, all on one study (one GPU each where there are several)
     heartbeat: int = 30  # seconds between a running trial's heartbeats (RDB storage); silent 2x this = dead, retried
-    recycle: int = 0  # a worker process exits and is replaced after this many trials; 0 = never
+    recycle: int = 10  # replace the worker process by a fresh one after this many trials (Keras grows); 0 = never
 
     def with_updates(self, **changes) -> "RunConfig":
         known = {f.name for f in fields(self)}

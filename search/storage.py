@@ -45,11 +45,7 @@ def _local_file(url: str) -> str | None:
 
 
 def _sqlite_engine_kwargs() -> dict:
-    from sqlalchemy.pool import NullPool
-
-    # NullPool: one connection per session, closed at once, so no pooled
-    # connection keeps a stale read snapshot or a lock between trials.
-    return {"connect_args": {"timeout": SQLITE_BUSY_MS / 1000}, "poolclass": NullPool}
+    return {"connect_args": {"timeout": SQLITE_BUSY_MS / 1000}}
 
 
 def _enable_wal(storage: optuna.storages.RDBStorage) -> None:

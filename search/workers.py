@@ -76,7 +76,7 @@ def supervise(
     forward_at = None  # when to pass a Ctrl-C on to workers that did not get it themselves
 
     def start(i: int) -> None:
-        procs[i] = subprocess.Popen(list(command), env=worker_env(i, workers, gpus))
+        procs[i] = subprocess.Popen(list(command), env=worker_env(i, workers, gpus), preexec_fn=_die_with_parent)
 
     def on_term(signum, _frame):
         nonlocal terminated
@@ -121,6 +121,23 @@ def supervise(
     if interrupted or INTERRUPTED in codes or -signal.SIGINT in codes:
         return INTERRUPTED
     return next((c for c in codes if c != 0), 0)
+
+
+def _die_with_parent() -> None:
+    """In the worker, before exec: on Linux, be killed when the supervisor dies (even by kill -9).
+
+    Otherwise a killed ``lungsearch run`` would leave its workers training on
+    as orphans; this way their trials go stale and are retried on the next run.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:  # no glibc (musl): workers then outlive a killed supervisor
+        pass
 
 
 def python_module_command(module: str, *args: str) -> list[str]:

@@ -31,7 +31,7 @@ def register(sub) -> None:
     p.add_argument("--no-class-weights", action="store_true", help="do not weight imbalanced classes")
     p.add_argument("--workers", type=int, help="worker processes on this machine, one study (default 1; one GPU each where there are several)")
     p.add_argument("--heartbeat", type=int, help="seconds between heartbeats of a running trial on RDB storage; a trial silent for twice that is failed and retried with the same parameters (default 30)")
-    p.add_argument("--recycle", type=int, help="replace a worker process by a fresh one after this many trials (default 0: never)")
+    p.add_argument("--recycle", type=int, help="replace each worker process by a fresh one after this many trials, as Keras/TensorFlow memory grows from trial to trial in one process (default 10; 0: never, train in this process)")
     p.add_argument("--config", help="TOML file of run settings (flags override it)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # set on the processes --workers starts
     storage_args(p, study_help="study name (default <space>-<data folder>); an existing study is resumed", default=None)

@@ -13,7 +13,7 @@ def test_layers_defaults_file_flags(tmp_path):
     config = resolve(str(path), trials=7, sampler=None)
     assert config.trials == 7  # the flag wins
     assert config.sampler == "cmaes" and config.workers == 2 and config.val_fraction == 0.2  # the file wins
-    assert config.epochs == RunConfig().epochs and config.heartbeat == 30 and config.recycle == 0  # defaults
+    assert config.epochs == RunConfig().epochs and config.heartbeat == 30 and config.recycle == 10  # defaults
 
 
 @pytest.mark.parametrize("text, message", [

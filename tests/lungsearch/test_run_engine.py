@@ -69,13 +69,16 @@ def folder(tmp_path: Path) -> Path:
 
 
 def _start_and_stop_in_trial_1(folder: Path, storage: str, sig: int):
-    proc = subprocess.Popen(run_command(folder, storage, 3), env=env(slow="1"), text=True,
+    proc = subprocess.Popen(run_command(folder, storage, 3), env=env(slow="1"), text=True, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     trial_1_running = lambda s: len(s.trials) >= 2 and s.trials[0].state == TrialState.COMPLETE \
         and s.trials[1].state == TrialState.RUNNING
     wait_for(lambda: read(storage), trial_1_running, proc)
     time.sleep(1.5)  # well inside trial 1's fit, with heartbeats recorded
-    proc.send_signal(sig)
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, sig)  # Ctrl-C in a terminal reaches the whole process group
+    else:
+        proc.send_signal(sig)  # kill -9 PID: only `lungsearch run` itself; its worker must die with it
     out, err = proc.communicate(timeout=120)
     return proc.returncode, out, err
 
