@@ -61,6 +61,7 @@ def supervise(
     *,
     keep_going: Callable[[], bool] = lambda: True,
     poll: float = 0.5,
+    extra_env: dict[str, str] | None = None,
 ) -> int:
     """Run ``workers`` copies of ``command`` until all have finished; returns an exit code.
 
@@ -76,7 +77,8 @@ def supervise(
     forward_at = None  # when to pass a Ctrl-C on to workers that did not get it themselves
 
     def start(i: int) -> None:
-        procs[i] = subprocess.Popen(list(command), env=worker_env(i, workers, gpus), preexec_fn=_die_with_parent)
+        env = {**worker_env(i, workers, gpus), **(extra_env or {})}
+        procs[i] = subprocess.Popen(list(command), env=env, preexec_fn=_die_with_parent)
 
     def on_term(signum, _frame):
         nonlocal terminated

@@ -11,6 +11,7 @@ from lungsearch.commands._common import quiet_frameworks, storage_args
 
 SAMPLER_NAMES = ("tpe", "random", "cmaes", "qmc", "grid")  # = search.SAMPLERS (kept here so --help imports no Optuna)
 PRUNER_NAMES = ("median", "sha", "hyperband", "none")  # = search.PRUNERS
+DEADLINE_ENV = "LUNGSEARCH_DEADLINE"  # time.time() after which workers start no trial (--timeout of the whole run)
 
 
 def register(sub) -> None:
@@ -101,6 +102,7 @@ def resume_line(config) -> str:
 def supervise(config, storage) -> int:
     """Start config.workers worker processes on one study and wait for them (recycling each as asked)."""
     import tempfile
+    import time
 
     import optuna
 
@@ -109,7 +111,11 @@ def supervise(config, storage) -> int:
 
     name = config.study_name
 
+    deadline = None if config.timeout is None else time.time() + config.timeout
+
     def unfinished() -> bool:
+        if deadline is not None and time.time() >= deadline:
+            return False
         try:
             return search.count_finished(optuna.load_study(study_name=name, storage=storage)) < config.trials
         except KeyError:  # no worker has created the study yet
@@ -121,7 +127,9 @@ def supervise(config, storage) -> int:
         path = os.path.join(tmp, "config.toml")
         write_toml(config, path)
         command = search.workers.python_module_command("lungsearch", "run", "--config", path, "--worker")
-        code = search.workers.supervise(command, config.workers, keep_going=unfinished)
+        # --timeout is the whole run's, also across recycled workers: they get the deadline, not a fresh timeout
+        extra = {DEADLINE_ENV: repr(deadline)} if deadline is not None else None
+        code = search.workers.supervise(command, config.workers, keep_going=unfinished, extra_env=extra)
     if code == search.workers.INTERRUPTED:
         print(f"\ninterrupted: running trials are marked FAIL, finished trials are kept; {resume_line(config)}", file=sys.stderr)
         return code
@@ -176,9 +184,14 @@ def work(config, space, storage, *, as_worker: bool = False) -> int:
     )
     printer = TrialPrinter(config.metric, total=config.trials)
     recycle = config.recycle if as_worker and config.recycle else None
+    timeout = config.timeout
+    if as_worker and os.environ.get(DEADLINE_ENV):
+        import time
+
+        timeout = max(0.0, float(os.environ[DEADLINE_ENV]) - time.time())
     try:
         ran = search.run_trials(
-            study, objective, total=config.trials, timeout=config.timeout, callbacks=[printer, keeper], max_trials=recycle,
+            study, objective, total=config.trials, timeout=timeout, callbacks=[printer, keeper], max_trials=recycle,
         )
     except KeyboardInterrupt:
         if not as_worker:
