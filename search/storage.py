@@ -45,7 +45,12 @@ def _local_file(url: str) -> str | None:
 
 
 def _sqlite_engine_kwargs() -> dict:
-    return {"connect_args": {"timeout": SQLITE_BUSY_MS / 1000}}
+    from sqlalchemy.pool import NullPool
+
+    # NullPool: a new connection per session, so every connection passes through
+    # the "connect" hook of _enable_wal (a pooled one opened while Optuna creates
+    # its tables, before the hook exists, would keep the rollback journal).
+    return {"connect_args": {"timeout": SQLITE_BUSY_MS / 1000}, "poolclass": NullPool}
 
 
 def _enable_wal(storage: optuna.storages.RDBStorage) -> None:
