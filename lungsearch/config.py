@@ -31,7 +31,7 @@ class RunConfig:
     color: str | None = None  # grayscale or rgb; default: the space's own
     batch_size: int | None = None  # pin the batch size; default: tuned by the space
     metric: str = "val_auc"  # objective, maximised: val_auc or val_accuracy
-    sampler: str = "tpe"  # tpe, random or qmc
+    sampler: str = "tpe"  # tpe, random, cmaes, qmc or grid
     pruner: str = "median"  # median, sha, hyperband or none
     val_fraction: float = 0.15  # share of train (by patient) held out for validation
     seed: int = 0  # seeds the split, the sampler and each trial's weights
@@ -42,6 +42,9 @@ class RunConfig:
     group_pattern: str | None = None  # regex for the patient id in file names; default: Kermany names
     hflip: bool = False  # random horizontal flips while training (off: an X-ray has a fixed orientation)
     weights: str | None = None  # transfer backbones: a local weights file, "random", or None for imagenet ($LUNGSEARCH_WEIGHTS)
+    workers: int = 1  # worker processes on this machine, all on one study (one GPU each where there are several)
+    heartbeat: int = 30  # seconds between a running trial's heartbeats (RDB storage); silent 2x this = dead, retried
+    recycle: int = 10  # replace the worker process by a fresh one after this many trials (Keras grows); 0 = never
 
     def with_updates(self, **changes) -> "RunConfig":
         known = {f.name for f in fields(self)}
@@ -80,7 +83,38 @@ def resolve(file: str | None = None, **flags) -> RunConfig:
     config = config.with_updates(**flags)
     if config.trials < 1 or config.epochs < 1:
         raise ConfigError("--trials and --epochs must be at least 1")
+    if config.workers < 1 or config.heartbeat < 1 or config.recycle < 0:
+        raise ConfigError("--workers and --heartbeat must be at least 1, and --recycle at least 0")
     return config
+
+
+def as_flags(config: RunConfig) -> list[str]:
+    """The `lungsearch run` flags that rebuild ``config`` (only values that differ from the defaults)."""
+    defaults = RunConfig()
+    flags = []
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if value == getattr(defaults, f.name) or value is None:
+            continue
+        if f.name == "class_weights":
+            flags.append("--no-class-weights")
+        elif isinstance(value, bool):  # store_true flags (--dedupe, --hflip) take no value
+            flags.append(f"--{f.name.replace('_', '-')}")
+        else:
+            flags += [f"--{f.name.replace('_', '-')}", str(value)]
+    return flags
+
+
+def write_toml(config: RunConfig, path: str) -> None:
+    """Write ``config`` as a TOML file that :func:`resolve` reads back to the same config (None keys left out)."""
+    import json
+
+    with open(path, "w") as fh:
+        for key, value in config.to_dict().items():
+            if value is None:
+                continue
+            text = ("true" if value else "false") if isinstance(value, bool) else json.dumps(value)
+            fh.write(f"{key} = {text}\n")
 
 
 # Keys that decide what a study measures: resuming with different ones would mix incomparable trials.

@@ -109,10 +109,10 @@ def fit(
                 result.history.setdefault(key, []).append(float(value))
             result.epochs = epoch + 1
             result.seconds = time.perf_counter() - start
+            if on_epoch is not None:  # first, so the caller records the epoch (and may prune on the NaN itself)
+                on_epoch(epoch, dict(logs))
             if not math.isfinite(float(logs.get("loss", 0.0))):
                 raise NonFiniteLoss(f"training loss became {logs.get('loss')} at epoch {epoch + 1}")
-            if on_epoch is not None:
-                on_epoch(epoch, dict(logs))
 
     weights = class_weights(data.train.y, len(data.class_names)) if use_class_weights else None
     reduce_lr, stopper = _plateau_callbacks(monitor)

@@ -4,10 +4,11 @@ from search.choices import PRUNERS, SAMPLERS, make_pruner, make_sampler
 from search.keep import ModelKeeper
 from search.loop import StudyAborted, count_finished, run_trials
 from search.objective import METRICS, Objective
-from search.storage import StorageError, default_artifact_dir, load_study, open_storage
+from search import workers
+from search.storage import StorageError, default_artifact_dir, load_study, open_storage, study_names
 
 __all__ = [
     "METRICS", "PRUNERS", "SAMPLERS", "ModelKeeper", "Objective", "StorageError", "StudyAborted",
     "count_finished", "default_artifact_dir", "load_study", "make_pruner", "make_sampler",
-    "open_storage", "run_trials",
+    "open_storage", "run_trials", "study_names", "workers",
 ]

@@ -63,7 +63,7 @@ class Objective:
                 seen["history"].setdefault(key, []).append(float(value))
             seen["epochs"], seen["seconds"] = epoch + 1, time.perf_counter() - start
             if not math.isfinite(logs.get("loss", 0.0)):
-                raise optuna.TrialPruned(f"training loss became {logs.get('loss')} at epoch {epoch + 1}")
+                raise optuna.TrialPruned(f"non-finite loss: training loss became {logs.get('loss')} at epoch {epoch + 1}")
             value = logs.get(self.metric, float("nan"))
             if math.isfinite(value):
                 trial.report(value, epoch)

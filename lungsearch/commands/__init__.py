@@ -8,4 +8,5 @@ COMMANDS = (
     "lungsearch.commands.data",
     "lungsearch.commands.predict",
     "lungsearch.commands.spaces",
+    "lungsearch.commands.studies",
 )

@@ -10,6 +10,9 @@ from lungsearch import __version__
 from lungsearch.commands._common import quiet_frameworks, storage_args
 
 WEIGHTS_ENV = "LUNGSEARCH_WEIGHTS"  # backbone weights file for offline machines, when --weights is not given
+SAMPLER_NAMES = ("tpe", "random", "cmaes", "qmc", "grid")  # = search.SAMPLERS (kept here so --help imports no Optuna)
+PRUNER_NAMES = ("median", "sha", "hyperband", "none")  # = search.PRUNERS
+DEADLINE_ENV = "LUNGSEARCH_DEADLINE"  # time.time() after which workers start no trial (--timeout of the whole run)
 
 
 def register(sub) -> None:
@@ -22,8 +25,8 @@ def register(sub) -> None:
     p.add_argument("--color", choices=("grayscale", "rgb"), help="color mode (default: the space's)")
     p.add_argument("--batch-size", type=int, help="pin the batch size (default: tuned)")
     p.add_argument("--metric", choices=("val_auc", "val_accuracy"), help="objective to maximise (default val_auc)")
-    p.add_argument("--sampler", help="tpe (default), random or qmc")
-    p.add_argument("--pruner", help="median (default), sha, hyperband or none")
+    p.add_argument("--sampler", choices=SAMPLER_NAMES, help="tpe (default), random, cmaes, qmc or grid; seeded by --seed")
+    p.add_argument("--pruner", choices=PRUNER_NAMES, help="median (default), sha, hyperband or none")
     p.add_argument("--val-fraction", type=float, help="share of train held out by patient for validation (default 0.15)")
     p.add_argument("--seed", type=int, help="seed of split, sampler and weights (default 0)")
     p.add_argument("--timeout", type=float, help="stop starting new trials after this many seconds")
@@ -34,7 +37,11 @@ def register(sub) -> None:
                    help="regex whose first matching group is the patient id in a file name (default: Kermany names)")
     p.add_argument("--hflip", action="store_true", default=None, help="augment with random horizontal flips (off by default: X-rays have a fixed orientation)")
     p.add_argument("--weights", metavar="PATH", help=f"transfer spaces: local backbone weights file, or 'random' (default ${WEIGHTS_ENV}, else imagenet if it can be fetched)")
+    p.add_argument("--workers", type=int, help="worker processes on this machine, one study (default 1; one GPU each where there are several)")
+    p.add_argument("--heartbeat", type=int, help="seconds between heartbeats of a running trial on RDB storage; a trial silent for twice that is failed and retried with the same parameters (default 30)")
+    p.add_argument("--recycle", type=int, help="replace each worker process by a fresh one after this many trials, as Keras/TensorFlow memory grows from trial to trial in one process (default 10; 0: never, train in this process)")
     p.add_argument("--config", help="TOML file of run settings (flags override it)")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # set on the processes --workers starts
     storage_args(p, study_help="study name (default <space>-<data folder>); an existing study is resumed", default=None)
     p.add_argument("--artifacts", help="folder for kept models (default: beside the SQLite file)")
     p.set_defaults(func=cmd_run)
@@ -52,11 +59,12 @@ def config_from_args(args: argparse.Namespace):
         class_weights=False if args.no_class_weights else None,
         cache_dir=args.cache_dir, dedupe=True if args.dedupe else None, group_pattern=args.group_pattern,
         hflip=args.hflip, weights=args.weights or os.environ.get(WEIGHTS_ENV) or None,
+        workers=args.workers, heartbeat=args.heartbeat, recycle=args.recycle,
     )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from lungsearch.config import IDENTITY_KEYS, ConfigError
+    from lungsearch.config import ConfigError
     from spaces import get_space
 
     config = config_from_args(args)
@@ -67,8 +75,98 @@ def cmd_run(args: argparse.Namespace) -> int:
     if config.weights not in (None, "imagenet", "random") and not os.path.isfile(config.weights):
         raise ConfigError(f"weights file {config.weights} does not exist; give --weights (or ${WEIGHTS_ENV}) a backbone weights file, or 'random'")
 
+    if config.data != "demo":  # a bad folder is one line now, not one per worker later
+        from lungsearch import data as data_mod
+
+        data_mod.read_layout(config.data, seed=config.seed, group_pattern=config.group_pattern,
+                             cache_dir=config.cache_dir, splits_wanted=("train", "val"))
+
     quiet_frameworks()
+    import search
+
+    storage = search.open_storage(config.storage, heartbeat=config.heartbeat)
+    left = check_resumable(storage, config)
+    # one process is enough, and starts faster, unless workers are asked for or a recycle falls due
+    if not args.worker and (config.workers > 1 or (config.recycle and left > config.recycle)):
+        return supervise(config, storage)
+    return work(config, space, storage, as_worker=args.worker)
+
+
+def check_resumable(storage, config) -> int:
+    """Refuse to resume a study with settings that would make its trials incomparable.
+
+    Returns how many trials are still to run.
+    """
+    import optuna
+
+    import search
+    from lungsearch.config import IDENTITY_KEYS, ConfigError
+
+    name = config.study_name
+    existing = {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+    if name not in existing:
+        return config.trials
+    study = optuna.load_study(study_name=name, storage=storage)
+    stored = study.user_attrs.get("config", {})
+    mine = config.to_dict()
+    differ = [k for k in IDENTITY_KEYS if k in stored and stored[k] != mine[k]]
+    if differ:
+        what = ", ".join(f"{k}={stored[k]!r} (now {mine[k]!r})" for k in differ)
+        raise ConfigError(f"study {name!r} was made with {what}; resume with the same settings or pass a new --study name")
+    return max(0, config.trials - search.count_finished(study))
+
+
+def resume_line(config) -> str:
+    import shlex
+
+    from lungsearch.config import as_flags
+
+    return f"resume with: lungsearch run {shlex.join(as_flags(config))}"
+
+
+def supervise(config, storage) -> int:
+    """Start config.workers worker processes on one study and wait for them (recycling each as asked)."""
+    import tempfile
+    import time
+
+    import optuna
+
+    import search
+    from lungsearch.config import write_toml
+
+    name = config.study_name
+
+    deadline = None if config.timeout is None else time.time() + config.timeout
+
+    def unfinished() -> bool:
+        if deadline is not None and time.time() >= deadline:
+            return False
+        try:
+            return search.count_finished(optuna.load_study(study_name=name, storage=storage)) < config.trials
+        except KeyError:  # no worker has created the study yet
+            return True
+
+    print(f"study {name!r} in {config.storage}: {config.workers} worker process(es)"
+          + (f", each replaced after {config.recycle} trials" if config.recycle else ""), flush=True)
+    with tempfile.TemporaryDirectory(prefix="lungsearch-run-") as tmp:
+        path = os.path.join(tmp, "config.toml")
+        write_toml(config, path)
+        command = search.workers.python_module_command("lungsearch", "run", "--config", path, "--worker")
+        # --timeout is the whole run's, also across recycled workers: they get the deadline, not a fresh timeout
+        extra = {DEADLINE_ENV: repr(deadline)} if deadline is not None else None
+        code = search.workers.supervise(command, config.workers, keep_going=unfinished, extra_env=extra)
+    if code == search.workers.INTERRUPTED:
+        print(f"\ninterrupted: running trials are marked FAIL, finished trials are kept; {resume_line(config)}", file=sys.stderr)
+        return code
+    if code == 0:
+        summarise(optuna.load_study(study_name=name, storage=storage), config)
+    return code
+
+
+def work(config, space, storage, *, as_worker: bool = False) -> int:
+    """Run trials of the study in this process until it has config.trials finished (or recycling is due)."""
     import functools
+    import signal
 
     import optuna
 
@@ -77,17 +175,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from lungsearch import train
     from lungsearch.progress import TrialPrinter
 
-    storage = search.open_storage(config.storage)
-    name = config.study_name
-    existing = {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
-    if name in existing:
-        stored = optuna.load_study(study_name=name, storage=storage).user_attrs.get("config", {})
-        mine = config.to_dict()
-        differ = [k for k in IDENTITY_KEYS if k in stored and stored[k] != mine[k]]
-        if differ:
-            what = ", ".join(f"{k}={stored[k]!r} (now {mine[k]!r})" for k in differ)
-            raise ConfigError(f"study {name!r} was made with {what}; resume with the same settings or pass a new --study name")
+    def on_term(signum, _frame):  # a SIGTERM ends the trial like Ctrl-C: FAIL, storage consistent
+        raise KeyboardInterrupt
 
+    signal.signal(signal.SIGTERM, on_term)
+    name = config.study_name
     data = data_mod.load_search_data(
         config.data, image_size=config.image_size, color_mode=config.color,
         val_fraction=config.val_fraction, seed=config.seed,
@@ -102,7 +194,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     fixed = {"batch_size": config.batch_size} if config.batch_size else None
     study = optuna.create_study(
         storage=storage, study_name=name, direction="maximize", load_if_exists=True,
-        sampler=search.make_sampler(config.sampler, config.seed, fixed),
+        sampler=search.make_sampler(config.sampler, sampler_seed(config.seed), fixed, grid=getattr(space, "grid", None)),
         pruner=search.make_pruner(config.pruner, config.seed),
     )
     artifacts = config.artifacts or search.default_artifact_dir(config.storage)
@@ -114,29 +206,61 @@ def cmd_run(args: argparse.Namespace) -> int:
         fit=functools.partial(train.fit, data=data, epochs=config.epochs, use_class_weights=config.class_weights, monitor=config.metric),
     )
     before = search.count_finished(study)
+    worker = os.environ.get("LUNGSEARCH_WORKER")
     print(
-        f"study {name!r} in {config.storage}: {before} of {config.trials} trials finished; "
+        (f"worker {worker}: " if as_worker and worker else "")
+        + f"study {name!r} in {config.storage}: {before} of {config.trials} trials finished; "
         f"data {len(data.train)} train / {len(data.val)} validation images, classes {', '.join(data.class_names)}, "
         f"{config.image_size}px {config.color}{data_summary(data.info)}",
         flush=True,
     )
     printer = TrialPrinter(config.metric, total=config.trials)
+    recycle = config.recycle if as_worker and config.recycle else None
+    timeout = config.timeout
+    if as_worker and os.environ.get(DEADLINE_ENV):
+        import time
+
+        timeout = max(0.0, float(os.environ[DEADLINE_ENV]) - time.time())
     try:
-        search.run_trials(study, objective, total=config.trials, timeout=config.timeout, callbacks=[printer, keeper])
+        ran = search.run_trials(
+            study, objective, total=config.trials, timeout=timeout, callbacks=[printer, keeper], max_trials=recycle,
+        )
     except KeyboardInterrupt:
-        print(f"\ninterrupted: finished trials are stored; run the same command again to resume study {name!r}", file=sys.stderr)
+        if not as_worker:
+            print(f"\ninterrupted: the running trial is marked FAIL, finished trials are kept; {resume_line(config)}", file=sys.stderr)
         return 130
     except search.StudyAborted as exc:
         print(f"lungsearch: error: {exc}", file=sys.stderr)
         return 1
+    if recycle and ran >= recycle and search.count_finished(study) < config.trials:
+        return search.workers.RECYCLE
+    if not as_worker:
+        summarise(study, config)
+    return 0
+
+
+def sampler_seed(seed: int) -> int:
+    """The seed of this worker's sampler: --seed for the first, distinct for the others.
+
+    Workers seeded alike would propose the very same parameters to each other.
+    """
+    worker = os.environ.get("LUNGSEARCH_WORKER", "1/1").split("/")[0]
+    return seed + 1_000 * (int(worker) - 1) if worker.isdigit() else seed
+
+
+def summarise(study, config) -> None:
+    import optuna
+
+    import search
+
     finished = search.count_finished(study)
+    name = study.study_name
     if study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         best = study.best_trial
         print(f"done: {finished} trials finished; best trial #{best.number} {config.metric}={best.value:.4f}")
         print(f"next: lungsearch report --study {name}   |   lungsearch best --study {name} --export model.keras")
     else:
         print(f"done: {finished} trials finished, none completed (all pruned or failed)")
-    return 0
 
 
 def data_summary(info: dict) -> str:
@@ -153,6 +277,19 @@ def data_summary(info: dict) -> str:
 
 def store_study_attrs(study, config, data, space, artifacts: str) -> None:
     """What a study needs to say how it was made, and what `best` needs to export."""
+    for attempt in range(3):  # two workers creating one study may race on the first insert of a key
+        try:
+            _set_study_attrs(study, config, data, space, artifacts)
+            return
+        except Exception:
+            if attempt == 2:
+                raise
+            import time
+
+            time.sleep(0.5 + attempt)
+
+
+def _set_study_attrs(study, config, data, space, artifacts: str) -> None:
     import keras
     import optuna
 

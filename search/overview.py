@@ -1,0 +1,35 @@
+"""One line of facts per study in a storage: what ``lungsearch studies`` prints."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import optuna
+from optuna.trial import TrialState
+
+STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING)
+
+
+def overview(storage: optuna.storages.BaseStorage) -> list[dict]:
+    """Name, space, trials by state, best value and total training seconds of every study."""
+    rows = []
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        trials = study.get_trials(deepcopy=False)
+        states = Counter(t.state for t in trials)
+        done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None and math.isfinite(t.value)]
+        best = max(done, key=lambda t: t.value) if done else None
+        space = summary.user_attrs.get("space", {})
+        config = summary.user_attrs.get("config", {})
+        rows.append({
+            "study": summary.study_name,
+            "space": space.get("name", "?") if isinstance(space, dict) else str(space),
+            "metric": config.get("metric", "value"),
+            "trials": {s.name.lower(): states.get(s, 0) for s in STATES},
+            "best_value": best.value if best else None,
+            "best_trial": best.number if best else None,
+            "train_seconds": sum(float(t.user_attrs.get("train_seconds", 0.0)) for t in trials),
+            "started": summary.datetime_start.isoformat(timespec="seconds") if summary.datetime_start else None,
+        })
+    return rows

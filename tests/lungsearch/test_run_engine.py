@@ -1,0 +1,158 @@
+"""The real `lungsearch run` executable under faults and parallel workers.
+
+Each test drives the installed command in subprocesses against a temporary
+storage, with the test-only ``faulty`` space (24 px, one conv layer, 1 epoch).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from conftest import make_folder
+
+FAULTY = str(Path(__file__).resolve().parents[1] / "search" / "faulty_space.py")
+POSTGRES = os.environ.get("LUNGSEARCH_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def lungsearch() -> list[str]:
+    exe = shutil.which("lungsearch", path=os.path.dirname(sys.executable))
+    return [exe] if exe else [sys.executable, "-m", "lungsearch"]
+
+
+def run_command(folder: Path, storage: str, trials: int, *extra: str) -> list[str]:
+    return [*lungsearch(), "run", "--data", str(folder), "--space", FAULTY, "--trials", str(trials), "--epochs", "1",
+            "--storage", storage, "--metric", "val_accuracy", "--sampler", "random", "--pruner", "none", "--heartbeat", "1", *extra]
+
+
+def env(**faults: str) -> dict:
+    out = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", LUNGSEARCH_FAULTS=";".join(f"{k}:{v}" for k, v in faults.items()),
+               LUNGSEARCH_SLOW_SECONDS="600")
+    return out
+
+
+def read(storage: str) -> optuna.Study:
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    summaries = optuna.get_all_study_summaries(storage)
+    return optuna.load_study(study_name=summaries[-1].study_name, storage=storage)
+
+
+def wait_for(study_of, condition, proc: subprocess.Popen, seconds: float = 240):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"run ended early: {proc.communicate()}"
+        try:
+            study = study_of()
+            if condition(study):
+                return study
+        except (KeyError, IndexError, Exception):  # the study or its tables do not exist yet
+            pass
+        time.sleep(0.5)
+    proc.kill()
+    pytest.fail(f"condition not reached in {seconds} s: {proc.communicate()}")
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    return make_folder(tmp_path / "xray", per_class=12, splits=("train",))
+
+
+def _start_and_stop_in_trial_1(folder: Path, storage: str, sig: int):
+    proc = subprocess.Popen(run_command(folder, storage, 3), env=env(slow="1"), text=True, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    trial_1_running = lambda s: len(s.trials) >= 2 and s.trials[0].state == TrialState.COMPLETE \
+        and s.trials[1].state == TrialState.RUNNING
+    wait_for(lambda: read(storage), trial_1_running, proc)
+    time.sleep(1.5)  # well inside trial 1's fit, with heartbeats recorded
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, sig)  # Ctrl-C in a terminal reaches the whole process group
+    else:
+        proc.send_signal(sig)  # kill -9 PID: only `lungsearch run` itself; its worker must die with it
+    out, err = proc.communicate(timeout=120)
+    return proc.returncode, out, err
+
+
+@pytest.mark.slow
+def test_kill_9_mid_trial_then_the_same_command_recovers(folder, tmp_path):
+    storage = f"sqlite:///{tmp_path}/kill.db"
+    rc, _, _ = _start_and_stop_in_trial_1(folder, storage, signal.SIGKILL)
+    assert rc == -signal.SIGKILL
+    before = read(storage)
+    assert [t.state for t in before.trials] == [TrialState.COMPLETE, TrialState.RUNNING]
+    killed_params = before.trials[1].params
+
+    again = subprocess.run(run_command(folder, storage, 3), env=env(slow="1"), text=True, capture_output=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    after = read(storage).trials
+    assert after[0].state == TrialState.COMPLETE and after[0].value == before.trials[0].value
+    assert after[1].state == TrialState.FAIL  # the killed trial: failed by its stale heartbeat
+    retried = [t for t in after if t.system_attrs.get("failed_trial") == 1]
+    assert len(retried) == 1 and retried[0].params == killed_params and retried[0].state in FINISHED
+    assert sum(t.state in FINISHED for t in after) == 3
+
+
+@pytest.mark.slow
+def test_ctrl_c_fails_the_running_trial_and_says_how_to_resume(folder, tmp_path):
+    storage = f"sqlite:///{tmp_path}/int.db"
+    rc, _, err = _start_and_stop_in_trial_1(folder, storage, signal.SIGINT)
+    assert rc == 130
+    assert "resume with: lungsearch run" in err and "--trials 3" in err
+    trials = read(storage).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL]
+    assert trials[1].user_attrs["fail_reason"].startswith("interrupted")
+
+
+@pytest.mark.slow
+def test_three_workers_finish_exactly_nine_trials_without_lock_errors(folder, tmp_path):
+    storage = f"sqlite:///{tmp_path}/workers.db"
+    done = subprocess.run(run_command(folder, storage, 9, "--workers", "3"), env=env(nan="2", oom="4"), text=True,
+                          capture_output=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    output = (done.stdout + done.stderr).lower()
+    assert "database is locked" not in output and "operationalerror" not in output
+    trials = read(storage).trials
+    assert sum(t.state in FINISHED for t in trials) == 9
+    assert trials[2].state == TrialState.PRUNED and "non-finite loss" in trials[2].user_attrs["pruned_reason"]
+    assert trials[4].state == TrialState.FAIL and trials[4].user_attrs["fail_reason"].startswith("out of memory")
+    others = [t for t in trials if t.state == TrialState.FAIL and t.number != 4]
+    assert all(t.user_attrs.get("surplus") for t in others), [t.user_attrs.get("fail_reason") for t in others]
+
+
+def _postgres_or_skip() -> None:
+    try:
+        import psycopg
+
+        url = POSTGRES.replace("postgresql+psycopg://", "postgresql://", 1)
+        psycopg.connect(url, connect_timeout=3).close()
+    except Exception as exc:  # no driver, no server, no database: the test cannot run here
+        pytest.skip(f"no PostgreSQL server at {POSTGRES} (set LUNGSEARCH_TEST_POSTGRES): {type(exc).__name__}: {exc}")
+
+
+@pytest.mark.slow
+def test_two_workers_on_a_real_postgresql_server(folder, tmp_path):
+    _postgres_or_skip()
+    name = f"lungsearch-test-{uuid.uuid4().hex[:12]}"
+    try:
+        done = subprocess.run(run_command(folder, POSTGRES, 4, "--workers", "2", "--study", name,
+                                          "--artifacts", str(tmp_path / "models")),
+                              env=env(), text=True, capture_output=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        study = optuna.load_study(study_name=name, storage=POSTGRES)
+        assert sum(t.state in FINISHED for t in study.trials) == 4
+        assert study.user_attrs["config"]["workers"] == 2
+    finally:
+        try:
+            optuna.delete_study(study_name=name, storage=POSTGRES)
+        except KeyError:  # the run failed before creating it
+            pass
