@@ -23,7 +23,6 @@ each; the figure is the median of the per-pair ratios.  Key ``overhead``.
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import statistics
 import tempfile

@@ -26,7 +26,6 @@ which keras-tuner counts as failed trials.  Key ``search_vs_keras_tuner``.
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import tempfile
 import time
