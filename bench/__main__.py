@@ -1,0 +1,60 @@
+"""List the benchmarks, or run one (or all) with their flags, or with small settings.
+
+    python -m bench                          # list them
+    python -m bench overhead --repeats 3     # run one; flags go to it
+    python -m bench --small all              # every benchmark at small settings, one after another
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# name -> (what it measures, flags for a small run that finishes in minutes)
+BENCHES = {
+    "overhead": ("one epoch inside a lungsearch trial vs a bare model.fit epoch (key overhead)",
+                 ["--train-limit", "1024", "--repeats", "3"]),
+    "search_vs_keras_tuner": ("lungsearch default search vs keras-tuner Hyperband and RandomSearch (key search_vs_keras_tuner)",
+                              ["--budget", "300", "--epochs", "5", "--train-limit", "2048"]),
+    "pruning": ("each pruner and none, same budget: trials/hour and best AUC (key pruning)",
+                ["--budget", "300", "--epochs", "5", "--train-limit", "2048"]),
+    "cache": ("first decode vs cached load of chest_xray (key cache)", []),
+    "accuracy": ("a search with the defaults, best --export, test metrics with CIs (key accuracy_cpu)",
+                 ["--budget", "600", "--image-size", "64"]),
+    "memory": ("peak RSS over 30 trials (key memory)", ["--image-size", "32"]),
+    "storage": ("4 workers on SQLite WAL vs journal vs rollback (key storage)", ["--trials", "40"]),
+    "workers": ("--workers 2 vs --workers 1 (key workers)", ["--trials", "6"]),
+    "spaces_epoch": ("parameters, FLOPs and seconds per epoch of each space (key spaces_epoch)", ["cnn", "dense"]),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    small = "--small" in argv
+    if small:
+        argv.remove("--small")
+    if not argv or argv[0] in ("-h", "--help", "list"):
+        print(__doc__.strip() + "\n")
+        for name, (what, flags) in BENCHES.items():
+            print(f"  {name:<22} {what}\n  {'':<22} small: python -m bench.{name} {' '.join(flags)}")
+        return 0
+    name, rest = argv[0], argv[1:]
+    names = list(BENCHES) if name == "all" else [name]
+    unknown = [n for n in names if n not in BENCHES]
+    if unknown:
+        print(f"python -m bench: unknown benchmark {unknown[0]!r}; choose one of {', '.join(BENCHES)} or all", file=sys.stderr)
+        return 2
+    for n in names:
+        flags = (BENCHES[n][1] if small else []) + rest
+        print(f"== python -m bench.{n} {' '.join(flags)}", flush=True)
+        module = importlib.import_module(f"bench.{n}")
+        saved, sys.argv = sys.argv, [f"bench.{n}", *flags]  # modules that parse sys.argv themselves
+        try:
+            module.main()
+        finally:
+            sys.argv = saved
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
