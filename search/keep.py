@@ -44,9 +44,7 @@ class ModelKeeper:
         best = max(t.value for t in done)
         if value >= best:
             return True
-        acc = np.array([t.user_attrs.get("val_accuracy", -np.inf) for t in done] + [accuracy])
-        sec = np.array([t.user_attrs.get("train_seconds", np.inf) for t in done] + [seconds])
-        return bool(pareto_mask(acc, sec)[-1])
+        return bool(_front(done, extra=(accuracy, seconds))[-1])
 
     def save(self, trial: optuna.Trial, model) -> str:
         with tempfile.TemporaryDirectory() as tmp:
@@ -62,9 +60,7 @@ class ModelKeeper:
         if len(done) < 2:
             return
         best = max(t.value for t in done)
-        acc = np.array([t.user_attrs.get("val_accuracy", -np.inf) for t in done])
-        sec = np.array([t.user_attrs.get("train_seconds", np.inf) for t in done])
-        keep = pareto_mask(acc, sec) | (np.array([t.value for t in done]) >= best)
+        keep = _front(done) | (np.array([t.value for t in done]) >= best)
         for t, k in zip(done, keep):
             if not k:
                 try:
@@ -74,3 +70,12 @@ class ModelKeeper:
 
     def export(self, trial: optuna.trial.FrozenTrial, dest: str) -> None:
         shutil.copyfile(self.path(trial.user_attrs[ARTIFACT_ATTR]), dest)
+
+
+def _front(trials, extra: tuple[float, float] | None = None) -> np.ndarray:
+    """Pareto mask of validation accuracy (max) vs training time (min); ``extra`` is appended last."""
+    points = [(t.user_attrs.get("val_accuracy", -np.inf), t.user_attrs.get("train_seconds", np.inf)) for t in trials]
+    if extra is not None:
+        points.append(extra)
+    acc, sec = np.array(points, dtype=float).T
+    return pareto_mask(acc, sec)
