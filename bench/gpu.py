@@ -20,7 +20,7 @@ here) and on PyTorch or JAX (``KERAS_BACKEND``) on a GPU machine.
   ``lungsearch best --export`` reads the test split once and the test metrics
   are recorded.
 
-Every part is merged into key ``gpu`` of bench/results.json (``throughput_<where>``,
+Every part is merged into key ``gpu`` of bench/results.json (``throughput_<gpu|cpu>_<backend>``,
 ``search``), each with its own command, machine and date.  Goal (issue 7):
 test accuracy >= 0.95 and AUC >= 0.98 after a 100-trial search at 128 px or more.
 """
@@ -130,7 +130,7 @@ def throughput(args) -> dict:
         print(json.dumps(figures))
     if not args.no_record:
         where = "gpu" if here["device"] != "cpu" else "cpu"
-        record_part(f"throughput_{where}", figures)
+        record_part(f"throughput_{where}_{here['backend']}", figures)
     return figures
 
 

@@ -127,6 +127,7 @@ def export_best(
 
     from lungsearch import data as data_mod
     from lungsearch import evaluate, train
+    from spaces import augment
 
     if not dest.endswith(".keras"):
         raise ExportError(f"--export must name a .keras file, got {dest}")
@@ -154,6 +155,7 @@ def export_best(
 
     history = trial.user_attrs.get("history") or {}
     os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
+    augment.register()  # a kept model may hold RandomAffine
     if kept and not retrain_model:
         keeper.export(trial, dest)
         model = keras.models.load_model(dest)
@@ -161,7 +163,9 @@ def export_best(
         log(f"trial #{trial.number}: training again from its params {trial.params}")
         model, result = retrain(study, trial, data)
         history = result.history
-        model.save(dest)
+    # the augmentation layers do nothing at inference: the exported file leaves them out and loads in plain Keras
+    model = augment.inference_model(model)
+    model.save(dest)
 
     positive = evaluate.positive_class(class_names)
     val_probs = train.predict_proba(model, data.val)

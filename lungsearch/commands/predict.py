@@ -24,6 +24,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     quiet_frameworks()
     import keras
 
+    from spaces import augment
+
+    augment.register()  # models exported before augmentation was left out of the file hold RandomAffine
     model = keras.models.load_model(args.model)
     predictions = predict_mod.predict(model, meta, paths, images)
     names = list(meta["class_names"])

@@ -27,7 +27,7 @@ def test_too_many_poolings_for_the_input_prunes_with_the_reason():
 def test_augmentation_layers_are_inside_and_quiet_at_inference():
     model = spaces.get_space("cnn").build(optuna.trial.FixedTrial(BASE), input_shape=(32, 32, 1), num_classes=2)
     names = {layer.name for layer in model.layers}
-    assert {"aug_translate", "aug_zoom", "aug_rotate", "aug_contrast"} <= names
+    assert {"aug_affine", "aug_contrast"} <= names
     assert "aug_hflip" not in names  # X-rays keep their orientation unless --hflip
     x = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 1)).astype("float32")
     np.testing.assert_array_equal(model.predict(x, verbose=0), model.predict(x, verbose=0))
@@ -55,3 +55,29 @@ def test_flops_count_conv_and_dense_multiply_adds():
     conv1 = 2 * 16 * 16 * 9 * 8 * 8
     dense = 2 * (8 * 8 * 8) * 16 + 2 * 16 * 2  # flatten head: 8x8x8 after two poolings
     assert count_flops(model) == conv0 + conv1 + dense
+
+
+def test_random_affine_resamples_the_whole_batch_and_keeps_a_plain_shift_exact():
+    from spaces import augment
+
+    still = augment.random_affine(seed=0)
+    x = np.random.default_rng(0).integers(0, 256, (5, 12, 16, 2)).astype("float32")
+    np.testing.assert_array_equal(np.asarray(still(x, training=True)), x)  # no strength: the identity
+    moved = np.asarray(augment.random_affine(translate=0.2, zoom=0.1, rotate=0.05, seed=0)(x, training=True))
+    assert moved.shape == x.shape and not np.allclose(moved, x)
+    assert not np.allclose(moved[0], moved[1] - x[1] + x[0])  # each image its own transform
+    np.testing.assert_array_equal(np.asarray(augment.random_affine(translate=0.2, seed=0)(x, training=False)), x)
+    square = np.zeros((1, 32, 32, 1), "float32")
+    square[0, 10:20, 10:20, 0] = 1.0
+    shifted = np.asarray(augment.random_affine(translate=0.1, seed=3)(square, training=True))
+    assert abs(shifted.sum() - 100.0) < 1e-3  # a shift that keeps the square inside moves it, mass and all
+
+
+def test_exported_inference_model_has_no_augmentation_and_predicts_the_same():
+    from spaces import augment
+
+    model = spaces.get_space("cnn").build(optuna.trial.FixedTrial(BASE), input_shape=(32, 32, 1), num_classes=2)
+    plain = augment.inference_model(model)
+    assert not any(layer.name.startswith("aug_") for layer in plain.layers)
+    x = np.random.default_rng(1).integers(0, 256, (4, 32, 32, 1)).astype("float32")
+    np.testing.assert_allclose(plain.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
