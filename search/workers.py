@@ -48,6 +48,9 @@ def worker_env(index: int, workers: int, gpus: Sequence[str], cores: int | None 
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if gpus:
         env["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
+        if workers > len(gpus):
+            # several workers share a GPU: JAX would take 75% of it in the first process and fail the others
+            env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     threads = str(max(1, (cores or os.cpu_count() or 1) // workers))
     for key in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
         env.setdefault(key, threads)

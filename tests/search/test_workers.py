@@ -22,6 +22,14 @@ def test_each_worker_gets_one_gpu_round_robin_or_a_share_of_the_cores(monkeypatc
     assert "CUDA_VISIBLE_DEVICES" not in workers.worker_env(0, 2, [], cores=2)
 
 
+def test_workers_sharing_a_gpu_do_not_let_jax_preallocate_it(monkeypatch):
+    monkeypatch.delenv("XLA_PYTHON_CLIENT_PREALLOCATE", raising=False)
+    assert workers.worker_env(0, 4, ["0"])["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
+    assert "XLA_PYTHON_CLIENT_PREALLOCATE" not in workers.worker_env(0, 2, ["0", "1"])  # one GPU each
+    monkeypatch.setenv("XLA_PYTHON_CLIENT_PREALLOCATE", "true")
+    assert workers.worker_env(0, 4, ["0"])["XLA_PYTHON_CLIENT_PREALLOCATE"] == "true"  # the user's choice stands
+
+
 def test_visible_gpus_follow_cuda_visible_devices(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
     assert workers.visible_gpus() == ["2", "3"]
