@@ -24,6 +24,8 @@ BENCHES = {
     "memory": ("peak RSS over 30 trials (key memory)", ["--image-size", "32"]),
     "storage": ("4 workers on SQLite WAL vs journal vs rollback (key storage)", ["--trials", "40"]),
     "workers": ("--workers 2 vs --workers 1 (key workers)", ["--trials", "6"]),
+    "gpu": ("training images/s of the cnn space here and on this machine's CPU (key gpu; the search: python -m bench.gpu search --help)",
+            ["throughput", "--images", "512", "--epochs", "1"]),
     "spaces_epoch": ("parameters, FLOPs and seconds per epoch of each space (key spaces_epoch)", ["cnn", "dense"]),
 }
 
@@ -35,8 +37,12 @@ def main(argv: list[str] | None = None) -> int:
         argv.remove("--small")
     if not argv or argv[0] in ("-h", "--help", "list"):
         print(__doc__.strip() + "\n")
-        for name, (what, flags) in BENCHES.items():
-            print(f"  {name:<22} {what}\n  {'':<22} small: python -m bench.{name} {' '.join(flags)}")
+        try:
+            for name, (what, flags) in BENCHES.items():
+                print(f"  {name:<22} {what}\n  {'':<22} small: python -m bench.{name} {' '.join(flags)}")
+            sys.stdout.flush()
+        except BrokenPipeError:  # `python -m bench | head`
+            sys.stdout = None
         return 0
     name, rest = argv[0], argv[1:]
     names = list(BENCHES) if name == "all" else [name]

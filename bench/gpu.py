@@ -217,6 +217,9 @@ def main(argv=None) -> dict:
     s.add_argument("--evaluate-only", action="store_true", help="skip the search, only evaluate")
     s.add_argument("--out", default="gpu_best")
     s.add_argument("--no-record", action="store_true")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+        argv = ["throughput", *argv]  # `python -m bench all` runs it with no subcommand
     args = ap.parse_args(argv)
     return throughput(args) if args.what == "throughput" else run_search(args)
 
