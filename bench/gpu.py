@@ -136,7 +136,7 @@ def throughput(args) -> dict:
 
 def lungsearch(*args: str) -> subprocess.CompletedProcess:
     done = subprocess.run([sys.executable, "-m", "lungsearch", *args], text=True)
-    if done.returncode not in (0,):
+    if done.returncode != 0:
         raise SystemExit(f"lungsearch {' '.join(args)} failed ({done.returncode})")
     return done
 
