@@ -11,6 +11,9 @@ calls from its own ``suggest``; this module only turns strengths into layers.
 
 from __future__ import annotations
 
+import functools
+import math
+
 # parameter name -> (low, high) strength range, as fractions (rotation: of a full turn)
 RANGES = {
     "aug_translate": (0.0, 0.15),  # shift up to this share of height/width
@@ -73,27 +76,14 @@ def inference_model(model):
     return keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call)
 
 
-_CLASS = None
-
-
 def random_affine(**kwargs):
     """A :class:`RandomAffine` layer (the class is made on first use, so importing this module needs no Keras)."""
-    return _random_affine_class()(**kwargs)
+    return register()(**kwargs)
 
 
+@functools.cache
 def register():
-    """Define (once) and register :class:`RandomAffine`, so a model file holding one loads."""
-    return _random_affine_class()
-
-
-def _random_affine_class():
-    global _CLASS
-    if _CLASS is None:
-        _CLASS = _define()
-    return _CLASS
-
-
-def _define():
+    """Define (once) and register :class:`RandomAffine`, so a model file holding one loads; returns the class."""
     import keras
     from keras import ops
 
@@ -123,19 +113,18 @@ def _define():
             def uniform(bound):
                 return keras.random.uniform((batch, 1, 1), -bound, bound, seed=self.seed_generator, dtype=self.compute_dtype)
 
-            angle = uniform(self.rotate * 2.0 * 3.141592653589793)
+            angle = uniform(self.rotate * 2.0 * math.pi)
             scale = 1.0 + uniform(self.zoom)
             shift_y = uniform(self.translate) * ops.cast(height, self.compute_dtype)
             shift_x = uniform(self.translate) * ops.cast(width, self.compute_dtype)
-            rows = ops.arange(height, dtype=self.compute_dtype)
-            cols = ops.arange(width, dtype=self.compute_dtype)
-            cy, cx = (ops.cast(height, self.compute_dtype) - 1.0) / 2.0, (ops.cast(width, self.compute_dtype) - 1.0) / 2.0
-            py = ops.reshape(rows - cy, (1, -1, 1))
-            px = ops.reshape(cols - cx, (1, 1, -1))
+            last_y = ops.cast(height, self.compute_dtype) - 1.0
+            last_x = ops.cast(width, self.compute_dtype) - 1.0
+            py = ops.reshape(ops.arange(height, dtype=self.compute_dtype) - last_y / 2.0, (1, -1, 1))
+            px = ops.reshape(ops.arange(width, dtype=self.compute_dtype) - last_x / 2.0, (1, 1, -1))
             cos, sin = ops.cos(angle), ops.sin(angle)
             # where each output pixel reads from, (batch, height, width)
-            src_y = scale * (cos * py - sin * px) + cy - shift_y
-            src_x = scale * (sin * py + cos * px) + cx - shift_x
+            src_y = scale * (cos * py - sin * px) + last_y / 2.0 - shift_y
+            src_x = scale * (sin * py + cos * px) + last_x / 2.0 - shift_x
             y0, x0 = ops.floor(src_y), ops.floor(src_x)
             wy, wx = src_y - y0, src_x - x0
             flat = ops.reshape(x, (-1, channels))
@@ -143,12 +132,11 @@ def _define():
             out = 0.0
             for dy, dx, weight in ((0, 0, (1 - wy) * (1 - wx)), (0, 1, (1 - wy) * wx), (1, 0, wy * (1 - wx)), (1, 1, wy * wx)):
                 yy, xx = y0 + dy, x0 + dx
-                inside = (yy >= 0) & (yy <= ops.cast(height, self.compute_dtype) - 1) & (xx >= 0) & (xx <= ops.cast(width, self.compute_dtype) - 1)
-                yi = ops.cast(ops.clip(yy, 0, ops.cast(height, self.compute_dtype) - 1), "int32")
-                xi = ops.cast(ops.clip(xx, 0, ops.cast(width, self.compute_dtype) - 1), "int32")
-                index = ops.reshape(base + yi * width + xi, (-1,))
-                values = ops.reshape(ops.take(flat, index, axis=0), shape)
-                out = out + values * ops.expand_dims(weight * ops.cast(inside, self.compute_dtype), -1)
+                inside = ops.cast((yy >= 0) & (yy <= last_y) & (xx >= 0) & (xx <= last_x), self.compute_dtype)
+                yi = ops.cast(ops.clip(yy, 0, last_y), "int32")
+                xi = ops.cast(ops.clip(xx, 0, last_x), "int32")
+                values = ops.reshape(ops.take(flat, ops.reshape(base + yi * width + xi, (-1,)), axis=0), shape)
+                out = out + values * ops.expand_dims(weight * inside, -1)
             return out
 
         def compute_output_shape(self, input_shape):
