@@ -27,7 +27,6 @@ def main(argv=None) -> dict:
     import spaces
     from bench.overhead import SHARED, load
     from bench.search_vs_keras_tuner import run_lungsearch
-    from lungsearch.config import RunConfig
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=os.path.normpath(SHARED), help="image folder or 'demo' (default: ../shared/data/chest_xray)")
@@ -46,6 +45,7 @@ def main(argv=None) -> dict:
     print(f"{len(data.train)} train, {len(data.val)} validation images, {args.image_size} px, "
           f"{args.budget:.0f} s per pruner, at most {args.epochs} epochs per trial", flush=True)
     runs = {}
+    figures = {}
     with tempfile.TemporaryDirectory() as folder:
         for pruner in args.pruners.split(","):
             side = run_lungsearch(space, data, budget=args.budget, epochs=args.epochs, seed=args.seed, folder=folder, pruner=pruner)
@@ -53,17 +53,27 @@ def main(argv=None) -> dict:
             runs[pruner] = side
             print(f"{pruner:<10} {side['trials_finished']} finished ({side['pruned']} pruned), "
                   f"{side['trials_per_hour']} trials/hour, best val AUC {side['best']}, selected {side['selected_best']}", flush=True)
+            # recorded after every pruner, so a run stopped early keeps the pruners it finished
+            figures = summarise(args, data, runs)
+    print({k: v for k, v in figures.items() if k != "runs"})
+    return figures
+
+
+def summarise(args, data, runs: dict) -> dict:
+    """The figures of the pruners run so far; recorded unless ``--no-record``."""
+    from lungsearch.config import RunConfig
+
     default = RunConfig().pruner
     figures = {"reduced": args.budget < 1800, "default_pruner": default, "data": args.data, "image_size": args.image_size,
                "budget_seconds": args.budget, "epochs": args.epochs, "train_images": len(data.train),
-               "val_images": len(data.val), "runs": runs}
+               "val_images": len(data.val), "pruners_run": list(runs),
+               "all_pruners_run": len(runs) == len(args.pruners.split(",")), "runs": runs}
     if default in runs and "none" in runs and runs["none"]["trials_per_hour"]:
         d, n = runs[default], runs["none"]
         figures["trials_per_hour_ratio"] = round(d["trials_per_hour"] / n["trials_per_hour"], 3)
         if d["best"] is not None and n["best"] is not None:
             figures["best_auc_delta"] = round(d["best"] - n["best"], 5)
             figures["goal_met"] = figures["trials_per_hour_ratio"] >= 3 and figures["best_auc_delta"] >= -0.005
-    print({k: v for k, v in figures.items() if k != "runs"})
     if not args.no_record:
         from bench.results import record
 
