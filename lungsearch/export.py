@@ -105,6 +105,8 @@ def retrain(study: optuna.Study, trial: optuna.trial.FrozenTrial, data, *, verbo
     keras.utils.set_random_seed(config.get("seed", 0) * 100_003 + trial.number)  # the seed the search gave this trial
     model = space.build(fixed, input_shape=data.input_shape, num_classes=len(data.class_names))
     options = space.fit_options(fixed)
+    if config.get("batch_size"):  # pinned by --batch-size, as the search trained it
+        options = {**options, "batch_size": int(config["batch_size"])}
     epochs = int(trial.user_attrs.get("epochs") or config.get("epochs", 10))
     result = train.fit(model, data, epochs=epochs, use_class_weights=config.get("class_weights", True), verbose=verbose, **options)
     return model, result

@@ -32,6 +32,7 @@ class Objective:
         seed: int = 0,
         keeper: ModelKeeper | None = None,
         build_kwargs: dict | None = None,
+        batch_size: int | None = None,
     ):
         if metric not in METRICS:
             raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
@@ -39,6 +40,8 @@ class Objective:
         self.input_shape, self.num_classes = tuple(input_shape), num_classes
         # fixed facts beyond shape and classes (backbone weights, hflip): every space's build takes **_
         self.build_kwargs = dict(build_kwargs or {})
+        # --batch-size: pins the batch even for a space whose fit_options do not suggest one
+        self.batch_size = batch_size
 
     def __call__(self, trial: optuna.Trial) -> float:
         import keras
@@ -51,6 +54,8 @@ class Objective:
             trial.set_user_attr("pruned_reason", f"not built: {exc}")
             raise
         options = self.space.fit_options(trial)
+        if self.batch_size:
+            options = {**options, "batch_size": self.batch_size}
         trial.set_user_attr("param_count", int(model.count_params()))
         flops = count_flops(model)
         if flops is not None:

@@ -23,7 +23,7 @@ def register(sub) -> None:
     p.add_argument("--epochs", type=int, help="epoch cap per trial (default 10)")
     p.add_argument("--image-size", type=int, help="input side in pixels (default: the space's, 64 for cnn)")
     p.add_argument("--color", choices=("grayscale", "rgb"), help="color mode (default: the space's)")
-    p.add_argument("--batch-size", type=int, help="pin the batch size (default: tuned)")
+    p.add_argument("--batch-size", type=int, help="pin the batch size, for every space (default: tuned, or 32 for a space file without fit_options)")
     p.add_argument("--metric", choices=("val_auc", "val_accuracy"), help="objective to maximise (default val_auc)")
     p.add_argument("--sampler", choices=SAMPLER_NAMES, help="tpe (default), random, cmaes, qmc or grid; seeded by --seed")
     p.add_argument("--pruner", choices=PRUNER_NAMES, help="median (default), sha, hyperband or none")
@@ -202,7 +202,7 @@ def work(config, space, storage, *, as_worker: bool = False) -> int:
     keeper = search.ModelKeeper(artifacts)
     objective = search.Objective(
         space, input_shape=data.input_shape, num_classes=len(data.class_names), metric=config.metric,
-        seed=config.seed, keeper=keeper, build_kwargs=build_kwargs,
+        seed=config.seed, keeper=keeper, build_kwargs=build_kwargs, batch_size=config.batch_size,
         fit=functools.partial(train.fit, data=data, epochs=config.epochs, use_class_weights=config.class_weights, monitor=config.metric),
     )
     before = search.count_finished(study)

@@ -73,3 +73,16 @@ def test_too_deep_cnn_for_the_input_is_pruned_with_its_reason_and_the_study_goes
     trial = study.trials[0]
     assert trial.state == optuna.trial.TrialState.PRUNED
     assert "not built: 5 pooling blocks shrink a 24 px input" in trial.user_attrs["pruned_reason"]
+
+
+def test_a_pinned_batch_size_overrides_a_space_that_does_not_suggest_one():
+    seen = []
+
+    def fit(model, *, on_epoch, batch_size):
+        seen.append(batch_size)
+        return _fit([0.8], None)(model, on_epoch=on_epoch, batch_size=batch_size)
+
+    for pinned, expected in ((None, 4), (16, 16)):  # _Space.fit_options always says 4
+        objective = search.Objective(_Space(), input_shape=(4, 4, 1), num_classes=2, fit=fit, batch_size=pinned)
+        optuna.create_study(direction="maximize").optimize(objective, n_trials=1)
+        assert seen[-1] == expected
