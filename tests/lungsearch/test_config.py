@@ -21,6 +21,7 @@ def test_layers_defaults_file_flags(tmp_path):
     ("trials = \n", "not valid TOML"),
     ("workers = 0\n", "--workers"),
     ("trials = 0\n", "--trials"),
+    ("batch_size = 0\n", "--batch-size must be at least 1"),
 ])
 def test_bad_files_are_user_errors(tmp_path, text, message):
     path = tmp_path / "bad.toml"
