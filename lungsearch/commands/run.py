@@ -192,11 +192,20 @@ def work(config, space, storage, *, as_worker: bool = False) -> int:
 
         spaces.check_build(space, optuna.create_study(sampler=optuna.samplers.RandomSampler(config.seed)).ask(), **facts, **build_kwargs)
     fixed = {"batch_size": config.batch_size} if config.batch_size else None
+
+    def sampler(trials_before: int):
+        seed = sampler_seed(config.seed, trials_before)
+        return search.make_sampler(config.sampler, seed, fixed, grid=getattr(space, "grid", None))
+
     study = optuna.create_study(
         storage=storage, study_name=name, direction="maximize", load_if_exists=True,
-        sampler=search.make_sampler(config.sampler, sampler_seed(config.seed), fixed, grid=getattr(space, "grid", None)),
-        pruner=search.make_pruner(config.pruner, config.seed),
+        sampler=sampler(0), pruner=search.make_pruner(config.pruner, config.seed),
     )
+    trials_before = len(study.get_trials(deepcopy=False))
+    # A resumed study or a recycled worker, seeded as at the start, would replay the first trials' draws.
+    # QMC is the exception: it keeps its place in the sequence in the study, under its seed.
+    if trials_before and config.sampler != "qmc":
+        study.sampler = sampler(trials_before)
     artifacts = config.artifacts or search.default_artifact_dir(config.storage)
     store_study_attrs(study, config, data, space, artifacts)
     keeper = search.ModelKeeper(artifacts)
@@ -239,13 +248,21 @@ def work(config, space, storage, *, as_worker: bool = False) -> int:
     return 0
 
 
-def sampler_seed(seed: int) -> int:
-    """The seed of this worker's sampler: --seed for the first, distinct for the others.
+def sampler_seed(seed: int, trials_before: int = 0) -> int:
+    """The seed of this worker's sampler: --seed for the first worker of a new study, distinct otherwise.
 
-    Workers seeded alike would propose the very same parameters to each other.
+    Workers seeded alike would propose the very same parameters to each other,
+    and a process that joins a study with ``trials_before`` trials in it (a
+    resumed run, a recycled worker) seeded as at the start would propose the
+    first trials' parameters again (random and TPE start-up draws alike).
     """
     worker = os.environ.get("LUNGSEARCH_WORKER", "1/1").split("/")[0]
-    return seed + 1_000 * (int(worker) - 1) if worker.isdigit() else seed
+    first = seed + 1_000 * (int(worker) - 1) if worker.isdigit() else seed
+    if not trials_before:
+        return first
+    import numpy as np
+
+    return int(np.random.SeedSequence([first, trials_before]).generate_state(1)[0])
 
 
 def summarise(study, config) -> None:

@@ -73,6 +73,28 @@ def test_user_space_file_runs_a_one_trial_study(tmp_path):
     assert study.user_attrs["space"]["source"] == str(space)
 
 
+def test_a_resumed_study_does_not_replay_the_first_trials(tmp_path):
+    """A second run (or a recycled worker) seeded as the first would draw the first trials' parameters again."""
+    data = make_folder(tmp_path / "xray", per_class=12, size=24)
+    space = tmp_path / "my_space.py"
+    space.write_text(USER_SPACE)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    for total in ("2", "4"):
+        proc = _run("run", "--data", str(data), "--space", str(space), "--trials", total, "--epochs", "1",
+                    "--image-size", "24", "--sampler", "random", "--storage", url)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    lrs = [t.params["lr"] for t in optuna.load_study(study_name="my_space-xray", storage=url).trials]
+    assert len(lrs) == 4 and len(set(lrs)) == 4
+
+
+def test_sampler_seed_is_the_given_seed_only_for_a_new_study():
+    from lungsearch.commands.run import sampler_seed
+
+    assert sampler_seed(7) == 7
+    resumed = {sampler_seed(7, n) for n in (1, 2, 10, 11)}
+    assert len(resumed) == 4 and 7 not in resumed
+
+
 @pytest.mark.parametrize("content, problem", [
     (None, "does not exist"),
     ("NAME = 'x'\n", "defines no build"),
