@@ -33,3 +33,15 @@ def quiet_frameworks() -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    if not os.environ.get("LUNGSEARCH_TRACEBACK"):
+        import logging
+
+        logging.getLogger("optuna.study._optimize").addFilter(_one_line_failures)
+
+
+def _one_line_failures(record) -> bool:
+    """A failed trial's warning without its traceback: the reason is stored and printed on the trial's line."""
+    if record.exc_info:
+        record.exc_info, record.exc_text = None, None
+        record.msg = f"{record.msg} (LUNGSEARCH_TRACEBACK=1 shows the traceback)"
+    return True

@@ -121,6 +121,7 @@ def test_three_workers_finish_exactly_nine_trials_without_lock_errors(folder, tm
     assert done.returncode == 0, done.stderr[-3000:]
     output = (done.stdout + done.stderr).lower()
     assert "database is locked" not in output and "operationalerror" not in output
+    assert "Traceback" not in done.stderr and "LUNGSEARCH_TRACEBACK=1 shows the traceback" in done.stderr
     trials = read(storage).trials
     assert sum(t.state in FINISHED for t in trials) == 9
     assert trials[2].state == TrialState.PRUNED and "non-finite loss" in trials[2].user_attrs["pruned_reason"]
