@@ -36,6 +36,24 @@ def positive_class(class_names) -> int | None:
     return 1 - negative[0] if len(negative) == 1 else 1
 
 
+def roc_auc(y, probs, positive: int | None = None) -> float:
+    """ROC AUC of class probabilities ``probs`` (n, k) against integer labels ``y``.
+
+    Two classes: the positive class (``positive``, default index 1) against the
+    other, with the labels binarised for it, so the figure is the same whichever
+    index the disease class sorts to (a Covid/Normal folder puts it at 0).  More
+    classes: one-vs-rest, macro-averaged.  Raises ``ValueError`` when a class is absent.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(y).astype(int)
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.shape[1] == 2:
+        pos = 1 if positive is None else int(positive)
+        return float(roc_auc_score(y == pos, probs[:, pos]))
+    return float(roc_auc_score(y, probs, multi_class="ovr", average="macro", labels=list(range(probs.shape[1]))))
+
+
 # --------------------------------------------------------------------------- threshold
 
 
@@ -86,7 +104,7 @@ def decide(probs: np.ndarray, threshold: float | None, positive: int | None) -> 
 
 def point_metrics(y: np.ndarray, probs: np.ndarray, pred: np.ndarray, class_names, positive: int | None) -> dict[str, float]:
     """Scalar metrics of one sample: overall and per class (keys ``precision/<class>`` ...)."""
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score, precision_recall_fscore_support, roc_auc_score
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, precision_recall_fscore_support
 
     labels = list(range(len(class_names)))
     out = {"accuracy": accuracy_score(y, pred)}
@@ -94,10 +112,7 @@ def point_metrics(y: np.ndarray, probs: np.ndarray, pred: np.ndarray, class_name
         warnings.simplefilter("ignore")  # an absent class in a resample: undefined, reported as nan
         out["balanced_accuracy"] = balanced_accuracy_score(y, pred)
         try:
-            if len(labels) == 2:
-                out["roc_auc"] = roc_auc_score(y, probs[:, positive if positive is not None else 1])
-            else:
-                out["roc_auc"] = roc_auc_score(y, probs, multi_class="ovr", average="macro", labels=labels)
+            out["roc_auc"] = roc_auc(y, probs, positive)
         except ValueError:
             out["roc_auc"] = float("nan")
         if positive is not None:

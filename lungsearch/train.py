@@ -50,7 +50,9 @@ def class_weights(y: np.ndarray, num_classes: int) -> dict[int, float] | None:
 
 def validation_metrics(probs: np.ndarray, y: np.ndarray) -> dict[str, float]:
     """Loss, accuracy and ROC AUC (one-vs-rest macro above two classes)."""
-    from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
+    from sklearn.metrics import accuracy_score, log_loss
+
+    from lungsearch.evaluate import roc_auc
 
     probs = np.asarray(probs, dtype=np.float64)
     if not np.all(np.isfinite(probs)):
@@ -61,10 +63,7 @@ def validation_metrics(probs: np.ndarray, y: np.ndarray) -> dict[str, float]:
         "val_accuracy": float(accuracy_score(y, probs.argmax(axis=1))),
     }
     try:
-        if probs.shape[1] == 2:
-            out["val_auc"] = float(roc_auc_score(y, probs[:, 1]))
-        else:
-            out["val_auc"] = float(roc_auc_score(y, probs, multi_class="ovr", average="macro", labels=labels))
+        out["val_auc"] = roc_auc(y, probs)  # binary: the same whichever class is called positive
     except ValueError:  # a class absent from a tiny validation split
         out["val_auc"] = float("nan")
     return out
