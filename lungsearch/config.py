@@ -45,6 +45,7 @@ class RunConfig:
     workers: int = 1  # worker processes on this machine, all on one study (one GPU each where there are several)
     heartbeat: int = 30  # seconds between a running trial's heartbeats (RDB storage); silent 2x this = dead, retried
     recycle: int = 10  # replace the worker process by a fresh one after this many trials (Keras grows); 0 = never
+    warm_start: bool = True  # a new study's first trials are the space's known-good points (WARM_STARTS)
 
     def with_updates(self, **changes) -> "RunConfig":
         known = {f.name for f in fields(self)}
@@ -98,8 +99,8 @@ def as_flags(config: RunConfig) -> list[str]:
         value = getattr(config, f.name)
         if value == getattr(defaults, f.name) or value is None:
             continue
-        if f.name == "class_weights":
-            flags.append("--no-class-weights")
+        if f.name in ("class_weights", "warm_start"):  # on by default: the flag switches it off
+            flags.append(f"--no-{f.name.replace('_', '-')}")
         elif isinstance(value, bool):  # store_true flags (--dedupe, --hflip) take no value
             flags.append(f"--{f.name.replace('_', '-')}")
         else:

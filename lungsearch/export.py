@@ -100,7 +100,7 @@ def retrain(study: optuna.Study, trial: optuna.trial.FrozenTrial, data, *, verbo
     config = attrs.get("config", {})
     space_ref = (attrs.get("space") or {}).get("source") or config.get("space") or "cnn"
     space = get_space(space_ref)
-    fixed = optuna.trial.FixedTrial(trial.params, number=trial.number)
+    fixed = optuna.trial.FixedTrial(space.fixed_params(trial.params), number=trial.number)
     keras.backend.clear_session(free_memory=True)
     keras.utils.set_random_seed(config.get("seed", 0) * 100_003 + trial.number)  # the seed the search gave this trial
     model = space.build(fixed, input_shape=data.input_shape, num_classes=len(data.class_names))

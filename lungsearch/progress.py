@@ -16,6 +16,8 @@ class TrialPrinter:
         attrs = trial.user_attrs
         finished = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
         parts = [f"[{finished}/{self.total}] trial {trial.number:>3}", f"{trial.state.name:<8}"]
+        if attrs.get("warm_start"):
+            parts.insert(1, f"(warm start {attrs['warm_start']})")
         if trial.state == TrialState.COMPLETE:
             parts.append(f"{self.metric}={trial.value:.4f}")
         elif "history" in attrs and attrs["history"].get(self.metric):

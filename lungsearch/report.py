@@ -38,12 +38,14 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             "epochs": a.get("epochs"),
             "param_count": a.get("param_count"),
             "kept_model": bool(a.get("model_artifact")),
+            "warm_start": a.get("warm_start") or "",  # the space's known-good point this trial was, if any
         }
         row.update({f"params_{k}": v for k, v in t.params.items()})
         rows.append(row)
-    columns = ["trial", "state", "value", "val_accuracy", "val_auc", "val_loss", "train_seconds", "epochs", "param_count", "kept_model"]
+    columns = ["trial", "state", "value", "val_accuracy", "val_auc", "val_loss", "train_seconds", "epochs", "param_count", "kept_model",
+               "warm_start"]
     df = pd.DataFrame(rows, columns=None if rows else columns)
-    for col in columns[2:-1]:
+    for col in columns[2:-2]:
         df[col] = pd.to_numeric(df[col], errors="coerce")  # None -> NaN, so missing attributes are just gaps
     return df
 
@@ -79,6 +81,8 @@ def summary(study: optuna.Study, df: pd.DataFrame, metric: str, top: int = TOP) 
                 figures.append(fmt.format(r[col]))
         if r.get("kept_model"):
             figures.append("model kept")
+        if r.get("warm_start"):
+            figures.append(f"warm start: {r['warm_start']}")
         params = ", ".join(f"{k[7:]}={_short(r[k])}" for k in r.index if k.startswith("params_") and pd.notna(r[k]))
         lines.append(f"  #{int(r['trial']):<4} " + "  ".join(figures))
         lines.append(f"        {params}")

@@ -5,8 +5,12 @@ The layers are active only while training (Keras switches them off in
 the search measured.  X-rays have a fixed orientation: no horizontal flip
 unless the run asks for it (``--hflip``), and only small rotations.
 
-A space suggests the strengths through :func:`suggest_strengths`, which it
-calls from its own ``suggest``; this module only turns strengths into layers.
+A space suggests augmentation through :func:`suggest`, which it calls from
+its own ``suggest``: a switch ``augment`` (off / on), and the strengths only
+when it is on.  Augmentation is a choice, not a tax: with every strength a
+uniform draw, every trial augmented, and the seeds' hand CNN with the best
+trial's strengths fell from validation AUC 0.916 to 0.829 on a small binary
+folder.  This module also turns strengths into layers.
 """
 
 from __future__ import annotations
@@ -21,6 +25,16 @@ RANGES = {
     "aug_rotate": (0.0, 0.05),  # rotate up to this share of 360 degrees (0.05 = 18 degrees)
     "aug_contrast": (0.0, 0.3),  # scale contrast by a factor in [1 - s, 1 + s]
 }
+
+
+SWITCH = "augment"  # the categorical parameter: "off" or "on"
+
+
+def suggest(trial) -> dict[str, float]:
+    """``augment`` off (no strengths, no layers) or on (the four strengths, suggested through ``trial``)."""
+    if trial.suggest_categorical(SWITCH, ["off", "on"]) == "off":
+        return {}
+    return suggest_strengths(trial)
 
 
 def suggest_strengths(trial) -> dict[str, float]:

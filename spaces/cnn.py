@@ -10,10 +10,30 @@ from spaces import augment
 from spaces.common import OPTIMIZERS, InvalidCombination, check_facts, compile_model
 
 NAME = "cnn"
-DESCRIPTION = "CNN from scratch: 1-5 conv blocks (filters, kernel, batch norm, pooling, dropout), GAP or flatten head, augmentation"
+DESCRIPTION = "CNN from scratch: 1-5 conv blocks (filters, kernel, batch norm, pooling, dropout), GAP or flatten head, augmentation on/off; starts from the seeds' hand CNN"
 IMAGE_SIZE = 64  # default input side in pixels
 COLOR_MODE = "grayscale"
 MIN_MAP_SIDE = 2  # the smallest feature map side the last pooling may leave
+
+# Known-good starting points, enqueued as the first trials of a new study (--no-warm-start: none).
+WARM_STARTS = [
+    {
+        # The seeds' 30-line hand-written CNN: 3 conv blocks 32/64/128 (3x3, relu, max pool), flatten,
+        # dense 128, dropout 0.5, RMSprop 1e-3, batch 32, no augmentation. On chest_xray at 64 px it
+        # scored test AUC 0.940 in 96 s, as well as a 30-minute search did; the search starts from it.
+        "name": "hand-cnn",
+        "params": {
+            "conv_blocks": 3, "kernel_size": 3, "batch_norm": False, "pooling": "max", "activation": "relu",
+            "filters_b0": 32, "filters_b1": 64, "filters_b2": 128,
+            "dropout_b0": 0.0, "dropout_b1": 0.0, "dropout_b2": 0.0,
+            "head": "flatten", "dropout": 0.5, "dense_units": 128,
+            "optimizer": "rmsprop", "learning_rate": 1e-3, "augment": "off", "batch_size": 32,
+        },
+    },
+]
+# Parameters added since the first studies, with the value their trials implied (for FixedTrial rebuilds):
+# trials from before the augmentation switch always augmented.
+LEGACY_PARAMS = {"augment": "on"}
 
 
 def suggest(trial) -> dict:
@@ -32,7 +52,7 @@ def suggest(trial) -> dict:
     p["dense_units"] = trial.suggest_int("dense_units", 16, 256, log=True)
     p["optimizer"] = trial.suggest_categorical("optimizer", list(OPTIMIZERS))
     p["learning_rate"] = trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True)
-    p["augment"] = augment.suggest_strengths(trial)
+    p["augment"] = augment.suggest(trial)
     return p
 
 

@@ -13,7 +13,7 @@ import fnmatch
 import importlib
 import importlib.util
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Callable
 
@@ -36,6 +36,14 @@ class Space:
     color_mode: str = "grayscale"
     source: str = ""
     suggest: Callable[[Any], dict] | None = None  # the module's suggest(trial), when it has one (for listing)
+    # known-good starting points, enqueued as a new study's first trials: ({"name": str, "params": {...}}, ...)
+    warm_starts: tuple = ()
+    # parameters added after studies were made, with the value older trials implied (FixedTrial rebuilds)
+    legacy_params: dict = field(default_factory=dict)
+
+    def fixed_params(self, params: dict) -> dict:
+        """A stored trial's params, completed with :attr:`legacy_params` it predates, for ``FixedTrial``."""
+        return {**self.legacy_params, **params}
 
 
 _BUILTIN = {
@@ -65,7 +73,19 @@ def _from_module(name: str, module: ModuleType, source: str) -> Space:
         color_mode=str(getattr(module, "COLOR_MODE", "grayscale")),
         source=source,
         suggest=getattr(module, "suggest", None) if callable(getattr(module, "suggest", None)) else None,
+        warm_starts=_warm_starts(module, source),
+        legacy_params=dict(getattr(module, "LEGACY_PARAMS", {}) or {}),
     )
+
+
+def _warm_starts(module: ModuleType, source: str) -> tuple:
+    raw = getattr(module, "WARM_STARTS", None) or ()
+    out = []
+    for i, point in enumerate(raw):
+        if not isinstance(point, dict) or not isinstance(point.get("params"), dict):
+            raise SpaceError(f"space {source}: WARM_STARTS[{i}] must be a dict with 'params' (a dict of parameter values) and a 'name'")
+        out.append({"name": str(point.get("name") or f"warm-start-{i}"), "params": dict(point["params"])})
+    return tuple(out)
 
 
 def list_spaces(pattern: str = "*") -> list[str]:
@@ -122,6 +142,57 @@ def check_build(space: Space, trial, **facts) -> None:
         if isinstance(exc, TypeError) and "unexpected keyword argument" in first:
             first += f" (build must accept **_ for the facts it does not use: {', '.join(sorted(set(facts) - {'input_shape', 'num_classes'}))})"
         raise SpaceError(f"space {space.source or space.name} raised while building: {type(exc).__name__}: {first}") from exc
+
+
+def check_warm_start(space: Space, point: dict) -> None:
+    """Raise :class:`SpaceError` unless ``point["params"]`` is exactly what ``space`` suggests there, each within range.
+
+    A warm start with a missing, extra or out-of-range parameter would not be
+    the trial it claims to be (Optuna samples a missing one, and warns only).
+    """
+    trial = _Checker(point["params"])
+    try:
+        if space.suggest is not None:
+            space.suggest(trial)
+        space.fit_options(trial)
+    except KeyError as exc:
+        raise SpaceError(f"space {space.source or space.name}: warm start {point['name']!r} lacks parameter {exc.args[0]!r}") from None
+    problems = trial.problems + [f"{k} is never suggested there" for k in sorted(set(point["params"]) - set(trial.used))
+                                 if space.suggest is not None]
+    if problems:
+        raise SpaceError(f"space {space.source or space.name}: warm start {point['name']!r}: {'; '.join(problems)}")
+
+
+class _Checker:
+    """A stand-in trial that answers from fixed params and notes each that is out of its range."""
+
+    def __init__(self, params: dict):
+        self.params, self.used, self.problems = params, set(), []
+
+    def _get(self, name):
+        self.used.add(name)
+        return self.params[name]
+
+    def suggest_int(self, name, low, high, step=1, log=False):
+        value = self._get(name)
+        if not (isinstance(value, int) and low <= value <= high):
+            self.problems.append(f"{name}={value!r} is not an int in {low}..{high}")
+        return value
+
+    def suggest_float(self, name, low, high, *, step=None, log=False):
+        value = self._get(name)
+        if not (isinstance(value, (int, float)) and low <= value <= high):
+            self.problems.append(f"{name}={value!r} is not in {low:g}..{high:g}")
+        return value
+
+    def suggest_categorical(self, name, choices):
+        value = self._get(name)
+        if value not in list(choices):
+            self.problems.append(f"{name}={value!r} is not one of {list(choices)}")
+        return value
+
+    def set_user_attr(self, key, value):
+        pass
 
 
 class _Recorder:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from spaces.transfer import COLOR_MODE, IMAGE_SIZE, Backbone, build_transfer, fit_options, suggest
+from spaces.transfer import COLOR_MODE, IMAGE_SIZE, WARM_STARTS, Backbone, build_transfer, fit_options, suggest
 
 NAME = "vgg19"
 BACKBONE = Backbone(NAME, "VGG19", r"^block(\d)_", "caffe")
 DESCRIPTION = "VGG19 (ImageNet) backbone; frozen or last 1-3 blocks trainable, head, optional fine-tune phase"
 
-__all__ = ["BACKBONE", "COLOR_MODE", "DESCRIPTION", "IMAGE_SIZE", "NAME", "build", "fit_options", "suggest"]
+__all__ = ["BACKBONE", "COLOR_MODE", "DESCRIPTION", "IMAGE_SIZE", "NAME", "WARM_STARTS", "build", "fit_options", "suggest"]
 
 
 def build(trial, *, input_shape, num_classes, weights=None, hflip: bool = False, **_):

@@ -34,8 +34,13 @@ def make_folder(
     size: int = 24,
     seed: int = 0,
     patients: bool = True,
+    disease: str | None = None,
 ) -> Path:
-    """``root/<split>/<class>/*.png``; with ``patients``, Kermany-style names, 2 images per patient."""
+    """``root/<split>/<class>/*.png``; with ``patients``, Kermany-style names, 2 images per patient.
+
+    The images of every class but the first carry the bright blob, or with
+    ``disease`` those of that class only (a Covid/Normal folder: index 0).
+    """
     rng = np.random.default_rng(seed)
     for split in splits:
         for label, name in enumerate(classes):
@@ -43,7 +48,8 @@ def make_folder(
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(per_class):
                 stem = f"person{label * 1000 + splits.index(split) * 10_000 + i // 2}_img_{i}" if patients else f"img{i}"
-                write_image(folder / f"{stem}.png", min(label, 1), size, rng)
+                marked = (name == disease) if disease is not None else min(label, 1)
+                write_image(folder / f"{stem}.png", int(marked), size, rng)
     return root
 
 

@@ -31,6 +31,8 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, help="seed of split, sampler and weights (default 0)")
     p.add_argument("--timeout", type=float, help="stop starting new trials after this many seconds")
     p.add_argument("--no-class-weights", action="store_true", help="do not weight imbalanced classes")
+    p.add_argument("--no-warm-start", action="store_true",
+                   help="do not start a new study from the space's known-good points (cnn: the seeds' hand CNN)")
     p.add_argument("--cache-dir", help="where decoded images are cached (default: the user's cache dir, lungsearch/)")
     p.add_argument("--dedupe", action="store_true", help="drop byte-identical copies of test images and repeats from train/validation")
     p.add_argument("--group-pattern", metavar="REGEX",
@@ -56,7 +58,7 @@ def config_from_args(args: argparse.Namespace):
         trials=args.trials, epochs=args.epochs, image_size=args.image_size, color=args.color,
         batch_size=args.batch_size, metric=args.metric, sampler=args.sampler, pruner=args.pruner,
         val_fraction=args.val_fraction, seed=args.seed, timeout=args.timeout,
-        class_weights=False if args.no_class_weights else None,
+        class_weights=False if args.no_class_weights else None, warm_start=False if args.no_warm_start else None,
         cache_dir=args.cache_dir, dedupe=True if args.dedupe else None, group_pattern=args.group_pattern,
         hflip=args.hflip, weights=args.weights or os.environ.get(WEIGHTS_ENV) or None,
         workers=args.workers, heartbeat=args.heartbeat, recycle=args.recycle,
@@ -86,6 +88,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     storage = search.open_storage(config.storage, heartbeat=config.heartbeat)
     left = check_resumable(storage, config)
+    if not args.worker:
+        warm_start(storage, config, space)
     # one process is enough, and starts faster, unless workers are asked for or a recycle falls due
     if not args.worker and (config.workers > 1 or (config.recycle and left > config.recycle)):
         return supervise(config, storage)
@@ -114,6 +118,25 @@ def check_resumable(storage, config) -> int:
         what = ", ".join(f"{k}={stored[k]!r} (now {mine[k]!r})" for k in differ)
         raise ConfigError(f"study {name!r} was made with {what}; resume with the same settings or pass a new --study name")
     return max(0, config.trials - search.count_finished(study))
+
+
+def warm_start(storage, config, space) -> None:
+    """A new study: enqueue the space's known-good points as its first trials (before any worker starts)."""
+    import optuna
+
+    import search
+    from spaces import check_warm_start
+
+    if not config.warm_start or not space.warm_starts:
+        return
+    for point in space.warm_starts:  # a user file's bad point is one line now, not a mislabelled trial later
+        check_warm_start(space, point)
+    study = optuna.create_study(storage=storage, study_name=config.study_name, direction="maximize", load_if_exists=True)
+    pinned = {"batch_size": config.batch_size} if config.batch_size else None
+    names = search.enqueue_warm_starts(study, space.warm_starts, limit=config.trials, pinned=pinned)
+    if names:
+        print(f"warm start: the first trial{'s are' if len(names) > 1 else ' is'} {', '.join(names)} "
+              f"(the space's known-good point{'s' if len(names) > 1 else ''}; --no-warm-start to skip)", flush=True)
 
 
 def resume_line(config) -> str:
@@ -201,7 +224,7 @@ def work(config, space, storage, *, as_worker: bool = False) -> int:
         storage=storage, study_name=name, direction="maximize", load_if_exists=True,
         sampler=sampler(0), pruner=search.make_pruner(config.pruner, config.seed),
     )
-    trials_before = len(study.get_trials(deepcopy=False))
+    trials_before = search.started_trials(study)  # warm starts still queued are not draws of the sampler
     # A resumed study or a recycled worker, seeded as at the start, would replay the first trials' draws.
     # QMC is the exception: it keeps its place in the sequence in the study, under its seed.
     if trials_before and config.sampler != "qmc":

@@ -12,7 +12,7 @@ from spaces.flops import count_flops
 
 BASE = {"conv_blocks": 2, "kernel_size": 3, "batch_norm": False, "pooling": "avg", "activation": "elu",
         "filters_b0": 8, "filters_b1": 8, "dropout_b0": 0.0, "dropout_b1": 0.1, "head": "flatten", "dropout": 0.0,
-        "dense_units": 16, "optimizer": "sgd", "learning_rate": 1e-3,
+        "dense_units": 16, "optimizer": "sgd", "learning_rate": 1e-3, "augment": "on",
         "aug_translate": 0.1, "aug_zoom": 0.1, "aug_rotate": 0.05, "aug_contrast": 0.2}
 
 
@@ -34,6 +34,9 @@ def test_augmentation_layers_are_inside_and_quiet_at_inference():
     off = spaces.get_space("cnn").build(
         optuna.trial.FixedTrial({**BASE, **{k: 0.0 for k in BASE if k.startswith("aug_")}}), input_shape=(32, 32, 1), num_classes=2)
     assert not any(layer.name.startswith("aug_") for layer in off.layers)
+    switched = optuna.trial.FixedTrial({k: v for k, v in {**BASE, "augment": "off"}.items() if not k.startswith("aug_")})
+    plain = spaces.get_space("cnn").build(switched, input_shape=(32, 32, 1), num_classes=2)
+    assert not any(layer.name.startswith("aug_") for layer in plain.layers)  # off: no strength is even asked for
 
 
 def test_hflip_fact_adds_a_flip_layer():

@@ -46,6 +46,7 @@ PINNED = {
         "dense_units": "int 16..256 (log)",
         "optimizer": "one of adam, adamw, rmsprop, sgd",
         "learning_rate": "float 0.0001..0.01 (log)",
+        "augment": "one of off, on",
         "aug_translate": "float 0..0.15",
         "aug_zoom": "float 0..0.2",
         "aug_rotate": "float 0..0.05",
@@ -129,3 +130,53 @@ def test_fixed_facts_are_checked_at_once(name):
 def test_transfer_spaces_refuse_inputs_below_their_minimum():
     with pytest.raises(ValueError, match="at least 32 px"):
         spaces.get_space("mobilenet").build(optuna.trial.FixedTrial({}), input_shape=(24, 24, 1), num_classes=2)
+
+
+@pytest.mark.parametrize("name", spaces.list_spaces())
+def test_warm_starts_are_exactly_points_of_the_space_and_build(name):
+    import keras
+
+    space = spaces.get_space(name)
+    assert space.warm_starts, f"{name} ships no known-good starting point"
+    for point in space.warm_starts:
+        spaces.check_warm_start(space, point)  # every param suggested there, none missing, each in range
+        assert set(point["params"]) <= set(PINNED[name])
+        keras.backend.clear_session()
+        model = space.build(optuna.trial.FixedTrial(point["params"]), input_shape=(TINY, TINY, 1), num_classes=2, weights="random")
+        assert model.output_shape == (None, 2)
+        assert space.fit_options(optuna.trial.FixedTrial(point["params"]))["batch_size"] == point["params"]["batch_size"]
+
+
+def test_a_warm_start_that_is_not_a_point_of_the_space_is_refused():
+    space = spaces.get_space("cnn")
+    good = space.warm_starts[0]
+    with pytest.raises(spaces.SpaceError, match="lacks parameter 'kernel_size'"):
+        spaces.check_warm_start(space, {"name": "x", "params": {k: v for k, v in good["params"].items() if k != "kernel_size"}})
+    with pytest.raises(spaces.SpaceError, match="learning_rate=0.5 is not in"):
+        spaces.check_warm_start(space, {"name": "x", "params": {**good["params"], "learning_rate": 0.5}})
+    with pytest.raises(spaces.SpaceError, match="aug_zoom is never suggested"):  # augment is off there
+        spaces.check_warm_start(space, {"name": "x", "params": {**good["params"], "aug_zoom": 0.1}})
+
+
+def test_cnn_warm_start_is_the_seeds_hand_cnn():
+    import keras
+
+    params = spaces.get_space("cnn").warm_starts[0]["params"]
+    keras.backend.clear_session()
+    model = spaces.get_space("cnn").build(optuna.trial.FixedTrial(params), input_shape=(64, 64, 1), num_classes=2)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [c.filters for c in convs] == [32, 64, 128] and all(c.kernel_size == (3, 3) for c in convs)
+    assert model.get_layer("dense").units == 128 and model.get_layer("dropout").rate == 0.5
+    assert type(model.optimizer).__name__ == "RMSprop"
+    assert float(model.optimizer.learning_rate) == pytest.approx(1e-3)
+    assert not any(layer.name.startswith("aug_") for layer in model.layers)  # no augmentation
+
+
+def test_trials_from_before_the_augmentation_switch_rebuild_with_augmentation():
+    space = spaces.get_space("cnn")
+    old = {k: v for k, v in space.warm_starts[0]["params"].items() if k != "augment"}
+    old.update({"aug_translate": 0.1, "aug_zoom": 0.1, "aug_rotate": 0.02, "aug_contrast": 0.2})
+    with pytest.raises(ValueError):
+        space.build(optuna.trial.FixedTrial(old), input_shape=(TINY, TINY, 1), num_classes=2)
+    model = space.build(optuna.trial.FixedTrial(space.fixed_params(old)), input_shape=(TINY, TINY, 1), num_classes=2)
+    assert {"aug_affine", "aug_contrast"} <= {layer.name for layer in model.layers}

@@ -1,0 +1,41 @@
+"""Warm starts: a space's known-good points, enqueued as the first trials of a new study.
+
+TPE over two dozen parameters needs many trials to find what a student's
+default finds at once, so a new study starts from the points the space ships
+(``WARM_STARTS``).  Each is enqueued with ``study.enqueue_trial`` and marked
+with the user attribute ``warm_start`` (its name); the sampler then learns
+from it like from any other trial, so the search's best value is never below
+its warm start's.
+"""
+
+from __future__ import annotations
+
+import optuna
+from optuna.trial import TrialState
+
+ATTR = "warm_start"  # user attr of an enqueued warm-start trial: the point's name
+
+
+def enqueue_warm_starts(study: optuna.Study, points, *, limit: int | None = None, pinned: dict | None = None) -> list[str]:
+    """Enqueue ``points`` ({"name", "params"}) into a study that has no trial yet; returns the names enqueued.
+
+    A study that already holds trials (resumed, or made before warm starts) is
+    left alone.  ``limit`` caps how many are enqueued (no more than the trials
+    asked for); ``pinned`` overrides params the run fixes (``--batch-size``).
+    """
+    if study.get_trials(deepcopy=False):
+        return []
+    names = []
+    for point in list(points)[: limit if limit is not None else None]:
+        params = dict(point["params"])
+        for key, value in (pinned or {}).items():
+            if key in params:
+                params[key] = value
+        study.enqueue_trial(params, user_attrs={ATTR: point["name"]}, skip_if_exists=True)
+        names.append(point["name"])
+    return names
+
+
+def started_trials(study: optuna.Study) -> int:
+    """Trials the sampler has drawn or run, not counting warm starts still waiting in the queue."""
+    return len([t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING])

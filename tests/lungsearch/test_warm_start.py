@@ -1,0 +1,89 @@
+"""Warm starts: a new study's first trial is the space's known-good point; resumes and --no-warm-start add none.
+
+Also the class-order check end to end: a binary folder whose disease class
+sorts first (Covid/Normal) and one whose disease class sorts second
+(NORMAL/PNEUMONIA) give the search, the export's validation figures and the
+test evaluation the same, right-way-up AUC.
+"""
+
+from __future__ import annotations
+
+import json
+
+import optuna
+import pytest
+
+import spaces
+from lungsearch.cli import main
+from tests.conftest import make_folder
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+HAND = spaces.get_space("cnn").warm_starts[0]
+
+
+def _run(data, url, trials, *extra):
+    return main(["run", "--data", str(data), "--trials", str(trials), "--epochs", "1", "--image-size", "24",
+                 "--val-fraction", "0.3", "--storage", url, "--study", "s", "--recycle", "0", *extra])
+
+
+def test_a_new_study_starts_from_the_hand_cnn_and_a_resume_adds_no_second(tmp_path, capsys):
+    data = make_folder(tmp_path / "xray", per_class=10, size=24)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    assert _run(data, url, 1) == 0
+    assert "warm start: the first trial is hand-cnn" in capsys.readouterr().out
+    study = optuna.load_study(study_name="s", storage=url)
+    first = study.trials[0]
+    assert first.user_attrs["warm_start"] == "hand-cnn"
+    assert first.params == HAND["params"]
+    assert _run(data, url, 2) == 0  # resumed: the sampler draws the second trial
+    trials = optuna.load_study(study_name="s", storage=url).trials
+    assert len(trials) == 2 and "warm_start" not in trials[1].user_attrs
+    out = capsys.readouterr().out
+    assert "warm start" not in out.split("study 's'")[0]  # nothing enqueued on resume
+    assert main(["report", "--storage", url, "--study", "s", "--out", str(tmp_path / "r")]) == 0
+    assert "warm start: hand-cnn" in capsys.readouterr().out
+
+
+def test_no_warm_start_and_a_pinned_batch_size(tmp_path):
+    data = make_folder(tmp_path / "xray", per_class=10, size=24)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    assert _run(data, url, 1, "--no-warm-start") == 0
+    assert "warm_start" not in optuna.load_study(study_name="s", storage=url).trials[0].user_attrs
+    url2 = f"sqlite:///{tmp_path / 's2.db'}"
+    assert _run(data, url2, 1, "--batch-size", "8") == 0
+    first = optuna.load_study(study_name="s", storage=url2).trials[0]
+    assert first.user_attrs["warm_start"] == "hand-cnn" and first.params["batch_size"] == 8  # the run's pin wins
+
+
+def test_a_user_space_with_a_bad_warm_start_is_one_line(tmp_path, capsys):
+    space = tmp_path / "mine.py"
+    space.write_text(
+        "from spaces import get_space\n"
+        "_cnn = get_space('cnn')\n"
+        "build, fit_options, suggest = _cnn.build, _cnn.fit_options, _cnn.suggest\n"
+        "WARM_STARTS = [{'name': 'typo', 'params': {**_cnn.warm_starts[0]['params'], 'learning_rate': 3.0}}]\n"
+    )
+    data = make_folder(tmp_path / "xray", per_class=6, size=24)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    assert _run(data, url, 1, "--space", str(space)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "warm start 'typo'" in err[0] and "learning_rate=3.0" in err[0]
+    assert not optuna.get_all_study_summaries(url)  # nothing stored
+
+
+@pytest.mark.parametrize("classes, disease", [(("NORMAL", "PNEUMONIA"), "PNEUMONIA"), (("Covid", "Normal"), "Covid")])
+def test_auc_is_right_way_up_in_search_export_and_test_for_both_class_orders(tmp_path, capsys, classes, disease):
+    data = make_folder(tmp_path / "xray", classes=classes, per_class=24, size=24, disease=disease)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    assert main(["run", "--data", str(data), "--trials", "1", "--epochs", "4", "--image-size", "24", "--val-fraction", "0.3",
+                 "--storage", url, "--study", "s", "--recycle", "0"]) == 0
+    trial = optuna.load_study(study_name="s", storage=url).trials[0]
+    dest = tmp_path / "out" / "model.keras"
+    assert main(["best", "--storage", url, "--study", "s", "--export", str(dest), "--bootstrap", "50"]) == 0
+    meta = json.loads((tmp_path / "out" / "model.json").read_text())
+    ev = json.loads((tmp_path / "out" / "evaluation.json").read_text())
+    assert meta["class_names"][meta["decision"]["positive"]] == disease
+    # the export's validation AUC is the search's own figure, not 1 - it
+    assert ev["validation"]["metrics"]["roc_auc"]["value"] == pytest.approx(trial.user_attrs["val_auc"], abs=1e-6)
+    # the blob marks the disease class, and the hand CNN learns it: an inverted AUC would sit far below 0.5
+    assert ev["test"]["metrics"]["roc_auc"]["value"] > 0.75
