@@ -16,6 +16,14 @@ def machine() -> str:
     return f"{platform.node() or 'host'}: {platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
+def load() -> dict:
+    """Everything recorded so far (an empty dict before the first record)."""
+    if not os.path.isfile(RESULTS):
+        return {}
+    with open(RESULTS) as fh:
+        return json.load(fh)
+
+
 def record(key: str, figures: dict, *, command: str | None = None) -> dict:
     """Merge ``figures`` under ``key`` with the command, machine and date; returns the entry."""
     entry = {
