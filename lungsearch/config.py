@@ -45,6 +45,7 @@ class RunConfig:
     workers: int = 1  # worker processes on this machine, all on one study (one GPU each where there are several)
     heartbeat: int = 30  # seconds between a running trial's heartbeats (RDB storage); silent 2x this = dead, retried
     recycle: int = 10  # replace the worker process by a fresh one after this many trials (Keras grows); 0 = never
+    keep_top: int = 3  # keep the models of this many best trials (and the accuracy/time front): `best --ensemble K` needs K
     warm_start: bool = True  # a new study's first trials are the space's known-good points (WARM_STARTS)
 
     def with_updates(self, **changes) -> "RunConfig":
@@ -84,6 +85,8 @@ def resolve(file: str | None = None, **flags) -> RunConfig:
     config = config.with_updates(**flags)
     if config.trials < 1 or config.epochs < 1:
         raise ConfigError("--trials and --epochs must be at least 1")
+    if config.keep_top < 1:
+        raise ConfigError(f"--keep-top must be at least 1 (got {config.keep_top}): the best trial's model is always kept")
     if config.workers < 1 or config.heartbeat < 1 or config.recycle < 0:
         raise ConfigError("--workers and --heartbeat must be at least 1, and --recycle at least 0")
     if config.batch_size is not None and config.batch_size < 1:

@@ -112,6 +112,30 @@ def retrain(study: optuna.Study, trial: optuna.trial.FrozenTrial, data, *, verbo
     return model, result
 
 
+def pick_trials(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
+    """The ``k`` best completed trials by the objective, best first (ties: the earlier trial)."""
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not done:
+        raise ExportError(f"study {study.study_name!r} has no completed trial yet; run more trials first")
+    if k > len(done):
+        raise ExportError(f"--ensemble {k} needs {k} completed trials; study {study.study_name!r} has {len(done)}")
+    return sorted(done, key=lambda t: (-t.value, t.number))[:k]
+
+
+def ensemble_model(members, name: str = "ensemble"):
+    """One Keras model that averages the class probabilities of ``members`` (same input), loadable in plain Keras."""
+    import keras
+
+    inputs = keras.Input(shape=tuple(members[0].input_shape[1:]), name="pixels")
+    outputs = []
+    for i, member in enumerate(members):
+        # each member becomes a named sub-model, so equal layer names in two members cannot clash
+        wrapped = keras.Model(member.input, member.output, name=f"member{i}")
+        outputs.append(wrapped(inputs))
+    mean = keras.layers.Average(name="probabilities")(outputs)
+    return keras.Model(inputs, mean, name=name)
+
+
 def export_best(
     study: optuna.Study,
     dest: str,
@@ -122,9 +146,14 @@ def export_best(
     min_sensitivity: float | None = None,
     out_dir: str | None = None,
     n_bootstrap: int | None = None,
+    ensemble: int = 1,
     log=print,
 ) -> dict:
-    """Write ``dest`` (.keras), its .json and the evaluation files into ``out_dir`` (default: beside it)."""
+    """Write ``dest`` (.keras), its .json and the evaluation files into ``out_dir`` (default: beside it).
+
+    ``ensemble`` K > 1: the K best trials by the objective, their probabilities
+    averaged in one model, thresholded and evaluated like a single model.
+    """
     import keras
 
     from lungsearch import data as data_mod
@@ -133,18 +162,24 @@ def export_best(
 
     if not dest.endswith(".keras"):
         raise ExportError(f"--export must name a .keras file, got {dest}")
-    trial = pick_trial(study, trial_number, max_train_seconds)
+    if ensemble < 1:
+        raise ExportError(f"--ensemble must be at least 1, got {ensemble}")
+    if ensemble > 1 and (trial_number is not None or max_train_seconds is not None):
+        raise ExportError("--ensemble takes the K best trials; it cannot be combined with --trial or --max-train-seconds")
+    trials = pick_trials(study, ensemble) if ensemble > 1 else [pick_trial(study, trial_number, max_train_seconds)]
+    trial = trials[0]
     keeper = _keeper(study)
-    kept = keeper is not None and keeper.has_model(trial)
-    if not kept and not retrain_model:
+    missing = [t.number for t in trials if not (keeper is not None and keeper.has_model(t))]
+    if missing and not retrain_model:
         where = study.user_attrs.get("artifacts") or "no folder"
+        which = f"trial {missing[0]} was" if len(missing) == 1 else f"trials {', '.join(map(str, missing))} were"
         raise ExportError(
-            f"the model of trial {trial.number} was not kept (only best and Pareto-front models are, in {where}); "
-            "add --retrain to train it again from its stored params"
+            f"the model of {which} not kept (only the best {'trials' if ensemble > 1 else 'trial'} and Pareto-front models are, "
+            f"in {where}; see `run --keep-top`); add --retrain to train {'them' if len(missing) > 1 else 'it'} again from the stored params"
         )
     attrs = study.user_attrs
     class_names = tuple(attrs.get("class_names") or ())
-    log(f"trial #{trial.number}: loading the study's train/validation data")
+    log(f"trial{'s' if len(trials) > 1 else ''} #{', #'.join(str(t.number) for t in trials)}: loading the study's train/validation data")
     data = _search_data(study)
     if class_names and tuple(data.class_names) != class_names:
         raise ExportError(f"the data folder now has classes {list(data.class_names)}, the study was made with {list(class_names)}")
@@ -155,18 +190,24 @@ def export_best(
     if stored_fp and now_fp and stored_fp != now_fp:
         log(f"warning: the training data changed since the search (fingerprint {stored_fp} then, {now_fp} now)")
 
-    history = trial.user_attrs.get("history") or {}
     os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
     augment.register()  # a kept model may hold RandomAffine
-    if kept and not retrain_model:
-        keeper.export(trial, dest)
-        model = keras.models.load_model(dest)
-    else:
-        log(f"trial #{trial.number}: training again from its params {trial.params}")
-        model, result = retrain(study, trial, data)
-        history = result.history
-    # the augmentation layers do nothing at inference: the exported file leaves them out and loads in plain Keras
-    model = augment.inference_model(model)
+    members, history = [], None
+    for t in trials:
+        if t.number in missing or retrain_model:
+            log(f"trial #{t.number}: training again from its params {t.params}")
+            model, result = retrain(study, t, data)
+            history = result.history if history is None else history
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = os.path.join(tmp, "kept.keras")
+                keeper.export(t, path)
+                model = keras.models.load_model(path)
+        # the augmentation layers do nothing at inference: the exported file leaves them out and loads in plain Keras
+        members.append(augment.inference_model(model))
+    if history is None:
+        history = trial.user_attrs.get("history") or {}
+    model = members[0] if len(members) == 1 else ensemble_model(members)
     model.save(dest)
 
     positive = evaluate.positive_class(class_names)
@@ -202,7 +243,8 @@ def export_best(
                          "to image_size x image_size), raw uint8 pixels in; rescaling is inside the model",
         "study": study.study_name,
         "trial": trial.number,
-        "retrained": bool(retrain_model or not kept),
+        **({"ensemble": [{"trial": t.number, "params": t.params, "value": t.value} for t in trials]} if len(trials) > 1 else {}),
+        "retrained": bool(retrain_model or missing),
         "space": attrs.get("space"),
         "params": trial.params,
         "objective": config.get("metric"),

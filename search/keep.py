@@ -1,6 +1,7 @@
 """Keep the trained models that matter; delete the rest.
 
-A trial's model is kept while it is the best trial or on the Pareto front of
+A trial's model is kept while it is among the ``keep_top`` best trials (by
+the objective: what ``best --ensemble K`` averages) or on the Pareto front of
 validation accuracy against training time.  Models live in an Optuna artifact
 store (a folder), linked from the trial's ``model_artifact`` user attribute;
 once a model is dominated it can never come back, so deletion is safe with
@@ -23,10 +24,13 @@ from search.pareto import pareto_mask
 ARTIFACT_ATTR = "model_artifact"
 
 
+KEEP_TOP = 3  # models of the best trials kept by default: enough for `best --ensemble 3`
+
+
 class ModelKeeper:
-    def __init__(self, folder: str):
+    def __init__(self, folder: str, keep_top: int = KEEP_TOP):
         os.makedirs(folder, exist_ok=True)
-        self.folder = folder
+        self.folder, self.keep_top = folder, max(1, int(keep_top))
         self.store = FileSystemArtifactStore(folder)
 
     def path(self, artifact_id: str) -> str:
@@ -37,12 +41,9 @@ class ModelKeeper:
         return bool(artifact) and os.path.isfile(self.path(artifact))
 
     def worth_keeping(self, study: optuna.Study, value: float, accuracy: float, seconds: float) -> bool:
-        """Would a trial with these results be best or on the front right now?"""
+        """Would a trial with these results be among the top ``keep_top`` or on the front right now?"""
         done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if not done:
-            return True
-        best = max(t.value for t in done)
-        if value >= best:
+        if len(done) < self.keep_top or value >= _kth_best([t.value for t in done], self.keep_top):
             return True
         return bool(_front(done, extra=(accuracy, seconds))[-1])
 
@@ -56,11 +57,13 @@ class ModelKeeper:
 
     def __call__(self, study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
         """Study callback: delete the models of trials that are now dominated."""
-        done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if self.has_model(t)]
+        every = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        done = [t for t in every if self.has_model(t)]
         if len(done) < 2:
             return
-        best = max(t.value for t in done)
-        keep = _front(done) | (np.array([t.value for t in done]) >= best)
+        # top-k among all completed trials (a kept model's rank can only fall), ties kept
+        cut = _kth_best([t.value for t in every], self.keep_top)
+        keep = _front(done) | (np.array([t.value for t in done]) >= cut)
         for t, k in zip(done, keep):
             if not k:
                 try:
@@ -70,6 +73,12 @@ class ModelKeeper:
 
     def export(self, trial: optuna.trial.FrozenTrial, dest: str) -> None:
         shutil.copyfile(self.path(trial.user_attrs[ARTIFACT_ATTR]), dest)
+
+
+def _kth_best(values, k: int) -> float:
+    """The k-th largest value (the smallest of fewer)."""
+    ordered = sorted(values, reverse=True)
+    return ordered[min(k, len(ordered)) - 1] if ordered else -np.inf
 
 
 def _front(trials, extra: tuple[float, float] | None = None) -> np.ndarray:

@@ -17,6 +17,8 @@ def register(sub) -> None:
     which.add_argument("--trial", type=int, help="export this trial instead of the best")
     which.add_argument("--max-train-seconds", type=float, metavar="S",
                        help="export the most accurate trial (a Pareto point) that trained within S seconds")
+    p.add_argument("--ensemble", type=int, default=1, metavar="K",
+                   help="average the probabilities of the K best trials in one model (their models kept by `run --keep-top`, default 3)")
     p.add_argument("--retrain", action="store_true",
                    help="train the trial again from its stored params (needed when its model was not kept)")
     p.add_argument("--min-sensitivity", type=float, metavar="F",
@@ -36,13 +38,15 @@ def cmd_best(args: argparse.Namespace) -> int:
     study = search.load_study(search.open_storage(args.storage, must_exist=True), args.study)
     meta = export.export_best(
         study, args.export, trial_number=args.trial, max_train_seconds=args.max_train_seconds, retrain_model=args.retrain,
-        min_sensitivity=args.min_sensitivity, out_dir=args.out, n_bootstrap=args.bootstrap,
+        min_sensitivity=args.min_sensitivity, out_dir=args.out, n_bootstrap=args.bootstrap, ensemble=args.ensemble,
     )
     for path in meta["files"]:
         print(f"wrote {path}")
     test = {"metrics": {k: {"value": v, "ci95": meta["test_ci95"][k]} for k, v in meta["test"].items()}}
     d = meta["decision"]
     rule = f"threshold {d['threshold']:.4f} ({d['rule']})" if d.get("threshold") is not None else d["rule"]
-    print(f"trial #{meta['trial']}, {rule}; reloaded in a fresh process: ok")
+    which = (f"ensemble of trials #{', #'.join(str(m['trial']) for m in meta['ensemble'])} (probabilities averaged)"
+             if meta.get("ensemble") else f"trial #{meta['trial']}")
+    print(f"{which}, {rule}; reloaded in a fresh process: ok")
     print(f"test ({meta['data']['test_count']} images, 95% CI): {evaluate.summary_line(test)}")
     return 0

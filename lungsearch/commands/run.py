@@ -46,6 +46,8 @@ def register(sub) -> None:
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # set on the processes --workers starts
     storage_args(p, study_help="study name (default <space>-<data folder>); an existing study is resumed", default=None)
     p.add_argument("--artifacts", help="folder for kept models (default: beside the SQLite file)")
+    p.add_argument("--keep-top", type=int, metavar="K",
+                   help="keep the models of the K best trials, besides the accuracy/time front (default 3; `best --ensemble K` averages them)")
     p.set_defaults(func=cmd_run)
 
 
@@ -61,7 +63,7 @@ def config_from_args(args: argparse.Namespace):
         class_weights=False if args.no_class_weights else None, warm_start=False if args.no_warm_start else None,
         cache_dir=args.cache_dir, dedupe=True if args.dedupe else None, group_pattern=args.group_pattern,
         hflip=args.hflip, weights=args.weights or os.environ.get(WEIGHTS_ENV) or None,
-        workers=args.workers, heartbeat=args.heartbeat, recycle=args.recycle,
+        workers=args.workers, heartbeat=args.heartbeat, recycle=args.recycle, keep_top=args.keep_top,
     )
 
 
@@ -231,7 +233,7 @@ def work(config, space, storage, *, as_worker: bool = False) -> int:
         study.sampler = sampler(trials_before)
     artifacts = config.artifacts or search.default_artifact_dir(config.storage)
     store_study_attrs(study, config, data, space, artifacts)
-    keeper = search.ModelKeeper(artifacts)
+    keeper = search.ModelKeeper(artifacts, keep_top=config.keep_top)
     objective = search.Objective(
         space, input_shape=data.input_shape, num_classes=len(data.class_names), metric=config.metric,
         seed=config.seed, keeper=keeper, build_kwargs=build_kwargs, batch_size=config.batch_size,

@@ -16,11 +16,11 @@ META_FIELDS = {"format", "class_names", "image_size", "input_shape", "color_mode
 
 @pytest.fixture(scope="module")
 def study_db(tmp_path_factory):
-    """A 2-trial study on a tiny synthetic folder: (storage url, folder)."""
+    """A 3-trial study on a tiny synthetic folder: (storage url, folder)."""
     root = tmp_path_factory.mktemp("best")
     data = make_folder(root / "xray", per_class=16, size=24)
     url = f"sqlite:///{root / 's.db'}"
-    assert main(["run", "--data", str(data), "--trials", "2", "--epochs", "1", "--image-size", "24",
+    assert main(["run", "--data", str(data), "--trials", "3", "--epochs", "1", "--image-size", "24",
                  "--val-fraction", "0.3", "--storage", url, "--study", "tiny"]) == 0
     return url, root
 
@@ -80,6 +80,46 @@ def test_retrain_rebuilds_a_trial_whose_model_is_gone(study_db, tmp_path, capsys
         assert meta["retrained"] is True and meta["params"] == trial.params
     finally:
         store.write_bytes(saved)
+
+
+def test_ensemble_of_the_three_best_averages_their_probabilities(study_db, tmp_path, capsys):
+    import keras
+    import numpy as np
+
+    from spaces import augment
+
+    url, root = study_db
+    study = optuna.load_study(study_name="tiny", storage=url)
+    top = export.pick_trials(study, 3)
+    assert [t.value for t in top] == sorted((t.value for t in top), reverse=True)
+    dest = tmp_path / "ens" / "model.keras"
+    assert main(["best", "--storage", url, "--export", str(dest), "--ensemble", "3", "--bootstrap", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "ensemble of trials" in out and "reloaded in a fresh process: ok" in out
+    meta = json.loads((tmp_path / "ens" / "model.json").read_text())
+    assert [m["trial"] for m in meta["ensemble"]] == [t.number for t in top]
+    assert META_FIELDS <= set(meta)
+    # the one file averages what the three kept models say, image by image
+    augment.register()
+    x = np.random.default_rng(0).integers(0, 256, (5, 24, 24, 1)).astype("uint8")
+    members = []
+    for t in top:
+        copy = tmp_path / f"member{t.number}.keras"  # artifacts are stored without the .keras suffix load_model wants
+        copy.write_bytes((root / "s.artifacts" / t.user_attrs["model_artifact"]).read_bytes())
+        members.append(augment.inference_model(keras.models.load_model(copy)))
+    mean = np.mean([m.predict(x, verbose=0) for m in members], axis=0)
+    np.testing.assert_allclose(keras.models.load_model(dest).predict(x, verbose=0), mean, atol=1e-5)
+    ev = json.loads((tmp_path / "ens" / "evaluation.json").read_text())
+    assert ev["test"]["n"] == 32
+
+
+def test_ensemble_larger_than_the_study_or_with_trial_is_one_line(study_db, tmp_path, capsys):
+    url, _ = study_db
+    dest = str(tmp_path / "m.keras")
+    assert main(["best", "--storage", url, "--export", dest, "--ensemble", "9"]) == 2
+    assert "needs 9 completed trials" in capsys.readouterr().err
+    assert main(["best", "--storage", url, "--export", dest, "--ensemble", "2", "--trial", "0"]) == 2
+    assert "cannot be combined" in capsys.readouterr().err
 
 
 def test_best_on_a_study_without_completed_trials_is_one_line_exit_2(tmp_path, capsys):
