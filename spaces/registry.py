@@ -46,6 +46,7 @@ _BUILTIN = {
     "densenet121": "spaces.densenet121",
     "vgg19": "spaces.vgg19",
     "efficientnet": "spaces.efficientnet",
+    "efficientnet-lite0": "spaces.efficientnet_lite0",
 }
 DEFAULT_BATCH_SIZE = 32  # for a user space without fit_options(trial)
 _LOADED: dict[str, Space] = {}

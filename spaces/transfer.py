@@ -32,6 +32,7 @@ import os
 import re
 import warnings
 from dataclasses import dataclass
+from typing import Callable
 
 from spaces.common import OPTIMIZERS, check_facts, compile_model
 from spaces.registry import SpaceError
@@ -52,8 +53,10 @@ class Backbone:
     name: str  # the space name
     application: str  # attribute of keras.applications
     block_pattern: str  # regex whose groups identify a backbone block from a layer name
-    preprocess: str  # "tf" ([-1, 1]), "torch" (ImageNet mean/std), "caffe" (BGR minus mean), "none" (inside the backbone)
+    preprocess: str  # "tf" ([-1, 1]), "torch" (ImageNet mean/std), "caffe" (BGR minus mean), "lite" ((x - 127) / 128), "none" (inside the backbone)
     description: str = ""
+    # (shape, weights, cache_dir=...) -> (model, weights used, warning or None), for a backbone not in keras.applications
+    load: Callable | None = None
 
 
 _WEIGHTS_CACHE: dict[str, str] = {}  # application -> why ImageNet weights failed, once per process
@@ -87,7 +90,7 @@ def fit_options(trial) -> dict:
     return options
 
 
-def build_transfer(backbone: Backbone, trial, *, input_shape, num_classes, weights=None, hflip: bool = False):
+def build_transfer(backbone: Backbone, trial, *, input_shape, num_classes, weights=None, hflip: bool = False, cache_dir=None):
     """A compiled classifier: channel repeat, preprocessing, backbone, tuned head."""
     height, width, channels = check_facts(input_shape, num_classes)
     if min(height, width) < MIN_SIDE:
@@ -97,7 +100,10 @@ def build_transfer(backbone: Backbone, trial, *, input_shape, num_classes, weigh
     import keras
     from keras import layers
 
-    base, weights_used, warning = _backbone(backbone, (height, width, 3), weights)
+    if backbone.load is not None:
+        base, weights_used, warning = backbone.load((height, width, 3), weights, cache_dir=cache_dir)
+    else:
+        base, weights_used, warning = _backbone(backbone, (height, width, 3), weights)
     _record_weights(trial, weights_used, warning)
     blocks = block_ids(base, backbone.block_pattern)
     trainable = set(sorted(set(b for b in blocks.values() if b is not None))[-p["trainable_blocks"]:]) if p["trainable_blocks"] else set()
@@ -147,6 +153,8 @@ def _preprocess(backbone: Backbone, x, channels: int):
     if backbone.preprocess == "torch":
         x = layers.Rescaling(1.0 / 255.0, name="preprocess_scale")(x)
         return layers.Normalization(mean=list(IMAGENET_MEAN), variance=[s * s for s in IMAGENET_STD], name="preprocess")(x)
+    if backbone.preprocess == "lite":  # the TensorFlow originals of EfficientNet-Lite: (x - 127) / 128
+        return layers.Rescaling(1.0 / 128.0, offset=-127.0 / 128.0, name="preprocess")(x)
     if backbone.preprocess == "caffe":
         if channels == 3:  # RGB -> BGR as a fixed 1x1 convolution (serialisable, no Lambda)
             x = _channel_flip(x)

@@ -186,7 +186,7 @@ def work(config, space, storage, *, as_worker: bool = False) -> int:
         cache_dir=config.cache_dir, dedupe=config.dedupe, group_pattern=config.group_pattern,
     )
     facts = {"input_shape": data.input_shape, "num_classes": len(data.class_names)}
-    build_kwargs = {"hflip": config.hflip, "weights": config.weights}
+    build_kwargs = {"hflip": config.hflip, "weights": config.weights, "cache_dir": config.cache_dir}  # cache_dir: where converted backbone weights go
     if space.source and space.source != space.name:  # a user's file: one trial build now, so a broken file is one line
         import spaces
 
