@@ -38,7 +38,7 @@ NAME = "efficientnet-lite0"
 VARIANT = "lite0"
 IMAGE_SIZE = 128  # see the module docstring: what a 2-core CPU affords; the weights were trained at 224
 DESCRIPTION = (
-    "EfficientNet-Lite0 with ImageNet weights installed with lungsearch (work offline, no torch); "
+    "EfficientNet-Lite0 with ImageNet weights installed with lungsearch (works offline, no torch); "
     "frozen or last 1-3 blocks trainable, head, optional fine-tune phase"
 )
 

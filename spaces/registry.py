@@ -36,6 +36,7 @@ class Space:
     color_mode: str = "grayscale"
     source: str = ""
     suggest: Callable[[Any], dict] | None = None  # the module's suggest(trial), when it has one (for listing)
+    weights_note: str = ""  # the module's WEIGHTS_NOTE: what `run` says once about its default weights
 
 
 _BUILTIN = {
@@ -66,6 +67,7 @@ def _from_module(name: str, module: ModuleType, source: str) -> Space:
         color_mode=str(getattr(module, "COLOR_MODE", "grayscale")),
         source=source,
         suggest=getattr(module, "suggest", None) if callable(getattr(module, "suggest", None)) else None,
+        weights_note=str(getattr(module, "WEIGHTS_NOTE", "")),
     )
 
 

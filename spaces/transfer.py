@@ -18,7 +18,9 @@ The model takes raw pixels: a grayscale image is repeated to three channels
 inside the model, then the backbone's own preprocessing follows as layers, so
 an exported model needs nothing around it.
 
-Backbone weights (the ``weights`` fact): ``None`` or ``"imagenet"`` uses the
+Backbone weights (the ``weights`` fact) of the ``keras.applications`` spaces
+(``efficientnet-lite0`` ships its own, see spaces/efficientnet_lite0.py):
+``None`` or ``"imagenet"`` uses the
 ImageNet weights when Keras can load or fetch them; a path loads a local
 weights file (``--weights PATH`` or ``LUNGSEARCH_WEIGHTS``); ``"random"`` asks
 for random initialisation.  When ImageNet weights cannot be had, the backbone
@@ -42,6 +44,12 @@ COLOR_MODE = "grayscale"
 MIN_SIDE = 32  # the smallest input every backbone here accepts with include_top=False
 MAX_TRAINABLE_BLOCKS = 3
 FINE_TUNE_START = 0.5  # the second phase starts after this share of the epochs
+
+# What the keras.applications spaces say about their weights (DESCRIPTION, and once at the start of `run`)
+DOWNLOADED_WEIGHTS = (
+    "ImageNet weights need the network (Keras downloads them at run time); offline it trains from RANDOM "
+    "weights unless --weights PATH names a local file. --space efficientnet-lite0 has ImageNet weights installed"
+)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # "torch" preprocessing (DenseNet)
 IMAGENET_STD = (0.229, 0.224, 0.225)

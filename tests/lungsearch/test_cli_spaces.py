@@ -124,3 +124,16 @@ def test_missing_weights_file_is_one_line_and_exit_2(tmp_path):
     proc = _run("run", "--data", str(data), "--space", "mobilenet", "--weights", str(tmp_path / "none.h5"),
                 "--trials", "1", "--storage", f"sqlite:///{tmp_path / 's.db'}")
     assert proc.returncode == 2 and proc.stderr.startswith("lungsearch: error: weights file")
+
+
+def test_run_says_once_when_a_backbone_needs_the_network_for_its_weights(tmp_path):
+    empty = tmp_path / "empty"  # fails right after the note: no class folders
+    empty.mkdir()
+    proc = _run("run", "--data", str(empty), "--space", "vgg19", "--storage", f"sqlite:///{tmp_path / 's.db'}")
+    assert proc.returncode == 2
+    notes = [line for line in proc.stderr.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1 and notes[0].startswith("note: vgg19: ImageNet weights need the network")
+    assert "--weights PATH" in notes[0] and "--space efficientnet-lite0" in notes[0]
+    for flags in (["--space", "vgg19", "--weights", "random"], ["--space", "efficientnet-lite0"]):  # no note: nothing to fetch
+        proc = _run("run", "--data", str(empty), *flags, "--storage", f"sqlite:///{tmp_path / 's.db'}")
+        assert proc.returncode == 2 and "note:" not in proc.stderr

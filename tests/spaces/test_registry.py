@@ -68,6 +68,14 @@ def test_registry_lists_the_issue_spaces():
     assert spaces.list_spaces("*net*") == ["mobilenet", "densenet121", "efficientnet", "efficientnet-lite0"]
 
 
+def test_keras_application_spaces_say_their_weights_need_the_network():
+    for name in ("mobilenet", "densenet121", "vgg19", "efficientnet"):
+        space = spaces.get_space(name)
+        assert "need the network" in space.description and "--weights PATH" in space.description
+        assert "efficientnet-lite0" in space.weights_note
+    assert spaces.get_space("efficientnet-lite0").weights_note == "" and spaces.get_space("cnn").weights_note == ""
+
+
 def test_unknown_space_names_the_known_ones():
     with pytest.raises(spaces.SpaceError, match="known spaces: dense, cnn, mobilenet"):
         spaces.get_space("resnet")
