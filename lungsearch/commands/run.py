@@ -190,7 +190,9 @@ def work(config, space, storage, *, as_worker: bool = False) -> int:
     )
     facts = {"input_shape": data.input_shape, "num_classes": len(data.class_names)}
     build_kwargs = {"hflip": config.hflip, "weights": config.weights, "cache_dir": config.cache_dir}  # cache_dir: where converted backbone weights go
-    if space.source and space.source != space.name:  # a user's file: one trial build now, so a broken file is one line
+    # a user's file, or a weights file (one that does not fit, or that a safe loader refuses): one trial build now,
+    # so a broken one is one line, not a study of failed trials
+    if (space.source and space.source != space.name) or config.weights not in (None, "imagenet", "random"):
         import spaces
 
         spaces.check_build(space, optuna.create_study(sampler=optuna.samplers.RandomSampler(config.seed)).ask(), **facts, **build_kwargs)
