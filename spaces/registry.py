@@ -40,6 +40,7 @@ class Space:
     warm_starts: tuple = ()
     # parameters added after studies were made, with the value older trials implied (FixedTrial rebuilds)
     legacy_params: dict = field(default_factory=dict)
+    weights_note: str = ""  # the module's WEIGHTS_NOTE: what `run` says once about its default weights
 
     def fixed_params(self, params: dict) -> dict:
         """A stored trial's params, completed with :attr:`legacy_params` it predates, for ``FixedTrial``."""
@@ -54,6 +55,7 @@ _BUILTIN = {
     "densenet121": "spaces.densenet121",
     "vgg19": "spaces.vgg19",
     "efficientnet": "spaces.efficientnet",
+    "efficientnet-lite0": "spaces.efficientnet_lite0",
 }
 DEFAULT_BATCH_SIZE = 32  # for a user space without fit_options(trial)
 _LOADED: dict[str, Space] = {}
@@ -75,6 +77,7 @@ def _from_module(name: str, module: ModuleType, source: str) -> Space:
         suggest=getattr(module, "suggest", None) if callable(getattr(module, "suggest", None)) else None,
         warm_starts=_warm_starts(module, source),
         legacy_params=dict(getattr(module, "LEGACY_PARAMS", {}) or {}),
+        weights_note=str(getattr(module, "WEIGHTS_NOTE", "")),
     )
 
 

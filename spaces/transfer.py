@@ -18,7 +18,9 @@ The model takes raw pixels: a grayscale image is repeated to three channels
 inside the model, then the backbone's own preprocessing follows as layers, so
 an exported model needs nothing around it.
 
-Backbone weights (the ``weights`` fact): ``None`` or ``"imagenet"`` uses the
+Backbone weights (the ``weights`` fact) of the ``keras.applications`` spaces
+(``efficientnet-lite0`` ships its own, see spaces/efficientnet_lite0.py):
+``None`` or ``"imagenet"`` uses the
 ImageNet weights when Keras can load or fetch them; a path loads a local
 weights file (``--weights PATH`` or ``LUNGSEARCH_WEIGHTS``); ``"random"`` asks
 for random initialisation.  When ImageNet weights cannot be had, the backbone
@@ -32,6 +34,7 @@ import os
 import re
 import warnings
 from dataclasses import dataclass
+from typing import Callable
 
 from spaces.common import OPTIMIZERS, check_facts, compile_model
 from spaces.registry import SpaceError
@@ -41,6 +44,12 @@ COLOR_MODE = "grayscale"
 MIN_SIDE = 32  # the smallest input every backbone here accepts with include_top=False
 MAX_TRAINABLE_BLOCKS = 3
 FINE_TUNE_START = 0.5  # the second phase starts after this share of the epochs
+
+# What the keras.applications spaces say about their weights (DESCRIPTION, and once at the start of `run`)
+DOWNLOADED_WEIGHTS = (
+    "ImageNet weights need the network (Keras downloads them at run time); offline it trains from RANDOM "
+    "weights unless --weights PATH names a local file. --space efficientnet-lite0 has ImageNet weights installed"
+)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # "torch" preprocessing (DenseNet)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -52,8 +61,10 @@ class Backbone:
     name: str  # the space name
     application: str  # attribute of keras.applications
     block_pattern: str  # regex whose groups identify a backbone block from a layer name
-    preprocess: str  # "tf" ([-1, 1]), "torch" (ImageNet mean/std), "caffe" (BGR minus mean), "none" (inside the backbone)
+    preprocess: str  # "tf" ([-1, 1]), "torch" (ImageNet mean/std), "caffe" (BGR minus mean), "lite" ((x - 127) / 128), "none" (inside the backbone)
     description: str = ""
+    # (shape, weights, cache_dir=...) -> (model, weights used, warning or None), for a backbone not in keras.applications
+    load: Callable | None = None
 
 
 # Known-good starting point of every transfer space, enqueued as the first trial of a new study:
@@ -100,7 +111,7 @@ def fit_options(trial) -> dict:
     return options
 
 
-def build_transfer(backbone: Backbone, trial, *, input_shape, num_classes, weights=None, hflip: bool = False):
+def build_transfer(backbone: Backbone, trial, *, input_shape, num_classes, weights=None, hflip: bool = False, cache_dir=None):
     """A compiled classifier: channel repeat, preprocessing, backbone, tuned head."""
     height, width, channels = check_facts(input_shape, num_classes)
     if min(height, width) < MIN_SIDE:
@@ -110,7 +121,10 @@ def build_transfer(backbone: Backbone, trial, *, input_shape, num_classes, weigh
     import keras
     from keras import layers
 
-    base, weights_used, warning = _backbone(backbone, (height, width, 3), weights)
+    if backbone.load is not None:
+        base, weights_used, warning = backbone.load((height, width, 3), weights, cache_dir=cache_dir)
+    else:
+        base, weights_used, warning = _backbone(backbone, (height, width, 3), weights)
     _record_weights(trial, weights_used, warning)
     blocks = block_ids(base, backbone.block_pattern)
     trainable = set(sorted(set(b for b in blocks.values() if b is not None))[-p["trainable_blocks"]:]) if p["trainable_blocks"] else set()
@@ -160,6 +174,8 @@ def _preprocess(backbone: Backbone, x, channels: int):
     if backbone.preprocess == "torch":
         x = layers.Rescaling(1.0 / 255.0, name="preprocess_scale")(x)
         return layers.Normalization(mean=list(IMAGENET_MEAN), variance=[s * s for s in IMAGENET_STD], name="preprocess")(x)
+    if backbone.preprocess == "lite":  # the TensorFlow originals of EfficientNet-Lite: (x - 127) / 128
+        return layers.Rescaling(1.0 / 128.0, offset=-127.0 / 128.0, name="preprocess")(x)
     if backbone.preprocess == "caffe":
         if channels == 3:  # RGB -> BGR as a fixed 1x1 convolution (serialisable, no Lambda)
             x = _channel_flip(x)

@@ -38,7 +38,7 @@ def register(sub) -> None:
     p.add_argument("--group-pattern", metavar="REGEX",
                    help="regex whose first matching group is the patient id in a file name (default: Kermany names)")
     p.add_argument("--hflip", action="store_true", default=None, help="augment with random horizontal flips (off by default: X-rays have a fixed orientation)")
-    p.add_argument("--weights", metavar="PATH", help=f"transfer spaces: local backbone weights file, or 'random' (default ${WEIGHTS_ENV}, else imagenet if it can be fetched)")
+    p.add_argument("--weights", metavar="PATH", help=f"transfer spaces: local backbone weights file, or 'random' (default ${WEIGHTS_ENV}, else ImageNet: installed for efficientnet-lite0, downloaded by Keras for the others)")
     p.add_argument("--workers", type=int, help="worker processes on this machine, one study (default 1; one GPU each where there are several)")
     p.add_argument("--heartbeat", type=int, help="seconds between heartbeats of a running trial on RDB storage; a trial silent for twice that is failed and retried with the same parameters (default 30)")
     p.add_argument("--recycle", type=int, help="replace each worker process by a fresh one after this many trials, as Keras/TensorFlow memory grows from trial to trial in one process (default 10; 0: never, train in this process)")
@@ -78,6 +78,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError(f"data folder {config.data} does not exist; give --data a folder with train/<class>/ images, or --data demo")
     if config.weights not in (None, "imagenet", "random") and not os.path.isfile(config.weights):
         raise ConfigError(f"weights file {config.weights} does not exist; give --weights (or ${WEIGHTS_ENV}) a backbone weights file, or 'random'")
+
+    if space.weights_note and config.weights in (None, "imagenet") and not args.worker:  # once per run, not per trial
+        print(f"note: {space.name}: {space.weights_note}", file=sys.stderr, flush=True)
 
     if config.data != "demo":  # a bad folder is one line now, not one per worker later
         from lungsearch import data as data_mod
@@ -211,8 +214,10 @@ def work(config, space, storage, *, as_worker: bool = False) -> int:
         cache_dir=config.cache_dir, dedupe=config.dedupe, group_pattern=config.group_pattern,
     )
     facts = {"input_shape": data.input_shape, "num_classes": len(data.class_names)}
-    build_kwargs = {"hflip": config.hflip, "weights": config.weights}
-    if space.source and space.source != space.name:  # a user's file: one trial build now, so a broken file is one line
+    build_kwargs = {"hflip": config.hflip, "weights": config.weights, "cache_dir": config.cache_dir}  # cache_dir: where converted backbone weights go
+    # a user's file, or a weights file (one that does not fit, or that a safe loader refuses): one trial build now,
+    # so a broken one is one line, not a study of failed trials
+    if (space.source and space.source != space.name) or config.weights not in (None, "imagenet", "random"):
         import spaces
 
         spaces.check_build(space, optuna.create_study(sampler=optuna.samplers.RandomSampler(config.seed)).ask(), **facts, **build_kwargs)

@@ -51,7 +51,7 @@ def test_spaces_lists_every_space_with_parameters():
     proc = _run("spaces")
     assert proc.returncode == 0, proc.stderr
     heads = [line.split()[0] for line in proc.stdout.splitlines() if not line.startswith(" ")]
-    assert heads == ["dense", "cnn", "mobilenet", "densenet121", "vgg19", "efficientnet"]
+    assert heads == ["dense", "cnn", "mobilenet", "densenet121", "vgg19", "efficientnet", "efficientnet-lite0"]
     assert "(224 px grayscale)" in proc.stdout and "trainable_blocks     int 0..3" in proc.stdout
     described = json.loads(_run("spaces", "cnn", "--json").stdout)
     assert described["cnn"]["parameters"]["conv_blocks"] == "int 1..5" and described["cnn"]["image_size"] == 64
@@ -124,3 +124,41 @@ def test_missing_weights_file_is_one_line_and_exit_2(tmp_path):
     proc = _run("run", "--data", str(data), "--space", "mobilenet", "--weights", str(tmp_path / "none.h5"),
                 "--trials", "1", "--storage", f"sqlite:///{tmp_path / 's.db'}")
     assert proc.returncode == 2 and proc.stderr.startswith("lungsearch: error: weights file")
+
+
+def test_run_says_once_when_a_backbone_needs_the_network_for_its_weights(tmp_path):
+    empty = tmp_path / "empty"  # fails right after the note: no class folders
+    empty.mkdir()
+    proc = _run("run", "--data", str(empty), "--space", "vgg19", "--storage", f"sqlite:///{tmp_path / 's.db'}")
+    assert proc.returncode == 2
+    notes = [line for line in proc.stderr.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1 and notes[0].startswith("note: vgg19: ImageNet weights need the network")
+    assert "--weights PATH" in notes[0] and "--space efficientnet-lite0" in notes[0]
+    for flags in (["--space", "vgg19", "--weights", "random"], ["--space", "efficientnet-lite0"]):  # no note: nothing to fetch
+        proc = _run("run", "--data", str(empty), *flags, "--storage", f"sqlite:///{tmp_path / 's.db'}")
+        assert proc.returncode == 2 and "note:" not in proc.stderr
+
+
+class _RunsACommand:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_weights_file_that_would_run_code_is_refused_in_one_line(tmp_path):
+    import pickle
+
+    data = make_folder(tmp_path / "xray", per_class=12, size=32)
+    marker = tmp_path / "ran"
+    evil = tmp_path / "evil.pth"
+    evil.write_bytes(pickle.dumps(_RunsACommand(marker), protocol=2))
+    db = tmp_path / "s.db"
+    proc = _run("run", "--data", str(data), "--space", "efficientnet-lite0", "--weights", str(evil), "--image-size", "32",
+                "--trials", "1", "--epochs", "1", "--storage", f"sqlite:///{db}")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("lungsearch: error:")]  # TensorFlow logs aside
+    assert len(errors) == 1 and errors[0].startswith("lungsearch: error: refused to read") and "system" in errors[0]
+    assert "Traceback" not in proc.stderr and not marker.exists()
+    assert all(s.n_trials == 0 for s in optuna.get_all_study_summaries(f"sqlite:///{db}")) if db.exists() else True

@@ -57,14 +57,24 @@ PINNED = {
     "densenet121": _TRANSFER,
     "vgg19": _TRANSFER,
     "efficientnet": _TRANSFER,
+    "efficientnet-lite0": _TRANSFER,
 }
-DEFAULT_SIZES = {"dense": 64, "cnn": 64, "mobilenet": 224, "densenet121": 224, "vgg19": 224, "efficientnet": 224}
+DEFAULT_SIZES = {"dense": 64, "cnn": 64, "mobilenet": 224, "densenet121": 224, "vgg19": 224, "efficientnet": 224,
+                 "efficientnet-lite0": 128}
 TINY = 32  # the smallest input the transfer backbones accept without their top
 
 
 def test_registry_lists_the_issue_spaces():
-    assert spaces.list_spaces() == ["dense", "cnn", "mobilenet", "densenet121", "vgg19", "efficientnet"]
-    assert spaces.list_spaces("*net*") == ["mobilenet", "densenet121", "efficientnet"]
+    assert spaces.list_spaces() == ["dense", "cnn", "mobilenet", "densenet121", "vgg19", "efficientnet", "efficientnet-lite0"]
+    assert spaces.list_spaces("*net*") == ["mobilenet", "densenet121", "efficientnet", "efficientnet-lite0"]
+
+
+def test_keras_application_spaces_say_their_weights_need_the_network():
+    for name in ("mobilenet", "densenet121", "vgg19", "efficientnet"):
+        space = spaces.get_space(name)
+        assert "need the network" in space.description and "--weights PATH" in space.description
+        assert "efficientnet-lite0" in space.weights_note
+    assert spaces.get_space("efficientnet-lite0").weights_note == "" and spaces.get_space("cnn").weights_note == ""
 
 
 def test_unknown_space_names_the_known_ones():
