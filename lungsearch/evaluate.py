@@ -210,6 +210,8 @@ def markdown(ev: dict) -> str:
                      f"validation sensitivity {_fmt(d.get('val_sensitivity'))}, specificity {_fmt(d.get('val_specificity'))}).")
     else:
         lines.append("Decision: the most probable class.")
+    if ev.get("data_folder"):
+        lines += ["", f"Data: {ev['data_folder']} (an external folder, scored with the decision stored with the model)."]
     lines += ["", f"Test split: {test['n']} images ({', '.join(f'{k} {v}' for k, v in test['counts'].items())}), "
               f"read once, never used for selection. 95% CIs: {test['bootstrap']['resamples']} bootstrap resamples.", "",
               "| metric | test | 95% CI | validation |", "|---|---|---|---|"]

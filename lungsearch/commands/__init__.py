@@ -7,6 +7,7 @@ COMMANDS = (
     "lungsearch.commands.dashboard",
     "lungsearch.commands.data",
     "lungsearch.commands.predict",
+    "lungsearch.commands.evaluate",
     "lungsearch.commands.spaces",
     "lungsearch.commands.studies",
 )
