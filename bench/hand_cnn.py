@@ -7,7 +7,15 @@ bench/hand_cnn.py --trials 1`` it gets what every trial gets (the
 patient-grouped validation split, class weights, the plateau schedule and
 early stopping keeping the best epoch) and ``best --export`` evaluates it as
 it evaluates a search's pick, so the two sides differ only in the search.
+
+``$LUNGSEARCH_HAND_VARIANT`` (comma-separated, for ``bench.hand_variants``)
+adds one change at a time to the same network: ``standardize`` (per-image
+intensity standardisation after rescaling), ``intensity`` (random gamma,
+brightness and noise at strength 0.5 while training), ``affine`` (random
+shift 5%, zoom 10%, rotation 7 degrees while training).
 """
+
+import os
 
 from __future__ import annotations
 
@@ -24,8 +32,21 @@ def build(trial, *, input_shape, num_classes, **_):
     import keras
     from keras import layers
 
+    from spaces import augment
+
+    variant = {v.strip() for v in os.environ.get("LUNGSEARCH_HAND_VARIANT", "").split(",") if v.strip()}
+    unknown = variant - {"standardize", "intensity", "affine"}
+    if unknown:
+        raise ValueError(f"unknown hand CNN variant(s) {', '.join(sorted(unknown))}")
     inputs = keras.Input(shape=tuple(input_shape), name="pixels")
-    x = layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
+    x = inputs
+    if "affine" in variant:
+        x = augment.random_affine(translate=0.05, zoom=0.1, rotate=0.02, name="aug_affine")(x)
+    if "intensity" in variant:
+        x = augment.intensity_layer(0.5)(x)
+    x = layers.Rescaling(1.0 / 255.0, name="rescale")(x)
+    if "standardize" in variant:
+        x = augment.standardize_layer()(x)
     for i, filters in enumerate((32, 64, 128)):
         x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{i}")(x)
         x = layers.MaxPooling2D(2, name=f"pool{i}")(x)

@@ -65,6 +65,32 @@ def augmentation_layers(strengths: dict[str, float], *, hflip: bool = False, see
     return out
 
 
+def intensity_layer(strength: float, *, seed: int | None = None):
+    """Random gamma, brightness and a little noise, for acquisition shift (training only; left out of exports).
+
+    Per image, on pixels scaled to [0, 1]: a gamma in ``[1 - s, 1 + s]``
+    (never below 0.2), then a brightness factor in ``[1 - s, 1 + s]``, then
+    Gaussian noise of standard deviation ``s / 20``; back to [0, 255].  With
+    ``s`` = 0.6: gamma 0.4-1.6 and brightness x0.4-1.6, the ranges in the
+    spirit of MedMNIST-C that chest_xray's darker, more variable test normals call for.
+    """
+    return register_intensity()(strength=strength, seed=seed, name="aug_intensity")
+
+
+def standardize_layer():
+    """Per-image intensity standardisation, (x - mean) / std over each image, as a standard Keras layer.
+
+    ``LayerNormalization`` over height, width and channels without a learnt
+    scale or shift is exactly that, and loads in plain Keras (no custom
+    layer), so an exported model still takes raw pixels.  It removes an
+    image's overall brightness and contrast, which differ between
+    acquisitions (chest_xray's test split is darker and more variable).
+    """
+    from keras import layers
+
+    return layers.LayerNormalization(axis=(1, 2, 3), center=False, scale=False, epsilon=1e-3, name="standardize")
+
+
 def apply(x, strengths: dict[str, float], *, hflip: bool = False, seed: int | None = None):
     """``x`` passed through the augmentation layers (unchanged when there are none)."""
     for layer in augmentation_layers(strengths, hflip=hflip, seed=seed):
@@ -96,8 +122,49 @@ def random_affine(**kwargs):
 
 
 @functools.cache
+def register_intensity():
+    """Define (once) and register :class:`RandomIntensity`; returns the class."""
+    import keras
+    from keras import ops
+
+    @keras.saving.register_keras_serializable(package="lungsearch")
+    class RandomIntensity(keras.layers.Layer):
+        """Per-image random gamma, brightness and noise (see :func:`intensity_layer`); identity at inference."""
+
+        def __init__(self, strength=0.5, seed=None, **kwargs):
+            super().__init__(**kwargs)
+            self.strength, self.seed = float(strength), seed
+            self.seed_generator = keras.random.SeedGenerator(seed)
+
+        def call(self, inputs, training=None):
+            x = ops.cast(inputs, self.compute_dtype)
+            if not training or self.strength <= 0:
+                return x
+            batch = ops.shape(x)[0]
+            s = self.strength
+
+            def uniform(low, high):
+                return keras.random.uniform((batch, 1, 1, 1), low, high, seed=self.seed_generator, dtype=self.compute_dtype)
+
+            unit = ops.clip(x / 255.0, 0.0, 1.0)
+            unit = ops.power(unit + 1e-6, uniform(max(0.2, 1.0 - s), 1.0 + s))
+            unit = unit * uniform(max(0.0, 1.0 - s), 1.0 + s)
+            unit = unit + keras.random.normal(ops.shape(x), stddev=s / 20.0, seed=self.seed_generator, dtype=self.compute_dtype)
+            return ops.clip(unit, 0.0, 1.0) * 255.0
+
+        def compute_output_shape(self, input_shape):
+            return input_shape
+
+        def get_config(self):
+            return {**super().get_config(), "strength": self.strength, "seed": self.seed}
+
+    return RandomIntensity
+
+
+@functools.cache
 def register():
-    """Define (once) and register :class:`RandomAffine`, so a model file holding one loads; returns the class."""
+    """Define (once) and register :class:`RandomAffine` (and :class:`RandomIntensity`), so a model file holding one loads; returns RandomAffine."""
+    register_intensity()
     import keras
     from keras import ops
 

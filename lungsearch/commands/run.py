@@ -82,14 +82,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     if space.weights_note and config.weights in (None, "imagenet") and not args.worker:  # once per run, not per trial
         print(f"note: {space.name}: {space.weights_note}", file=sys.stderr, flush=True)
 
+    class_names = ("NORMAL", "PNEUMONIA")  # the demo's
     if config.data != "demo":  # a bad folder is one line now, not one per worker later
         from lungsearch import data as data_mod
 
-        data_mod.read_layout(config.data, seed=config.seed, group_pattern=config.group_pattern,
-                             cache_dir=config.cache_dir, splits_wanted=("train", "val"))
+        class_names = data_mod.read_layout(config.data, seed=config.seed, group_pattern=config.group_pattern,
+                                           cache_dir=config.cache_dir, splits_wanted=("train", "val")).class_names
 
     quiet_frameworks()
     import search
+
+    # a user's file, or a weights file (one that does not fit, or that a safe loader refuses): one trial build now,
+    # before anything is stored, so a broken one is one line, not a study of failed trials
+    if not args.worker and ((space.source and space.source != space.name) or config.weights not in (None, "imagenet", "random")):
+        import optuna
+
+        import spaces
+
+        channels = 1 if config.color == "grayscale" else 3
+        spaces.check_build(space, optuna.create_study(sampler=optuna.samplers.RandomSampler(config.seed)).ask(),
+                           input_shape=(config.image_size, config.image_size, channels), num_classes=len(class_names),
+                           **build_facts(config))
 
     storage = search.open_storage(config.storage, heartbeat=config.heartbeat)
     left = check_resumable(storage, config)
@@ -99,6 +112,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.worker and (config.workers > 1 or (config.recycle and left > config.recycle)):
         return supervise(config, storage)
     return work(config, space, storage, as_worker=args.worker)
+
+
+def build_facts(config) -> dict:
+    """Fixed facts every trial's build gets beyond shape and classes (every space's build takes **_)."""
+    return {"hflip": config.hflip, "weights": config.weights, "cache_dir": config.cache_dir}  # cache_dir: converted backbone weights
 
 
 def check_resumable(storage, config) -> int:
@@ -213,14 +231,7 @@ def work(config, space, storage, *, as_worker: bool = False) -> int:
         val_fraction=config.val_fraction, seed=config.seed,
         cache_dir=config.cache_dir, dedupe=config.dedupe, group_pattern=config.group_pattern,
     )
-    facts = {"input_shape": data.input_shape, "num_classes": len(data.class_names)}
-    build_kwargs = {"hflip": config.hflip, "weights": config.weights, "cache_dir": config.cache_dir}  # cache_dir: where converted backbone weights go
-    # a user's file, or a weights file (one that does not fit, or that a safe loader refuses): one trial build now,
-    # so a broken one is one line, not a study of failed trials
-    if (space.source and space.source != space.name) or config.weights not in (None, "imagenet", "random"):
-        import spaces
-
-        spaces.check_build(space, optuna.create_study(sampler=optuna.samplers.RandomSampler(config.seed)).ask(), **facts, **build_kwargs)
+    build_kwargs = build_facts(config)
     fixed = {"batch_size": config.batch_size} if config.batch_size else None
 
     def sampler(trials_before: int):
