@@ -76,3 +76,18 @@ def test_best_on_study_without_completed_trial(tmp_path: Path, capsys) -> None:
     optuna.create_study(storage=url, study_name="empty", direction="maximize")
     code, err = run_cli(capsys, "best", "--storage", url, "--study", "empty", "--export", str(tmp_path / "m.keras"))
     assert_one_line_error(code, err, "no completed trial")
+
+
+def test_dashboard_on_a_taken_port_says_which_flag_picks_another(tmp_path: Path, capsys) -> None:
+    import socket
+
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    optuna.create_study(storage=url, study_name="s")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, err = run_cli(capsys, "dashboard", "--storage", url, "--port", str(port))
+    assert_one_line_error(code, err, f"port {port}", "already in use", "--port")
