@@ -126,7 +126,7 @@ def read_layout(
     and val, so it never lists a file of test/.
     """
     if not os.path.isdir(root):
-        raise DataError(f"data folder {root} does not exist; give --data a folder with train/<class>/ images, or --data demo")
+        raise DataError(not_a_folder(root))
     root = os.path.abspath(root)  # absolute paths: a cache key and a study record that do not depend on the cwd
     with os.scandir(root) as entries:  # names only: no stat of test/ while the search reads the layout
         present = {e.name for e in entries if e.name in ("train", "val", "test") and e.is_dir()}
@@ -141,6 +141,16 @@ def read_layout(
     classes = _check_classes(root, {"": per_class})
     splits, record = _carve_test(root, classes, per_class, seed, test_fraction, group_pattern, cache_dir)
     return Layout(os.path.abspath(root), "class-folders", classes, splits, record)
+
+
+def not_a_folder(root: str) -> str:
+    """Why ``root`` cannot be read as a data folder, and what to give instead."""
+    if os.path.isfile(root):
+        archive = root.lower().endswith((".zip", ".tar", ".tar.gz", ".tgz", ".tar.xz", ".7z"))
+        return (f"data folder {root} is a file, not a folder; "
+                + ("unpack it and give --data the folder it makes" if archive else
+                   "give --data the folder that holds the class folders (train/<class>/ or <class>/), or --data demo"))
+    return f"data folder {root} does not exist; give --data a folder with train/<class>/ images, or --data demo"
 
 
 def _scan_classes(folder: str, shown: str) -> dict[str, list[str]]:

@@ -29,6 +29,16 @@ def test_missing_data_folder(tmp_path: Path, capsys) -> None:
     assert_one_line_error(code, err, "does not exist", "--data")
 
 
+@pytest.mark.parametrize("name", ["labels.csv", "chest_xray.zip"])
+def test_data_that_is_a_file_says_so(tmp_path: Path, capsys, name: str) -> None:
+    (tmp_path / name).write_text("not a folder")
+    code, err = run_cli(capsys, "run", "--data", str(tmp_path / name), "--storage", f"sqlite:///{tmp_path}/s.db")
+    assert_one_line_error(code, err, "is a file, not a folder", "--data")
+    assert "does not exist" not in err
+    assert ("unpack" in err) == name.endswith(".zip")
+    assert not (tmp_path / "s.db").exists()
+
+
 def test_folder_without_class_subfolders(tmp_path: Path, capsys) -> None:
     (tmp_path / "empty" / "train").mkdir(parents=True)
     code, err = run_cli(capsys, "run", "--data", str(tmp_path / "empty"), "--storage", f"sqlite:///{tmp_path}/s.db")

@@ -70,8 +70,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     space = get_space(config.space)  # fails fast on an unknown space, before any decoding
     config = config.with_updates(image_size=config.image_size or space.image_size, color=config.color or space.color_mode)
-    if config.data != "demo" and not os.path.isdir(config.data):
-        raise ConfigError(f"data folder {config.data} does not exist; give --data a folder with train/<class>/ images, or --data demo")
     if config.weights not in (None, "imagenet", "random") and not os.path.isfile(config.weights):
         raise ConfigError(f"weights file {config.weights} does not exist; give --weights (or ${WEIGHTS_ENV}) a backbone weights file, or 'random'")
 
