@@ -95,6 +95,7 @@ class Layout:
     class_names: tuple[str, ...]
     splits: dict[str, dict[str, list[str]]]  # {split: {class: [paths]}}, split in train/val/test
     split_record: str | None = None  # layout (c): the JSON file recording the carved test split
+    ignored: dict[str, int] = field(default_factory=dict)  # subfolder of a class folder (relative to root): images in it, not read
 
     def files(self, split: str) -> tuple[list[str], np.ndarray]:
         """Paths and integer labels of one split (empty when the split is absent)."""
@@ -133,14 +134,16 @@ def read_layout(
     if present:
         if "train" not in present:
             raise DataError(f"{root} has {'/, '.join(sorted(present))}/ but no train/ folder; expected {root}/train/<class>/*.jpeg")
-        splits = {s: _scan_classes(os.path.join(root, s), f"{root}/{s}") for s in splits_wanted if s in present}
+        ignored: dict[str, int] = {}
+        splits = {s: _scan_classes(os.path.join(root, s), f"{root}/{s}", ignored, root) for s in splits_wanted if s in present}
         classes = _check_classes(root, splits)
         kind = "train-val-test" if "val" in splits else "train-test"
-        return Layout(os.path.abspath(root), kind, classes, splits)
-    per_class = _scan_classes(root, root)
+        return _warn_ignored(Layout(os.path.abspath(root), kind, classes, splits, ignored=ignored))
+    ignored = {}
+    per_class = _scan_classes(root, root, ignored, root)
     classes = _check_classes(root, {"": per_class})
     splits, record = _carve_test(root, classes, per_class, seed, test_fraction, group_pattern, cache_dir)
-    return Layout(os.path.abspath(root), "class-folders", classes, splits, record)
+    return _warn_ignored(Layout(os.path.abspath(root), "class-folders", classes, splits, record, ignored))
 
 
 def not_a_folder(root: str) -> str:
@@ -153,20 +156,59 @@ def not_a_folder(root: str) -> str:
     return f"data folder {root} does not exist; give --data a folder with train/<class>/ images, or --data demo"
 
 
-def _scan_classes(folder: str, shown: str) -> dict[str, list[str]]:
+def _scan_classes(folder: str, shown: str, ignored: dict[str, int], root: str) -> dict[str, list[str]]:
+    """``{class: [image paths directly in folder/class]}``; images deeper down are counted into ``ignored``.
+
+    Only images directly inside a class folder are read: a subfolder may hold
+    anything (the Covid-19 Radiography set keeps lung masks in ``<class>/masks/``
+    beside ``<class>/images/``), so it is named, not guessed at.
+    """
     out = {}
     for name in sorted(os.listdir(folder)):
         path = os.path.join(folder, name)
         if name.startswith(".") or not os.path.isdir(path):
             continue
         with os.scandir(path) as entries:  # scandir knows directories without a stat per file
-            out[name] = sorted(
-                e.path for e in entries
-                if not e.name.startswith(".") and e.name.lower().endswith(IMAGE_EXTENSIONS) and not e.is_dir()
-            )
+            entries = [e for e in entries if not e.name.startswith(".")]
+        out[name] = sorted(e.path for e in entries if e.name.lower().endswith(IMAGE_EXTENSIONS) and not e.is_dir())
+        deeper = {os.path.relpath(e.path, root): _count_images(e.path) for e in sorted(entries, key=lambda e: e.name) if e.is_dir()}
+        deeper = {k: n for k, n in deeper.items() if n}
+        ignored.update(deeper)
         if not out[name]:
+            if deeper:
+                raise DataError(f"class folder {shown}/{name} holds no images itself, only in subfolders ({_list_counts(deeper)}); "
+                                f"only images directly inside a class folder are read: move the ones to use up into {shown}/{name}")
             raise DataError(f"class folder {shown}/{name} holds no images ({', '.join(IMAGE_EXTENSIONS)}); add images or remove it")
     return out
+
+
+def _count_images(folder: str) -> int:
+    return sum(
+        sum(1 for f in files if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS))
+        for _, _, files in os.walk(folder)
+    )
+
+
+def _list_counts(counts: dict[str, int], most: int = 5) -> str:
+    """``train/NORMAL/batch1: 40, train/NORMAL/old: 3`` (the first ``most``, then how many more)."""
+    items = [f"{k}: {n}" for k, n in list(counts.items())[:most]]
+    return ", ".join(items) + (f" and {len(counts) - most} more" if len(counts) > most else "")
+
+
+def ignored_message(layout: Layout) -> str | None:
+    """The line that says which images in subfolders of class folders are not read, or None."""
+    if not layout.ignored:
+        return None
+    total = sum(layout.ignored.values())
+    return (f"{total} images in subfolders of class folders of {layout.root} are not read ({_list_counts(layout.ignored)}); "
+            "only images directly inside a class folder are: move them up into it to use them")
+
+
+def _warn_ignored(layout: Layout) -> Layout:
+    message = ignored_message(layout)
+    if message:
+        warnings.warn(message)
+    return layout
 
 
 def _check_classes(root: str, splits: dict[str, dict[str, list[str]]]) -> tuple[str, ...]:
@@ -530,6 +572,7 @@ def load_search_data(
         "duplicates_left": int(dup_within),
         "deduped": dropped,
         "skipped": decoded.skipped,
+        "ignored_subfolders": layout.ignored,
         "notes": notes,
         "fingerprint": decoded.fingerprint,
         "cache_hit": decoded.cache_hit,
