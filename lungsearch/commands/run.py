@@ -76,8 +76,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if config.data != "demo":  # a bad folder is one line now, not one per worker later
         from lungsearch import data as data_mod
 
-        data_mod.read_layout(config.data, seed=config.seed, group_pattern=config.group_pattern,
-                             cache_dir=config.cache_dir, splits_wanted=("train", "val"))
+        layout = data_mod.read_layout(config.data, seed=config.seed, group_pattern=config.group_pattern,
+                                      cache_dir=config.cache_dir, splits_wanted=("train", "val"))
+        images = len(layout.files("train")[0]) + len(layout.files("val")[0])  # an image size that cannot fit: before decoding
+        data_mod.check_image_size(config.image_size, images, config.color, processes=1 if args.worker else config.workers)
 
     quiet_frameworks()
     import search
