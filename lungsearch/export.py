@@ -160,7 +160,7 @@ def export_best(
     augment.register()  # a kept model may hold RandomAffine
     if kept and not retrain_model:
         keeper.export(trial, dest)
-        model = keras.models.load_model(dest)
+        model = keras.models.load_model(dest, compile=False)  # for inference: the export carries no optimizer state
     else:
         log(f"trial #{trial.number}: training again from its params {trial.params}")
         model, result = retrain(study, trial, data)
