@@ -200,12 +200,12 @@ def read_layout(
         splits = {s: _scan_classes(os.path.join(root, s), f"{root}/{s}", ignored, root) for s in splits_wanted if s in present}
         classes = _check_classes(root, splits)
         kind = "train-val-test" if "val" in splits else "train-test"
-        return _warn_ignored(Layout(os.path.abspath(root), kind, classes, splits, ignored=ignored))
+        return Layout(os.path.abspath(root), kind, classes, splits, ignored=ignored)
     ignored = {}
     per_class = _scan_classes(root, root, ignored, root)
     classes = _check_classes(root, {"": per_class})
     splits, record = _carve_test(root, classes, per_class, seed, test_fraction, group_pattern, cache_dir)
-    return _warn_ignored(Layout(os.path.abspath(root), "class-folders", classes, splits, record, ignored))
+    return Layout(os.path.abspath(root), "class-folders", classes, splits, record, ignored)
 
 
 def not_a_folder(root: str) -> str:
@@ -264,13 +264,6 @@ def ignored_message(layout: Layout) -> str | None:
     total = sum(layout.ignored.values())
     return (f"{total} images in subfolders of class folders of {layout.root} are not read ({_list_counts(layout.ignored)}); "
             "only images directly inside a class folder are: move them up into it to use them")
-
-
-def _warn_ignored(layout: Layout) -> Layout:
-    message = ignored_message(layout)
-    if message:
-        warnings.warn(message)
-    return layout
 
 
 def _check_classes(root: str, splits: dict[str, dict[str, list[str]]]) -> tuple[str, ...]:
@@ -574,6 +567,8 @@ def load_search_data(
     layout = read_layout(source, seed=seed, group_pattern=group_pattern, cache_dir=cache_dir, splits_wanted=wanted)
     paths, labels = layout.files("train")
     val_paths, val_labels = layout.files("val")
+    if layout.ignored:
+        warnings.warn(ignored_message(layout))
     use_given_val = len(val_paths) >= SMALL_VAL and len(set(val_labels.tolist())) == len(layout.class_names)
     notes = []
     if val_paths and not use_given_val:
