@@ -8,7 +8,7 @@ import sys
 
 from lungsearch import __version__
 from lungsearch.commands import COMMANDS
-from lungsearch.commands._common import is_user_error
+from lungsearch.commands._common import is_user_error, quiet_tensorflow
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    quiet_tensorflow()  # before any command imports Keras: TensorFlow's start-up lines stay off stderr
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -89,6 +89,10 @@ def resolve(file: str | None = None, **flags) -> RunConfig:
         raise ConfigError(f"--keep-top must be at least 1 (got {config.keep_top}): the best trial's model is always kept")
     if config.workers < 1 or config.heartbeat < 1 or config.recycle < 0:
         raise ConfigError("--workers and --heartbeat must be at least 1, and --recycle at least 0")
+    if config.image_size is not None:
+        from lungsearch.data import check_image_size
+
+        check_image_size(config.image_size)  # the fixed bounds; the memory a folder needs is checked once it is listed
     if config.batch_size is not None and config.batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1 (got {config.batch_size}); leave it out to let the space tune it")
     return config

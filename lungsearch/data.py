@@ -44,6 +44,13 @@ DEMO = "demo"
 SMALL_VAL = 100  # a given val/ with fewer images is merged into train and validation is carved instead
 TEST_FRACTION = 0.15  # share of a layout (c) folder carved off as its test split
 DECODER_VERSION = 1  # part of the cache key: bump when decode() changes what it produces
+MIN_IMAGE_SIZE = 8
+# Largest --image-size: the spaces are made for 64-224 px, and at 1024 px one batch of 32 through a
+# 32-filter first convolution is 4.3 GB of float32 activations already; larger only ends out of memory.
+MAX_IMAGE_SIZE = 1024
+# A process that trains holds its decoded images about this many times over, as uint8: the decoding
+# buffer (or the memory-mapped cache), the train/validation copies, and the backend's copy while it fits.
+COPIES_WHILE_TRAINING = 3
 
 
 class DataError(ValueError):
@@ -83,6 +90,61 @@ def channels(color_mode: str) -> int:
     return 1 if color_mode == "grayscale" else 3
 
 
+def check_image_size(image_size: int, images: int = 0, color_mode: str = "grayscale", processes: int = 1) -> None:
+    """Refuse, before any decoding, an image size that cannot work: :class:`DataError` saying what fits.
+
+    Beyond the fixed bounds, ``images`` decoded at ``image_size`` in each of
+    ``processes`` processes must fit the memory available now (an estimate:
+    :data:`COPIES_WHILE_TRAINING` uint8 copies a process).
+    """
+    if image_size < MIN_IMAGE_SIZE:
+        raise DataError(f"--image-size must be at least {MIN_IMAGE_SIZE} pixels, got {image_size}")
+    if image_size > MAX_IMAGE_SIZE:
+        raise DataError(f"--image-size {image_size} is above the {MAX_IMAGE_SIZE} px limit: the spaces are made for 64-224 px, and "
+                        f"at {MAX_IMAGE_SIZE} px one batch through a first convolution already takes gigabytes; use {MAX_IMAGE_SIZE} or less")
+    available = available_memory()
+    if not images or not available:
+        return
+    per_pixel = images * channels(color_mode) * COPIES_WHILE_TRAINING * max(1, processes)
+    need = per_pixel * image_size**2
+    if need > available:
+        fits = int(math.sqrt(available / per_pixel)) // 8 * 8
+        who = f"{processes} worker processes" if processes > 1 else "one process"
+        raise DataError(f"--image-size {image_size} needs about {need / 1e9:.1f} GB for {images:,} {color_mode} images "
+                        f"({image_size}x{image_size} uint8, held about {COPIES_WHILE_TRAINING} times over while training, by {who}) "
+                        f"and {available / 1e9:.1f} GB of memory is available; "
+                        + (f"use --image-size {fits} or less" if fits >= MIN_IMAGE_SIZE else "free memory or use fewer images")
+                        + (" or fewer --workers" if processes > 1 else ""))
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to this process now (MemAvailable, capped by a cgroup limit); None if unknown."""
+    found = None
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    found = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    if found is None:
+        try:
+            found = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):  # not on this system
+            return None
+    try:
+        with open("/sys/fs/cgroup/memory.max") as fh:
+            limit = fh.read().strip()
+        with open("/sys/fs/cgroup/memory.current") as fh:
+            used = int(fh.read().strip())
+        if limit.isdigit():
+            found = min(found, max(0, int(limit) - used))
+    except (OSError, ValueError):
+        pass
+    return found
+
+
 # --------------------------------------------------------------------------- layout
 
 
@@ -95,6 +157,7 @@ class Layout:
     class_names: tuple[str, ...]
     splits: dict[str, dict[str, list[str]]]  # {split: {class: [paths]}}, split in train/val/test
     split_record: str | None = None  # layout (c): the JSON file recording the carved test split
+    ignored: dict[str, int] = field(default_factory=dict)  # subfolder of a class folder (relative to root): images in it, not read
 
     def files(self, split: str) -> tuple[list[str], np.ndarray]:
         """Paths and integer labels of one split (empty when the split is absent)."""
@@ -126,37 +189,81 @@ def read_layout(
     and val, so it never lists a file of test/.
     """
     if not os.path.isdir(root):
-        raise DataError(f"data folder {root} does not exist; give --data a folder with train/<class>/ images, or --data demo")
+        raise DataError(not_a_folder(root))
     root = os.path.abspath(root)  # absolute paths: a cache key and a study record that do not depend on the cwd
     with os.scandir(root) as entries:  # names only: no stat of test/ while the search reads the layout
         present = {e.name for e in entries if e.name in ("train", "val", "test") and e.is_dir()}
     if present:
         if "train" not in present:
             raise DataError(f"{root} has {'/, '.join(sorted(present))}/ but no train/ folder; expected {root}/train/<class>/*.jpeg")
-        splits = {s: _scan_classes(os.path.join(root, s), f"{root}/{s}") for s in splits_wanted if s in present}
+        ignored: dict[str, int] = {}
+        splits = {s: _scan_classes(os.path.join(root, s), f"{root}/{s}", ignored, root) for s in splits_wanted if s in present}
         classes = _check_classes(root, splits)
         kind = "train-val-test" if "val" in splits else "train-test"
-        return Layout(os.path.abspath(root), kind, classes, splits)
-    per_class = _scan_classes(root, root)
+        return Layout(os.path.abspath(root), kind, classes, splits, ignored=ignored)
+    ignored = {}
+    per_class = _scan_classes(root, root, ignored, root)
     classes = _check_classes(root, {"": per_class})
     splits, record = _carve_test(root, classes, per_class, seed, test_fraction, group_pattern, cache_dir)
-    return Layout(os.path.abspath(root), "class-folders", classes, splits, record)
+    return Layout(os.path.abspath(root), "class-folders", classes, splits, record, ignored)
 
 
-def _scan_classes(folder: str, shown: str) -> dict[str, list[str]]:
+def not_a_folder(root: str) -> str:
+    """Why ``root`` cannot be read as a data folder, and what to give instead."""
+    if os.path.isfile(root):
+        archive = root.lower().endswith((".zip", ".tar", ".tar.gz", ".tgz", ".tar.xz", ".7z"))
+        return (f"data folder {root} is a file, not a folder; "
+                + ("unpack it and give --data the folder it makes" if archive else
+                   "give --data the folder that holds the class folders (train/<class>/ or <class>/), or --data demo"))
+    return f"data folder {root} does not exist; give --data a folder with train/<class>/ images, or --data demo"
+
+
+def _scan_classes(folder: str, shown: str, ignored: dict[str, int], root: str) -> dict[str, list[str]]:
+    """``{class: [image paths directly in folder/class]}``; images deeper down are counted into ``ignored``.
+
+    Only images directly inside a class folder are read: a subfolder may hold
+    anything (the Covid-19 Radiography set keeps lung masks in ``<class>/masks/``
+    beside ``<class>/images/``), so it is named, not guessed at.
+    """
     out = {}
     for name in sorted(os.listdir(folder)):
         path = os.path.join(folder, name)
         if name.startswith(".") or not os.path.isdir(path):
             continue
         with os.scandir(path) as entries:  # scandir knows directories without a stat per file
-            out[name] = sorted(
-                e.path for e in entries
-                if not e.name.startswith(".") and e.name.lower().endswith(IMAGE_EXTENSIONS) and not e.is_dir()
-            )
+            entries = [e for e in entries if not e.name.startswith(".")]
+        out[name] = sorted(e.path for e in entries if e.name.lower().endswith(IMAGE_EXTENSIONS) and not e.is_dir())
+        deeper = {os.path.relpath(e.path, root): _count_images(e.path) for e in sorted(entries, key=lambda e: e.name) if e.is_dir()}
+        deeper = {k: n for k, n in deeper.items() if n}
+        ignored.update(deeper)
         if not out[name]:
+            if deeper:
+                raise DataError(f"class folder {shown}/{name} holds no images itself, only in subfolders ({_list_counts(deeper)}); "
+                                f"only images directly inside a class folder are read: move the ones to use up into {shown}/{name}")
             raise DataError(f"class folder {shown}/{name} holds no images ({', '.join(IMAGE_EXTENSIONS)}); add images or remove it")
     return out
+
+
+def _count_images(folder: str) -> int:
+    return sum(
+        sum(1 for f in files if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS))
+        for _, _, files in os.walk(folder)
+    )
+
+
+def _list_counts(counts: dict[str, int], most: int = 5) -> str:
+    """``train/NORMAL/batch1: 40, train/NORMAL/old: 3`` (the first ``most``, then how many more)."""
+    items = [f"{k}: {n}" for k, n in list(counts.items())[:most]]
+    return ", ".join(items) + (f" and {len(counts) - most} more" if len(counts) > most else "")
+
+
+def ignored_message(layout: Layout) -> str | None:
+    """The line that says which images in subfolders of class folders are not read, or None."""
+    if not layout.ignored:
+        return None
+    total = sum(layout.ignored.values())
+    return (f"{total} images in subfolders of class folders of {layout.root} are not read ({_list_counts(layout.ignored)}); "
+            "only images directly inside a class folder are: move them up into it to use them")
 
 
 def _check_classes(root: str, splits: dict[str, dict[str, list[str]]]) -> tuple[str, ...]:
@@ -381,7 +488,7 @@ class Decoded:
 def decode_cached(paths: list[str], image_size: int, color_mode: str, *, cache_dir: str | None = None,
                   desc: str = "decoding", group: str | None = None) -> Decoded:
     """Decode ``paths`` once; later calls (any process) load the cached arrays memory-mapped."""
-    channels(color_mode)
+    check_image_size(image_size, len(paths), color_mode)
     key = cache.file_fingerprint(paths, image_size, color_mode, DECODER_VERSION)
 
     def build():
@@ -443,8 +550,7 @@ def load_search_data(
     equal to a test file, and every repeat of a file already seen in train.
     """
     c = channels(color_mode)
-    if image_size < 8:
-        raise DataError(f"--image-size must be at least 8 pixels, got {image_size}")
+    check_image_size(image_size)
     group_pattern = group_pattern or DEFAULT_GROUP_PATTERN
     if source == DEMO:
         from lungsearch import demo
@@ -461,6 +567,8 @@ def load_search_data(
     layout = read_layout(source, seed=seed, group_pattern=group_pattern, cache_dir=cache_dir, splits_wanted=wanted)
     paths, labels = layout.files("train")
     val_paths, val_labels = layout.files("val")
+    if layout.ignored:
+        warnings.warn(ignored_message(layout))
     use_given_val = len(val_paths) >= SMALL_VAL and len(set(val_labels.tolist())) == len(layout.class_names)
     notes = []
     if val_paths and not use_given_val:
@@ -520,6 +628,7 @@ def load_search_data(
         "duplicates_left": int(dup_within),
         "deduped": dropped,
         "skipped": decoded.skipped,
+        "ignored_subfolders": layout.ignored,
         "notes": notes,
         "fingerprint": decoded.fingerprint,
         "cache_hit": decoded.cache_hit,

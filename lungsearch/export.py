@@ -202,7 +202,7 @@ def export_best(
             with tempfile.TemporaryDirectory() as tmp:
                 path = os.path.join(tmp, "kept.keras")
                 keeper.export(t, path)
-                model = keras.models.load_model(path)
+                model = keras.models.load_model(path, compile=False)  # for inference: no optimizer state
         # the augmentation layers do nothing at inference: the exported file leaves them out and loads in plain Keras
         members.append(augment.inference_model(model))
     if history is None:

@@ -2,7 +2,8 @@
 
 Counts per split and class, patients per split and their overlap (with the
 validation split the search would carve, same seed and fraction), byte-identical
-duplicates, original image sizes and modes, unreadable files; and two
+duplicates, original image sizes and modes, unreadable files, images in
+subfolders of class folders (which are not read); and two
 pictures: ``class_distribution.png`` and ``samples.png``.  Images are decoded
 through the same cache as the search, so inspecting first makes the first run
 at that image size a cache hit.
@@ -78,6 +79,7 @@ def inspect_folder(
         **data.summarize_modes(decoded),
         "skipped": [all_paths[i] for i in range(len(all_paths)) if not readable[i]],
         "skipped_reasons": decoded.skipped,
+        "ignored_subfolders": layout.ignored,  # {subfolder: images}: not read, only images directly in a class folder are
     }
     if layout.split_record:
         summary["split_record"] = layout.split_record
@@ -151,5 +153,9 @@ def format_text(summary: dict) -> str:
                  + ("" if len(summary["sizes"]) <= 5 else f", ... ({len(summary['sizes'])} sizes)"))
     lines.append("modes: " + ", ".join(f"{k} x{v}" for k, v in summary["modes"].items()))
     lines.append(f"skipped: {len(summary['skipped'])} unreadable files" + "".join(f"\n  {s}" for s in summary["skipped_reasons"]))
+    ignored = summary.get("ignored_subfolders") or {}
+    lines.append(f"not read: {sum(ignored.values())} images in subfolders of class folders"
+                 + (" (only images directly inside a class folder are read; move them up to use them)" if ignored else "")
+                 + "".join(f"\n  {k}: {n}" for k, n in ignored.items()))
     return "\n".join(lines)
 

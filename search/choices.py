@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Callable
 
 import optuna
@@ -44,12 +45,15 @@ def make_sampler(
     """The sampler called ``name``; ``grid`` ({param: [values]}) makes ``grid`` an explicit GridSampler."""
     if name not in SAMPLERS:
         raise ChoiceError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
-    if name == "grid" and grid:
-        sampler = optuna.samplers.GridSampler(grid, seed=seed)
-    else:
-        sampler = SAMPLERS[name](seed)
-    if fixed_params:
-        sampler = optuna.samplers.PartialFixedSampler(fixed_params, sampler)
+    # chosen on purpose, experimental or not: TPE's group=True, QMC, BruteForce, PartialFixed (--batch-size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if name == "grid" and grid:
+            sampler = optuna.samplers.GridSampler(grid, seed=seed)
+        else:
+            sampler = SAMPLERS[name](seed)
+        if fixed_params:
+            sampler = optuna.samplers.PartialFixedSampler(fixed_params, sampler)
     return sampler
 
 

@@ -7,7 +7,7 @@ shrink the feature map below 2x2 is pruned with the reason stored, not built.
 from __future__ import annotations
 
 from spaces import augment
-from spaces.common import OPTIMIZERS, InvalidCombination, check_facts, compile_model
+from spaces.common import OPTIMIZERS, InvalidCombination, check_facts, check_param_count, compile_model
 
 NAME = "cnn"
 DESCRIPTION = "CNN from scratch: 1-5 conv blocks (filters, kernel, batch norm, pooling, dropout), GAP or flatten head, augmentation on/off; starts from the seeds' hand CNN"
@@ -97,6 +97,7 @@ def build(trial, *, input_shape, num_classes, hflip: bool = False, **_):
             x = layers.Dropout(rate, name=f"dropout{i}")(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x) if p["head"] == "gap" else layers.Flatten(name="flatten")(x)
     x = layers.Dropout(p["dropout"], name="dropout")(x)
+    check_param_count(int(x.shape[-1]) * p["dense_units"], f"the {p['head']} head's dense layer ({int(x.shape[-1]):,} inputs)")
     x = layers.Dense(p["dense_units"], activation=p["activation"], name="dense")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
     model = keras.Model(inputs, outputs, name="cnn")

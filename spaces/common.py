@@ -5,6 +5,10 @@ from __future__ import annotations
 import optuna
 
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
+# Parameters a trial's model may have: float32 weights, gradients and Adam's two moments take 16 bytes each,
+# so 200M is 3.2 GB before any activation.  Every cnn combination at 64 and 128 px fits; the largest
+# built-in backbone (vgg19) has 20M.  Above it is a flatten head over a large map, not a model to search.
+MAX_PARAMS = 200_000_000
 
 
 def check_facts(input_shape, num_classes) -> tuple[int, int, int]:
@@ -33,8 +37,23 @@ def make_optimizer(name: str, learning_rate: float):
     raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
 
 
+def check_param_count(count: int, what: str) -> None:
+    """Prune (:class:`InvalidCombination`) a model, or a layer about to be built, with over :data:`MAX_PARAMS` parameters.
+
+    Call it before building a layer whose size grows with the input (a dense
+    layer after a flatten): its weights are allocated when it is built.
+    """
+    if count > MAX_PARAMS:
+        raise InvalidCombination(
+            f"{what} has {count / 1e6:,.0f}M parameters, over the {MAX_PARAMS / 1e6:,.0f}M limit "
+            f"({16 * MAX_PARAMS / 1e9:.1f} GB of weights, gradients and optimizer state); "
+            "a smaller --image-size, more pooling blocks or a gap head fits"
+        )
+
+
 def compile_model(model, optimizer_name: str, learning_rate: float):
-    """Compile for integer labels and softmax outputs; returns the model."""
+    """Compile for integer labels and softmax outputs; returns the model (pruned if over :data:`MAX_PARAMS`)."""
+    check_param_count(int(model.count_params()), f"model {model.name!r}")
     model.compile(
         optimizer=make_optimizer(optimizer_name, learning_rate),
         loss="sparse_categorical_crossentropy",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from spaces.common import check_facts, compile_model
+from spaces.common import check_facts, check_param_count, compile_model
 
 NAME = "dense"
 DESCRIPTION = "dense baseline: flatten, 1-3 dense layers (units, activation, dropout), adam/sgd, learning rate"
@@ -39,6 +39,7 @@ def build(trial, *, input_shape, num_classes, **_):
     """A compiled dense classifier on raw uint8 pixels (rescaled inside the model)."""
     height, width, channels = check_facts(input_shape, num_classes)
     p = suggest(trial)
+    check_param_count(height * width * channels * p["units"][0], f"the first dense layer ({height * width * channels:,} inputs)")
 
     import keras
     from keras import layers

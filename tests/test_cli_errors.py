@@ -29,6 +29,49 @@ def test_missing_data_folder(tmp_path: Path, capsys) -> None:
     assert_one_line_error(code, err, "does not exist", "--data")
 
 
+@pytest.mark.parametrize("name", ["labels.csv", "chest_xray.zip"])
+def test_data_that_is_a_file_says_so(tmp_path: Path, capsys, name: str) -> None:
+    (tmp_path / name).write_text("not a folder")
+    code, err = run_cli(capsys, "run", "--data", str(tmp_path / name), "--storage", f"sqlite:///{tmp_path}/s.db")
+    assert_one_line_error(code, err, "is a file, not a folder", "--data")
+    assert "does not exist" not in err
+    assert ("unpack" in err) == name.endswith(".zip")
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_image_size_above_the_limit_is_refused_before_decoding(tmp_path: Path, capsys) -> None:
+    from conftest import make_folder
+
+    data = make_folder(tmp_path / "xray", per_class=4)
+    url = f"sqlite:///{tmp_path}/s.db"
+    code, err = run_cli(capsys, "run", "--data", str(data), "--image-size", "5000", "--storage", url)
+    assert_one_line_error(code, err, "--image-size 5000", "1024 px limit", "use 1024 or less")
+    code, err = run_cli(capsys, "data", "inspect", str(data), "--image-size", "5000")
+    assert_one_line_error(code, err, "1024 px limit")
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_image_size_that_cannot_fit_in_memory_says_the_figures(tmp_path: Path, capsys, monkeypatch) -> None:
+    import optuna
+
+    from conftest import make_folder
+    from lungsearch import data as data_mod
+
+    data = make_folder(tmp_path / "xray", per_class=10)  # 20 train images (test/ is not counted)
+    url = f"sqlite:///{tmp_path}/s.db"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # its INFO line would go to an earlier test's closed stderr
+    optuna.create_study(storage=url, study_name="kept").add_trial(optuna.trial.create_trial(value=0.5))
+    monkeypatch.setattr(data_mod, "available_memory", lambda: 30_000_000)  # 30 MB
+    code, err = run_cli(capsys, "run", "--data", str(data), "--image-size", "1024", "--study", "kept", "--storage", url)
+    # 20 images x 1024^2 x 1 channel x 3 copies = 62.9 MB > 30 MB; 30 MB fits sqrt(30e6 / 60) = 707 -> 704 px
+    assert_one_line_error(code, err, "needs about 0.1 GB for 20 grayscale images", "0.0 GB of memory is available",
+                          "use --image-size 704 or less")
+    code, err = run_cli(capsys, "run", "--data", str(data), "--image-size", "512", "--workers", "2", "--study", "kept",
+                        "--storage", url)
+    assert_one_line_error(code, err, "2 worker processes", "or fewer --workers")
+    assert len(optuna.load_study(study_name="kept", storage=url).trials) == 1  # nothing stored is touched
+
+
 def test_folder_without_class_subfolders(tmp_path: Path, capsys) -> None:
     (tmp_path / "empty" / "train").mkdir(parents=True)
     code, err = run_cli(capsys, "run", "--data", str(tmp_path / "empty"), "--storage", f"sqlite:///{tmp_path}/s.db")
@@ -76,3 +119,18 @@ def test_best_on_study_without_completed_trial(tmp_path: Path, capsys) -> None:
     optuna.create_study(storage=url, study_name="empty", direction="maximize")
     code, err = run_cli(capsys, "best", "--storage", url, "--study", "empty", "--export", str(tmp_path / "m.keras"))
     assert_one_line_error(code, err, "no completed trial")
+
+
+def test_dashboard_on_a_taken_port_says_which_flag_picks_another(tmp_path: Path, capsys) -> None:
+    import socket
+
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    optuna.create_study(storage=url, study_name="s")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, err = run_cli(capsys, "dashboard", "--storage", url, "--port", str(port))
+    assert_one_line_error(code, err, f"port {port}", "already in use", "--port")

@@ -27,7 +27,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from spaces import augment
 
     augment.register()  # models exported before augmentation was left out of the file hold RandomAffine
-    model = keras.models.load_model(args.model)
+    model = keras.models.load_model(args.model, compile=False)  # predicting needs no optimizer (nor its stored state)
     predictions = predict_mod.predict(model, meta, paths, images)
     names = list(meta["class_names"])
     width = max(len(p.path) for p in predictions)

@@ -74,8 +74,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     space = get_space(config.space)  # fails fast on an unknown space, before any decoding
     config = config.with_updates(image_size=config.image_size or space.image_size, color=config.color or space.color_mode)
-    if config.data != "demo" and not os.path.isdir(config.data):
-        raise ConfigError(f"data folder {config.data} does not exist; give --data a folder with train/<class>/ images, or --data demo")
     if config.weights not in (None, "imagenet", "random") and not os.path.isfile(config.weights):
         raise ConfigError(f"weights file {config.weights} does not exist; give --weights (or ${WEIGHTS_ENV}) a backbone weights file, or 'random'")
 
@@ -86,8 +84,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if config.data != "demo":  # a bad folder is one line now, not one per worker later
         from lungsearch import data as data_mod
 
-        class_names = data_mod.read_layout(config.data, seed=config.seed, group_pattern=config.group_pattern,
-                                           cache_dir=config.cache_dir, splits_wanted=("train", "val")).class_names
+        layout = data_mod.read_layout(config.data, seed=config.seed, group_pattern=config.group_pattern,
+                                      cache_dir=config.cache_dir, splits_wanted=("train", "val"))
+        class_names = layout.class_names
+        images = len(layout.files("train")[0]) + len(layout.files("val")[0])  # an image size that cannot fit: before decoding
+        data_mod.check_image_size(config.image_size, images, config.color, processes=1 if args.worker else config.workers)
 
     quiet_frameworks()
     import search

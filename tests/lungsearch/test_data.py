@@ -137,6 +137,33 @@ def test_extensions_case_insensitive_hidden_files_ignored(tmp_path):
     assert len(d.train) + len(d.val) == 16 and not d.info["skipped"]
 
 
+def test_images_in_subfolders_of_a_class_are_named_and_counted_not_read(tmp_path):
+    root = make_folder(tmp_path / "xray", per_class=6)
+    rng = np.random.default_rng(2)
+    for sub, n in (("batch1", 3), ("batch1/deeper", 2), (".cache", 4)):
+        (root / "train" / "NORMAL" / sub).mkdir(parents=True)
+        for i in range(n):
+            write_image(root / "train" / "NORMAL" / sub / f"x{i}.png", 0, SIZE, rng)
+    (root / "train" / "PNEUMONIA" / "notes").mkdir()  # no images in it: nothing to say
+    layout = read_layout(str(root), splits_wanted=("train",))
+    assert layout.ignored == {"train/NORMAL/batch1": 5}
+    assert len(layout.splits["train"]["NORMAL"]) == 6  # the decision: warned about, not read
+    with pytest.warns(UserWarning, match=r"5 images in subfolders .* \(train/NORMAL/batch1: 5\); only images directly"):
+        d = load_search_data(str(root), image_size=SIZE, cache_dir=str(tmp_path / "cache"), val_fraction=0.25)
+    assert len(d.train) + len(d.val) == 12 and d.info["ignored_subfolders"] == {"train/NORMAL/batch1": 5}
+
+
+def test_a_class_folder_with_images_only_in_subfolders_says_where_they_are(tmp_path):
+    root = make_folder(tmp_path / "covid", splits=("train",), per_class=4)
+    for part in ("images", "masks"):
+        (root / "train" / "COVID" / part).mkdir(parents=True)
+        write_image(root / "train" / "COVID" / part / "c.png", 1, SIZE, np.random.default_rng(0))
+    with pytest.raises(DataError, match=r"COVID holds no images itself, only in subfolders \(train/COVID/images: 1, "
+                                        r"train/COVID/masks: 1\).*move the ones to use up") as err:
+        read_layout(str(root))
+    assert "\n" not in str(err.value)
+
+
 # --------------------------------------------------------------------------- groups and split
 
 

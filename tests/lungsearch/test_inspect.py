@@ -55,6 +55,19 @@ def test_cli_text_output(tmp_path, capsys):
     assert "Viral Pneumonia" in text and "patient overlap train-val 0" in text and "skipped: 0" in text
 
 
+def test_images_in_subfolders_are_counted_and_named(tmp_path, capsys):
+    root = make_folder(tmp_path / "xray", per_class=16)
+    (root / "train" / "NORMAL" / "batch1").mkdir()
+    for i in range(3):
+        shutil.copy(root / "train" / "NORMAL" / f"person{i // 2}_img_{i}.png", root / "train" / "NORMAL" / "batch1" / f"b{i}.png")
+    args = ["data", "inspect", str(root), "--cache-dir", str(tmp_path / "c"), "--image-size", "16"]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "not read: 3 images in subfolders of class folders" in text and "train/NORMAL/batch1: 3" in text
+    assert main([*args, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ignored_subfolders"] == {"train/NORMAL/batch1": 3}
+
+
 @pytest.mark.parametrize("setup, message", [
     (lambda r: make_folder(r, classes=("NORMAL",), per_class=3), "single class"),
     (lambda r: r.mkdir(), "no class folders"),

@@ -108,6 +108,8 @@ def test_ctrl_c_fails_the_running_trial_and_says_how_to_resume(folder, tmp_path)
     rc, _, err = _start_and_stop_in_trial_1(folder, storage, signal.SIGINT)
     assert rc == 130
     assert "resume with: lungsearch run" in err and "--trials 3" in err
+    # one line of ours: no TensorFlow start-up lines, no Optuna warning listing every parameter
+    assert [line for line in err.splitlines() if line.strip()] == [line for line in err.splitlines() if "resume with" in line], err
     trials = read(storage).trials
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL]
     assert trials[1].user_attrs["fail_reason"].startswith("interrupted")

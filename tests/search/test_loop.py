@@ -96,6 +96,7 @@ def test_non_finite_loss_is_pruned_with_its_reason(study):
     assert first.user_attrs["pruned_reason"] == "non-finite loss: training loss became nan at epoch 1"
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")  # ask() stands in for a worker
 def test_a_trial_beyond_the_total_fails_before_running(study):
     """Two workers asked at the same instant: the later trial gives way, the earlier runs."""
     first, second = study.ask(), study.ask()  # both RUNNING, as if two workers had just started them
@@ -108,6 +109,7 @@ def test_a_trial_beyond_the_total_fails_before_running(study):
     assert second.user_attrs[SURPLUS_ATTR] is True
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")  # ask() stands in for a worker
 def test_stale_trial_of_a_dead_worker_is_failed_and_retried_with_its_params(study):
     dead = study.ask()
     x = dead.suggest_float("x", -1, 1)

@@ -24,6 +24,21 @@ def test_too_many_poolings_for_the_input_prunes_with_the_reason():
     assert spaces.get_space("cnn").build(optuna.trial.FixedTrial(deep), input_shape=(64, 64, 1), num_classes=2)
 
 
+def test_a_flatten_head_too_large_for_the_input_prunes_with_the_reason_before_allocating():
+    from spaces.common import MAX_PARAMS
+
+    wide = {**BASE, "conv_blocks": 1, "filters_b0": 128, "dropout_b0": 0.0, "dense_units": 256}
+    for key in ("filters_b1", "dropout_b1"):
+        wide.pop(key)
+    # 512 px, one pooling: 256*256*128 = 8.4M inputs to 256 units, 2,147M parameters (34 GB with Adam)
+    with pytest.raises(InvalidCombination, match=r"flatten head's dense layer \(8,388,608 inputs\) has 2,147M parameters, "
+                                                 r"over the 200M limit .*--image-size"):
+        spaces.get_space("cnn").build(optuna.trial.FixedTrial(wide), input_shape=(512, 512, 1), num_classes=2)
+    assert (128 // 2) ** 2 * 128 * 256 < MAX_PARAMS  # the largest flatten head at 128 px still fits
+    gap = spaces.get_space("cnn").build(optuna.trial.FixedTrial({**wide, "head": "gap"}), input_shape=(512, 512, 1), num_classes=2)
+    assert gap.count_params() < 1e6
+
+
 def test_augmentation_layers_are_inside_and_quiet_at_inference():
     model = spaces.get_space("cnn").build(optuna.trial.FixedTrial(BASE), input_shape=(32, 32, 1), num_classes=2)
     names = {layer.name for layer in model.layers}
