@@ -45,4 +45,11 @@ def cmd_best(args: argparse.Namespace) -> int:
     rule = f"threshold {d['threshold']:.4f} ({d['rule']})" if d.get("threshold") is not None else d["rule"]
     print(f"trial #{meta['trial']}, {rule}; reloaded in a fresh process: ok")
     print(f"test ({meta['data']['test_count']} images, 95% CI): {evaluate.summary_line(test)}")
+    from lungsearch.commands import _hints
+
+    example = _hints.test_image(study)
+    if example:
+        _hints.show(_hints.after_best(args.export, example))
+    else:  # demo data lives in memory: there is no image file to name
+        print(f"then, on an X-ray file of yours: {_hints.after_best(args.export, 'XRAY.png')[0]}")
     return 0

@@ -91,6 +91,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     storage = search.open_storage(config.storage, heartbeat=config.heartbeat)
     left = check_resumable(storage, config)
+    if not left and not args.worker:
+        return already_done(storage, config)
     if not args.worker:
         warm_start(storage, config, space)
     # one process is enough, and starts faster, unless workers are asked for or a recycle falls due
@@ -121,6 +123,25 @@ def check_resumable(storage, config) -> int:
         what = ", ".join(f"{k}={stored[k]!r} (now {mine[k]!r})" for k in differ)
         raise ConfigError(f"study {name!r} was made with {what}; resume with the same settings or pass a new --study name")
     return max(0, config.trials - search.count_finished(study))
+
+
+def already_done(storage, config) -> int:
+    """--trials is the study's total and it is reached: say so, and how to run more, instead of loading data for nothing."""
+    import shlex
+
+    import optuna
+
+    import search
+    from lungsearch.config import as_flags
+
+    study = optuna.load_study(study_name=config.study_name, storage=storage)
+    finished = search.count_finished(study)
+    more = config.with_updates(trials=finished + config.trials)
+    print(f"study {config.study_name!r} in {config.storage} already has {finished} finished trials, and --trials {config.trials} "
+          f"is the study's total: nothing to run. To run {config.trials} more, raise --trials:", flush=True)
+    print(f"  lungsearch run {shlex.join(as_flags(more))}", flush=True)
+    summarise(study, config)
+    return 0
 
 
 def warm_start(storage, config, space) -> None:
@@ -302,14 +323,15 @@ def summarise(study, config) -> None:
 
     import search
 
+    from lungsearch.commands import _hints
+
     finished = search.count_finished(study)
-    name = study.study_name
     if study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         best = study.best_trial
-        print(f"done: {finished} trials finished; best trial #{best.number} {config.metric}={best.value:.4f}")
-        print(f"next: lungsearch report --study {name}   |   lungsearch best --study {name} --export model.keras")
+        print(f"done: {finished} trials finished; best trial #{best.number} {config.metric}={best.value:.4f}", flush=True)
+        _hints.show(_hints.after_run(config.storage, study.study_name))
     else:
-        print(f"done: {finished} trials finished, none completed (all pruned or failed)")
+        print(f"done: {finished} trials finished, none completed (all pruned or failed)", flush=True)
 
 
 def data_summary(info: dict) -> str:
