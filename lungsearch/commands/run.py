@@ -367,6 +367,8 @@ def _set_study_attrs(study, config, data, space, artifacts: str) -> None:
     from lungsearch import data as data_mod
 
     study.set_user_attr("config", config.to_dict())
+    if study.metric_names != [config.metric]:  # optuna-dashboard and Optuna's plots name the objective, not "Objective 0"
+        study.set_metric_names([config.metric])
     study.set_user_attr("space", {"name": space.name, "source": space.source or space.name})
     study.set_user_attr("class_names", list(data.class_names))
     study.set_user_attr("data", {k: v for k, v in data.info.items() if k != "skipped"})
