@@ -137,11 +137,9 @@ def export_best(
     keeper = _keeper(study)
     kept = keeper is not None and keeper.has_model(trial)
     if not kept and not retrain_model:
-        where = study.user_attrs.get("artifacts") or "no folder"
-        raise ExportError(
-            f"the model of trial {trial.number} was not kept (only best and Pareto-front models are, in {where}); "
-            "add --retrain to train it again from its stored params"
-        )
+        from search.keep import why_no_model
+
+        raise ExportError(f"{why_no_model(study, trial)}; add --retrain to train it again from its stored params")
     attrs = study.user_attrs
     class_names = tuple(attrs.get("class_names") or ())
     log(f"trial #{trial.number}: loading the study's train/validation data")

@@ -15,6 +15,7 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
+from search.keep import model_file, models_missing
 from search.pareto import pareto_mask
 
 COST_AXES = {"train_seconds": "training time (s)", "param_count": "parameters"}
@@ -37,7 +38,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             "train_seconds": a.get("train_seconds"),
             "epochs": a.get("epochs"),
             "param_count": a.get("param_count"),
-            "kept_model": bool(a.get("model_artifact")),
+            "kept_model": model_file(study, t) is not None,  # the file on disk now, not the attribute
             "warm_start": a.get("warm_start") or "",  # the space's known-good point this trial was, if any
         }
         row.update({f"params_{k}": v for k, v in t.params.items()})
@@ -89,16 +90,37 @@ def summary(study: optuna.Study, df: pd.DataFrame, metric: str, top: int = TOP) 
     return "\n".join(lines)
 
 
+def models_note(study: optuna.Study, df: pd.DataFrame, storage: str | None = None) -> str | None:
+    """A plain sentence where the study's models are not on disk, with the command that rebuilds one."""
+    if not len(df) or df["kept_model"].any():
+        return None
+    where = f" --storage {storage}" if storage else ""
+    rebuild = f"`lungsearch best{where} --study {study.study_name} --export model.keras --retrain`"
+    folder = study.user_attrs.get("artifacts") or "no folder recorded"
+    if models_missing(study):
+        return (f"no trained model of this study is on disk: this database came without its models (their folder {folder} "
+                f"is not here; studies.db.example ships none). {rebuild} trains one again from its stored params (it needs the data).")
+    if (df["state"] == "COMPLETE").any():
+        return f"no trained model of this study is kept in {folder}. {rebuild} trains one again from its stored params."
+    return None
+
+
 def _short(v) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
-def write_report(study: optuna.Study, out_dir: str, stream=None) -> list[str]:
-    """Print the summary; write fronts (CSV, PNG, HTML) and Optuna's plots; return the paths written."""
+def write_report(study: optuna.Study, out_dir: str, stream=None, storage: str | None = None) -> list[str]:
+    """Print the summary; write fronts (CSV, PNG, HTML) and Optuna's plots; return the paths written.
+
+    ``storage`` (the URL the study was read from) goes into the commands the report suggests.
+    """
     os.makedirs(out_dir, exist_ok=True)
     df = trials_frame(study)
     metric = (study.user_attrs.get("config") or {}).get("metric", "value")
     print(summary(study, df, metric), file=stream)
+    note = models_note(study, df, storage)
+    if note:
+        print(note, file=stream)
     paths = []
     table = os.path.join(out_dir, "trials.csv")
     df.to_csv(table, index=False)

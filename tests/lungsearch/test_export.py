@@ -74,7 +74,7 @@ def test_retrain_rebuilds_a_trial_whose_model_is_gone(study_db, tmp_path, capsys
         dest = tmp_path / "model.keras"
         assert main(["best", "--storage", url, "--export", str(dest), "--trial", str(trial.number)]) == 2
         err = capsys.readouterr().err
-        assert "not kept" in err and "--retrain" in err and len(err.strip().splitlines()) == 1
+        assert "no longer kept" in err and "--retrain" in err and len(err.strip().splitlines()) == 1
         assert main(["best", "--storage", url, "--export", str(dest), "--trial", str(trial.number), "--retrain", "--bootstrap", "20"]) == 0
         meta = json.loads((tmp_path / "model.json").read_text())
         assert meta["retrained"] is True and meta["params"] == trial.params
