@@ -108,7 +108,8 @@ def retrain(study: optuna.Study, trial: optuna.trial.FrozenTrial, data, *, verbo
     if config.get("batch_size"):  # pinned by --batch-size, as the search trained it
         options = {**options, "batch_size": int(config["batch_size"])}
     epochs = int(trial.user_attrs.get("epochs") or config.get("epochs", 10))
-    result = train.fit(model, data, epochs=epochs, use_class_weights=config.get("class_weights", True), verbose=verbose, **options)
+    result = train.fit(model, data, epochs=epochs, use_class_weights=config.get("class_weights", True), verbose=verbose,
+                       monitor=config.get("metric", "val_loss"), **options)  # the search restored the best epoch of its objective
     return model, result
 
 
@@ -154,6 +155,7 @@ def export_best(
         log(f"warning: the training data changed since the search (fingerprint {stored_fp} then, {now_fp} now)")
 
     history = trial.user_attrs.get("history") or {}
+    kept_epoch = trial.user_attrs.get("final_epoch")  # 1-based: the epoch whose weights the search kept
     os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
     augment.register()  # a kept model may hold RandomAffine
     if kept and not retrain_model:
@@ -162,7 +164,7 @@ def export_best(
     else:
         log(f"trial #{trial.number}: training again from its params {trial.params}")
         model, result = retrain(study, trial, data)
-        history = result.history
+        history, kept_epoch = result.history, result.final + 1
     # the augmentation layers do nothing at inference: the exported file leaves them out and loads in plain Keras
     model = augment.inference_model(model)
     model.save(dest)
@@ -208,6 +210,7 @@ def export_best(
         "decision": decision,
         "test": {k: v["value"] for k, v in tested["metrics"].items()},
         "test_ci95": {k: v["ci95"] for k, v in tested["metrics"].items()},
+        "test_ci_method": {k: v.get("ci_method", "bootstrap") for k, v in tested["metrics"].items()},
         "train_seconds": trial.user_attrs.get("train_seconds"),
         "epochs": trial.user_attrs.get("epochs"),
         "param_count": trial.user_attrs.get("param_count") or int(model.count_params()),
@@ -220,6 +223,7 @@ def export_best(
     evaluation = {
         "study": study.study_name, "trial": trial.number, "model": os.path.abspath(dest), "class_names": list(class_names),
         "decision": decision, "validation": validation, "test": tested, "versions": versions,
+        "objective": config.get("metric"), "kept_epoch": kept_epoch,
         "_y": test.y, "_probs": test_probs,
     }
     files = evaluate.write_files(evaluation, out_dir or os.path.dirname(os.path.abspath(dest)), history=history)

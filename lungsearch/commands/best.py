@@ -40,7 +40,8 @@ def cmd_best(args: argparse.Namespace) -> int:
     )
     for path in meta["files"]:
         print(f"wrote {path}")
-    test = {"metrics": {k: {"value": v, "ci95": meta["test_ci95"][k]} for k, v in meta["test"].items()}}
+    test = {"metrics": {k: {"value": v, "ci95": meta["test_ci95"][k], "ci_method": meta.get("test_ci_method", {}).get(k)}
+                        for k, v in meta["test"].items()}}
     d = meta["decision"]
     rule = f"threshold {d['threshold']:.4f} ({d['rule']})" if d.get("threshold") is not None else d["rule"]
     print(f"trial #{meta['trial']}, {rule}; reloaded in a fresh process: ok")

@@ -41,7 +41,7 @@ def test_best_exports_model_json_and_evaluation_files(study_db, tmp_path, capsys
     assert EVALUATION_FIELDS <= set(ev)
     for key in ("accuracy", "balanced_accuracy", "roc_auc", "sensitivity", "specificity", "precision/NORMAL", "f1/PNEUMONIA"):
         m = ev["test"]["metrics"][key]
-        assert set(m) == {"value", "ci95"}
+        assert set(m) == {"value", "ci95", "ci_method"}
     assert sum(map(sum, ev["test"]["confusion_matrix"])) == 32
     for name in ("evaluation.md", "confusion_matrix.png", "roc_curve.png", "training_curves.png"):
         assert (tmp_path / "out" / name).stat().st_size > 0
