@@ -188,6 +188,8 @@ def write_report(study: optuna.Study, out_dir: str, stream=None, storage: str | 
                 print(f"  (no completed trial records {y} and {cost}: {stem}.png/.html skipped)", file=stream)
                 fronts.append({"stem": stem, "title": title, "csv": csv_path})
                 continue
+            if front.empty:
+                print(f"  (every completed trial is degenerate, no better than a constant answer: the {stem} front is empty)", file=stream)
             png = _plot_front(df, front, y, cost, os.path.join(out_dir, f"{stem}.png"), title, y_label, x_label, baseline)
             html = _html_front(df, front, y, cost, os.path.join(out_dir, f"{stem}.html"), title, y_label, x_label, baseline)
             paths += [png, html]
