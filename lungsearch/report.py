@@ -329,14 +329,17 @@ def _optuna_plots(study: optuna.Study, out_dir: str, stream=None) -> tuple[list,
 
     Returns ([(name, path, figure)], notes).
     """
+    import functools
+
     from optuna import visualization as vis
 
+    named = {"target_name": metric_name(study)}  # the objective's name on the axis, not "Objective Value"
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     importances_possible = len(complete) >= MIN_TRIALS_FOR_IMPORTANCE and _varied_params(complete)
     caveat = importance_caveat(len(complete))
-    plots = [("optimization_history", vis.plot_optimization_history, len(complete) >= 1, "no completed trial"),
+    plots = [("optimization_history", functools.partial(vis.plot_optimization_history, **named), len(complete) >= 1, "no completed trial"),
              ("intermediate_values", vis.plot_intermediate_values, any(t.intermediate_values for t in study.trials), "no trial reported per-epoch values"),
-             ("param_importances", vis.plot_param_importances, importances_possible,
+             ("param_importances", functools.partial(vis.plot_param_importances, **named), importances_possible,
               f"fewer than {MIN_TRIALS_FOR_IMPORTANCE} completed trials with varied params")]
     figures, notes = [], []
     for name, plot, possible, reason in plots:

@@ -125,3 +125,10 @@ def test_index_html_holds_every_figure_and_links_every_file(study, tmp_path):
 def test_log_ticks_are_one_two_five_per_decade_around_the_values():
     assert report.log_ticks(22_371, 467_568) == [20_000, 50_000, 100_000, 200_000, 500_000]
     assert report.log_ticks(1_000, 5_000_000) == [1_000, 10_000, 100_000, 1_000_000, 10_000_000]  # many decades: powers only
+
+
+def test_optuna_plots_name_the_objective(study, tmp_path):
+    _, s = study
+    report.write_report(s, str(tmp_path / "rep"), stream=io.StringIO())
+    assert "val_auc" in (tmp_path / "rep" / "optimization_history.html").read_text()
+    assert "Objective Value" not in (tmp_path / "rep" / "optimization_history.html").read_text()
