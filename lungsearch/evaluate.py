@@ -4,7 +4,10 @@ Every metric is scikit-learn's.  The decision threshold of a binary model is
 chosen on validation probabilities only (Youden's J by default, or the most
 specific threshold that keeps validation sensitivity at a floor) and then
 applied unchanged to the test split.  Confidence intervals are percentile
-bootstrap intervals over test images, with the threshold held fixed.
+bootstrap intervals over test images, with the threshold held fixed; where a
+proportion is 0/n or n/n the bootstrap collapses to that point (every resample
+is 0/n too), so there the interval is Wilson's score interval, and each metric
+says which method gave its interval (``ci_method``).
 """
 
 from __future__ import annotations
@@ -142,6 +145,31 @@ def bootstrap_ci(y, probs, pred, class_names, positive, *, n: int = N_BOOTSTRAP,
     return out
 
 
+def wilson_interval(k: int, n: int, level: float = CI_LEVEL) -> list[float]:
+    """Wilson's score interval of the proportion k/n: not empty at 0/n or n/n, unlike the bootstrap's."""
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [float(max(0.0, centre - half)), float(min(1.0, centre + half))]
+
+
+def proportions(y: np.ndarray, pred: np.ndarray, class_names, positive: int | None) -> dict[str, tuple[int, int]]:
+    """(successes, trials) of every metric of :func:`point_metrics` that is a plain proportion."""
+    out = {"accuracy": (int(np.sum(pred == y)), len(y))}
+    if positive is not None:
+        pos = y == positive
+        out["sensitivity"] = (int(np.sum(pred[pos] == positive)), int(pos.sum()))
+        out["specificity"] = (int(np.sum(pred[~pos] != positive)), int((~pos).sum()))
+    for i, name in enumerate(class_names):
+        hit = int(np.sum((pred == i) & (y == i)))
+        out[f"recall/{name}"] = (hit, int(np.sum(y == i)))
+        out[f"precision/{name}"] = (hit, int(np.sum(pred == i)))
+    return out
+
+
 def evaluate(y, probs, class_names, *, threshold: float | None, positive: int | None,
              n_bootstrap: int = N_BOOTSTRAP, seed: int = 0) -> dict:
     """Metrics of ``probs`` against labels ``y``, each with a bootstrap 95% CI, and the confusion matrix."""
@@ -154,13 +182,17 @@ def evaluate(y, probs, class_names, *, threshold: float | None, positive: int | 
     pred = decide(probs, threshold, positive)
     point = point_metrics(y, probs, pred, class_names, positive)
     ci = bootstrap_ci(y, probs, pred, class_names, positive, n=n_bootstrap, seed=seed)
-    metrics = {k: {"value": _finite(v), "ci95": ci.get(k, [None, None])} for k, v in point.items()}
+    metrics = {k: {"value": _finite(v), "ci95": ci.get(k, [None, None]), "ci_method": "bootstrap"} for k, v in point.items()}
+    for key, (k, n) in proportions(y, pred, class_names, positive).items():
+        if key in metrics and n and k in (0, n):  # the bootstrap collapses to the point: every resample is k/n too
+            metrics[key].update(ci95=wilson_interval(k, n), ci_method="wilson")
     return {
         "n": int(len(y)),
         "counts": {name: int(np.sum(y == i)) for i, name in enumerate(class_names)},
         "metrics": metrics,
         "confusion_matrix": confusion_matrix(y, pred, labels=list(range(len(class_names)))).tolist(),
-        "bootstrap": {"resamples": n_bootstrap, "level": CI_LEVEL, "method": "percentile, test images resampled, threshold fixed", "seed": seed},
+        "bootstrap": {"resamples": n_bootstrap, "level": CI_LEVEL, "method": "percentile, test images resampled, threshold fixed", "seed": seed,
+                      "exact": "Wilson score interval where a proportion is 0/n or n/n (ci_method 'wilson')"},
     }
 
 
@@ -180,6 +212,7 @@ def summary_line(test: dict) -> str:
         if m and m["value"] is not None:
             lo, hi = m["ci95"]
             ci = f" [{lo:.3f}, {hi:.3f}]" if lo is not None else ""
+            ci += " (Wilson)" if m.get("ci_method") == "wilson" else ""
             parts.append(f"{key} {m['value']:.3f}{ci}")
     return ", ".join(parts)
 
@@ -212,14 +245,21 @@ def markdown(ev: dict) -> str:
         lines.append("Decision: the most probable class.")
     if ev.get("data_folder"):
         lines += ["", f"Data: {ev['data_folder']} (an external folder, scored with the decision stored with the model)."]
+    at = "at this threshold" if d.get("threshold") is not None else "most probable class"
+    wilson = [k for k, m in test["metrics"].items() if m.get("ci_method") == "wilson"]
     lines += ["", f"Test split: {test['n']} images ({', '.join(f'{k} {v}' for k, v in test['counts'].items())}), "
-              f"read once, never used for selection. 95% CIs: {test['bootstrap']['resamples']} bootstrap resamples.", "",
-              "| metric | test | 95% CI | validation |", "|---|---|---|---|"]
+              f"read once, never used for selection. 95% CIs: {test['bootstrap']['resamples']} bootstrap resamples"
+              + (f"; Wilson score intervals (marked W) for {', '.join(wilson)}, a proportion of 0/n or n/n, where every "
+                 "bootstrap resample gives the same value." if wilson else "."),
+              "", f"The validation column is the same model on the validation split, decided the same way ({at}); "
+              "`lungsearch report`'s val_acc is the search's, at argmax (most probable class).", "",
+              f"| metric | test | 95% CI | validation ({at}) |", "|---|---|---|---|"]
     val = ev.get("validation", {}).get("metrics", {})
     for key, m in test["metrics"].items():
         lo, hi = m["ci95"]
         v = val.get(key, {}).get("value")
-        lines.append(f"| {key} | {_fmt(m['value'])} | {_fmt(lo)} - {_fmt(hi)} | {_fmt(v)} |")
+        mark = " (W)" if m.get("ci_method") == "wilson" else ""
+        lines.append(f"| {key} | {_fmt(m['value'])} | {_fmt(lo)} - {_fmt(hi)}{mark} | {_fmt(v)} |")
     lines += ["", "Confusion matrix (rows true, columns predicted):", "", "| | " + " | ".join(names) + " |",
               "|---" * (len(names) + 1) + "|"]
     for name, row in zip(names, test["confusion_matrix"]):
@@ -269,23 +309,43 @@ def _plots(ev: dict, out_dir: str, history: dict) -> list[str]:
     fig.tight_layout()
     paths.append(_save(fig, os.path.join(out_dir, "roc_curve.png")))
 
-    pairs = [(k, f"val_{k}") for k in ("accuracy", "loss")]
-    if any(history.get(a) or history.get(b) for a, b in pairs):
-        fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), dpi=120)
-        for ax, (train_key, val_key) in zip(axes, pairs):
-            for key, label in ((train_key, "training"), (val_key, "validation")):
-                values = history.get(key) or []
-                if values:
-                    ax.plot(range(1, len(values) + 1), values, marker="o", label=label)
-            ax.set_xlabel("epoch")
-            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-            ax.set_ylabel(train_key)
-            ax.grid(alpha=0.3)
-            ax.legend()
-        fig.suptitle(f"trial {ev.get('trial')}: training curves")
-        fig.tight_layout()
-        paths.append(_save(fig, os.path.join(out_dir, "training_curves.png")))
-    return paths
+    path = training_curves_png(history, os.path.join(out_dir, "training_curves.png"), trial=ev.get("trial"),
+                               objective=ev.get("objective") or "val_auc", kept_epoch=ev.get("kept_epoch"))
+    return paths + ([path] if path else [])
+
+
+def training_curves_png(history: dict, path: str, *, trial=None, objective: str = "val_auc", kept_epoch: int | None = None) -> str | None:
+    """Loss, accuracy and AUC per epoch (training and validation where both exist), the objective named,
+    and the epoch whose weights the model holds (``kept_epoch``, 1-based) marked in every panel."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    panels = [(k, f"val_{k}") for k in ("loss", "accuracy", "auc")]
+    panels = [(a, b) for a, b in panels if history.get(a) or history.get(b)]
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), dpi=120, squeeze=False)
+    for ax, (train_key, val_key) in zip(axes[0], panels):
+        for key, label in ((train_key, "training"), (val_key, "validation")):
+            values = history.get(key) or []
+            if values:
+                ax.plot(range(1, len(values) + 1), values, marker="o", label=label)
+        if kept_epoch:
+            ax.axvline(kept_epoch, color="tab:red", ls="--", lw=1.2, label=f"kept: epoch {kept_epoch}")
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.set_ylabel(train_key)
+        ax.set_title(f"{val_key}: the objective" if val_key == objective else train_key, fontsize=10,
+                     fontweight="bold" if val_key == objective else "normal")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    kept = f"; the model holds the weights of epoch {kept_epoch} (best {objective}, restored)" if kept_epoch else ""
+    fig.suptitle(f"trial {trial}: training curves{kept}", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
 
 
 def _save(fig, path: str) -> str:

@@ -108,7 +108,8 @@ def retrain(study: optuna.Study, trial: optuna.trial.FrozenTrial, data, *, verbo
     if config.get("batch_size"):  # pinned by --batch-size, as the search trained it
         options = {**options, "batch_size": int(config["batch_size"])}
     epochs = int(trial.user_attrs.get("epochs") or config.get("epochs", 10))
-    result = train.fit(model, data, epochs=epochs, use_class_weights=config.get("class_weights", True), verbose=verbose, **options)
+    result = train.fit(model, data, epochs=epochs, use_class_weights=config.get("class_weights", True), verbose=verbose,
+                       monitor=config.get("metric", "val_loss"), **options)  # the search restored the best epoch of its objective
     return model, result
 
 
@@ -171,11 +172,14 @@ def export_best(
     keeper = _keeper(study)
     missing = [t.number for t in trials if not (keeper is not None and keeper.has_model(t))]
     if missing and not retrain_model:
-        where = study.user_attrs.get("artifacts") or "no folder"
-        which = f"trial {missing[0]} was" if len(missing) == 1 else f"trials {', '.join(map(str, missing))} were"
+        from search.keep import why_no_model
+
+        if len(trials) == 1:
+            raise ExportError(f"{why_no_model(study, trial)}; add --retrain to train it again from its stored params")
+        first = next(t for t in trials if t.number == missing[0])
         raise ExportError(
-            f"the model of {which} not kept (only the best {'trials' if ensemble > 1 else 'trial'} and Pareto-front models are, "
-            f"in {where}; see `run --keep-top`); add --retrain to train {'them' if len(missing) > 1 else 'it'} again from the stored params"
+            f"the models of trial{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} of the {len(trials)} best are not "
+            f"on disk ({why_no_model(study, first)}; `run --keep-top K` keeps the K best); add --retrain to train them again"
         )
     attrs = study.user_attrs
     class_names = tuple(attrs.get("class_names") or ())
@@ -190,6 +194,7 @@ def export_best(
     if stored_fp and now_fp and stored_fp != now_fp:
         log(f"warning: the training data changed since the search (fingerprint {stored_fp} then, {now_fp} now)")
 
+    kept_epoch = trial.user_attrs.get("final_epoch")  # 1-based: the epoch whose weights the search kept
     os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
     augment.register()  # a kept model may hold RandomAffine
     members, history = [], None
@@ -197,7 +202,8 @@ def export_best(
         if t.number in missing or retrain_model:
             log(f"trial #{t.number}: training again from its params {t.params}")
             model, result = retrain(study, t, data)
-            history = result.history if history is None else history
+            if t is trial:  # the curves shown are the best trial's
+                history, kept_epoch = result.history, result.final + 1
         else:
             with tempfile.TemporaryDirectory() as tmp:
                 path = os.path.join(tmp, "kept.keras")
@@ -252,6 +258,7 @@ def export_best(
         "decision": decision,
         "test": {k: v["value"] for k, v in tested["metrics"].items()},
         "test_ci95": {k: v["ci95"] for k, v in tested["metrics"].items()},
+        "test_ci_method": {k: v.get("ci_method", "bootstrap") for k, v in tested["metrics"].items()},
         "train_seconds": trial.user_attrs.get("train_seconds"),
         "epochs": trial.user_attrs.get("epochs"),
         "param_count": trial.user_attrs.get("param_count") or int(model.count_params()),
@@ -264,6 +271,7 @@ def export_best(
     evaluation = {
         "study": study.study_name, "trial": trial.number, "model": os.path.abspath(dest), "class_names": list(class_names),
         "decision": decision, "validation": validation, "test": tested, "versions": versions,
+        "objective": config.get("metric"), "kept_epoch": kept_epoch,
         "_y": test.y, "_probs": test_probs,
     }
     files = evaluate.write_files(evaluation, out_dir or os.path.dirname(os.path.abspath(dest)), history=history)

@@ -143,25 +143,36 @@ def grad_cam(c: Cut, image: np.ndarray, class_index: int, rel_eps: float = 1e-3)
     return cam / top if top > 0 else cam
 
 
-def overlay_png(image: np.ndarray, cam: np.ndarray, path: str, title: str) -> None:
-    """The X-ray, and the heatmap resized to it and laid over it, side by side."""
+def overlay_png(image: np.ndarray, cam: np.ndarray, path: str, title: str, *, explained: str | None = None,
+                input_side: int | None = None) -> None:
+    """The X-ray, and the heatmap resized to it and laid over it, side by side.
+
+    ``image`` is best the original file's pixels (any size): the model saw the
+    whole image resized to its square input, so the map stretches back onto it
+    exactly.  ``explained`` names the class the map explains; ``input_side``
+    says how small the model's input was.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from PIL import Image
 
-    gray = image[..., 0] if image.shape[-1] == 1 else np.asarray(Image.fromarray(image).convert("L"))
+    image = np.asarray(image)
+    gray = image if image.ndim == 2 else image[..., 0] if image.shape[-1] == 1 else np.asarray(Image.fromarray(image).convert("L"))
     heat = np.asarray(Image.fromarray((cam * 255).astype(np.uint8)).resize(gray.shape[::-1], Image.BILINEAR)) / 255.0
-    fig, axes = plt.subplots(1, 2, figsize=(8, 4.3), dpi=100)
+    aspect = gray.shape[1] / gray.shape[0]
+    fig, axes = plt.subplots(1, 2, figsize=(2 * 4 * min(max(aspect, 0.6), 1.6) + 0.4, 4.6), dpi=110)
     axes[0].imshow(gray, cmap="gray", vmin=0, vmax=255)
-    axes[0].set_title("input")
+    size = f"{gray.shape[1]}x{gray.shape[0]} px" + (f"; the model saw it at {input_side}x{input_side}" if input_side else "")
+    axes[0].set_title(f"X-ray ({size})", fontsize=9)
     axes[1].imshow(gray, cmap="gray", vmin=0, vmax=255)
-    axes[1].imshow(heat, cmap="jet", alpha=0.4, vmin=0, vmax=1)
-    axes[1].set_title("Grad-CAM")
+    shown = axes[1].imshow(heat, cmap="jet", alpha=0.4, vmin=0, vmax=1)
+    axes[1].set_title(f"Grad-CAM of {explained}" if explained else "Grad-CAM", fontsize=9)
+    fig.colorbar(shown, ax=axes[1], fraction=0.046, pad=0.02, label="share of the strongest evidence")
     for ax in axes:
         ax.axis("off")
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

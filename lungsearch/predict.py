@@ -100,8 +100,38 @@ def _stem(path: str, used: set[str]) -> str:
     return name
 
 
+DISPLAY_SIDE = 1024  # the longest side of an original image drawn under its Grad-CAM
+
+
+def original_image(path: str) -> np.ndarray:
+    """The file's own pixels for display: upright (EXIF), grayscale, at most DISPLAY_SIDE on its longest side."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as img:
+        img = ImageOps.exif_transpose(img)
+        if img.mode not in ("L", "RGB"):
+            img = img.convert("RGBA") if "A" in img.mode or img.mode == "P" else img
+            if img.mode == "RGBA":  # as decode: transparency on black
+                img = Image.alpha_composite(Image.new("RGBA", img.size, (0, 0, 0, 255)), img)
+        img = img.convert("L")
+        img.thumbnail((DISPLAY_SIDE, DISPLAY_SIDE), Image.BILINEAR)
+        return np.asarray(img, dtype=np.uint8)
+
+
+def decision_text(meta: dict, p: Prediction) -> str:
+    """``PNEUMONIA: p(PNEUMONIA) 0.931 >= threshold 0.412`` -- why this class was decided."""
+    names = list(meta["class_names"])
+    d = meta.get("decision") or {}
+    if d.get("threshold") is not None and d.get("positive") is not None:
+        pos = names[int(d["positive"])]
+        prob = p.probabilities[pos]
+        sign = ">=" if prob >= d["threshold"] else "<"
+        return f"decided {p.decision}: p({pos}) {prob:.3f} {sign} threshold {d['threshold']:.3f}"
+    return f"decided {p.decision}: the most probable class (p {p.probabilities[p.decision]:.3f}; no threshold)"
+
+
 def write_gradcams(model, meta: dict, predictions: list[Prediction], out_dir: str) -> list[str]:
-    """One PNG per image: the input and the Grad-CAM of the decided class over it."""
+    """One PNG per image: the original X-ray and the Grad-CAM of the decided class over it."""
     from lungsearch import gradcam
 
     os.makedirs(out_dir, exist_ok=True)
@@ -112,9 +142,14 @@ def write_gradcams(model, meta: dict, predictions: list[Prediction], out_dir: st
     for p in predictions:
         cam = gradcam.grad_cam(c, p.image, names.index(p.decision))
         path = os.path.join(out_dir, f"{_stem(p.path, used)}.gradcam.png")
-        probs = ", ".join(f"{n} {v:.3f}" for n, v in p.probabilities.items())
+        try:
+            shown = original_image(p.path)
+        except Exception:  # decoded once already; fall back to the model's input
+            shown = p.image
         note = "" if cam.max() > 0 else "\nGrad-CAM is zero: no region of this layer raises the decided class's score"
-        gradcam.overlay_png(p.image, cam, path, f"{os.path.basename(p.path)}: {p.decision} ({probs}); layer {c.layer_name}{note}")
+        title = f"{os.path.basename(p.path)}: {decision_text(meta, p)}{note}"
+        gradcam.overlay_png(shown, cam, path, title, explained=f"{p.decision} (the decided class), layer {c.layer_name}",
+                            input_side=p.image.shape[0])
         paths.append(path)
     return paths
 

@@ -18,6 +18,7 @@ import numpy as np
 from lungsearch.data import Arrays, SearchData
 
 EpochHook = Callable[[int, dict], None]  # (epoch, metrics) -> None; may raise to stop
+BatchHook = Callable[[int, int, "int | None"], None]  # (epoch, batches done in it, batches per epoch) -> None
 
 # Part of every fit: halve the learning rate after 2 flat epochs, stop after 3, keep the best epoch's weights.
 LR_PATIENCE, LR_FACTOR, MIN_LR = 2, 0.5, 1e-6
@@ -82,6 +83,7 @@ def fit(
     batch_size: int,
     use_class_weights: bool = True,
     on_epoch: EpochHook | None = None,
+    on_batch: BatchHook | None = None,
     verbose: int = 0,
     monitor: str = "val_loss",
     second_phase: dict | None = None,
@@ -90,6 +92,8 @@ def fit(
 
     Every fit reduces the learning rate on a plateau of ``monitor`` and stops
     early, restoring the weights of the best epoch (``FitResult.final_epoch``).
+    ``on_batch`` is called before each training batch (a progress bar); it reads
+    no logs, so Keras keeps dispatching batches asynchronously.
     ``second_phase`` ({"start": share of epochs, "learning_rate": lr}, from a
     transfer space's ``fit_options``) unfreezes nested backbones (batch norm
     left as the space set it) from that epoch on and recompiles at the lower rate.
@@ -113,9 +117,20 @@ def fit(
             if not math.isfinite(float(logs.get("loss", 0.0))):
                 raise NonFiniteLoss(f"training loss became {logs.get('loss')} at epoch {epoch + 1}")
 
+    class _Batches(keras.callbacks.Callback):
+        epoch = 0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_begin(self, batch, logs=None):  # begin, not end: an end hook would sync every batch
+            on_batch(self.epoch, batch, (self.params or {}).get("steps"))
+
     weights = class_weights(data.train.y, len(data.class_names)) if use_class_weights else None
     reduce_lr, stopper = _plateau_callbacks(monitor)
     callbacks = [_Measure(), reduce_lr, stopper]  # _Measure first: the others read the metrics it puts into logs
+    if on_batch is not None:
+        callbacks.append(_Batches())
     split = epochs
     if second_phase and epochs >= 2:
         split = min(epochs - 1, max(1, round(epochs * float(second_phase.get("start", 0.5)))))

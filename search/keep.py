@@ -22,6 +22,40 @@ from optuna.trial import TrialState
 from search.pareto import pareto_mask
 
 ARTIFACT_ATTR = "model_artifact"
+FOLDER_ATTR = "artifacts"  # study user attr: the folder of the study's kept models
+
+
+def model_file(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> str | None:
+    """The path of ``trial``'s kept model where that file is on disk now, else None.
+
+    A trial's ``model_artifact`` attribute outlives its file: the keeper deletes
+    the models of trials that a later one dominates, and a database copied
+    without its artifacts folder (``studies.db.example``) has none at all.
+    """
+    artifact = trial.user_attrs.get(ARTIFACT_ATTR)
+    folder = study.user_attrs.get(FOLDER_ATTR)
+    if not artifact or not folder:
+        return None
+    path = os.path.join(folder, artifact)
+    return path if os.path.isfile(path) else None
+
+
+def models_missing(study: optuna.Study) -> bool:
+    """Models were kept for this study, and not one of them is on disk: a database that came without its models."""
+    recorded = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.user_attrs.get(ARTIFACT_ATTR)]
+    return bool(recorded) and not any(model_file(study, t) for t in recorded)
+
+
+def why_no_model(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> str:
+    """In words, why ``trial`` has no model file to export (for when :func:`model_file` is None)."""
+    folder = study.user_attrs.get(FOLDER_ATTR) or "no folder recorded"
+    if trial.user_attrs.get(ARTIFACT_ATTR) and not os.path.isdir(folder):
+        return (f"this database came without its models: trial {trial.number}'s was kept in {folder}, which is not on this "
+                "machine (a study database copied alone, like studies.db.example)")
+    if trial.user_attrs.get(ARTIFACT_ATTR):
+        return (f"the model of trial {trial.number} is no longer kept: it was deleted from {folder} when later trials "
+                "dominated it (only best and Pareto-front models are kept)")
+    return f"the model of trial {trial.number} was not kept (only best and Pareto-front models are, in {folder})"
 
 
 KEEP_TOP = 3  # models of the best trials kept by default: enough for `best --ensemble 3`

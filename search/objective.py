@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable
+from typing import Callable, Protocol
 
 import optuna
 
@@ -16,6 +16,14 @@ METRICS = ("val_auc", "val_accuracy")
 # fit(model, *, batch_size, on_epoch, ...) -> object with .history (dict of lists) and .epochs,
 # and optionally .final_epoch: the 0-based epoch whose weights the model holds (best weights restored)
 FitFn = Callable[..., object]
+
+
+class Watcher(Protocol):
+    """Told when a trial starts training and when each epoch ends (``lungsearch.progress.Progress``)."""
+
+    def trial_started(self, trial: optuna.Trial, *, param_count: int | None = None) -> None: ...
+
+    def epoch_ended(self, trial: optuna.Trial, epoch: int, logs: dict, seconds: float) -> None: ...
 
 
 class Objective:
@@ -33,6 +41,7 @@ class Objective:
         keeper: ModelKeeper | None = None,
         build_kwargs: dict | None = None,
         batch_size: int | None = None,
+        watcher: Watcher | None = None,
     ):
         if metric not in METRICS:
             raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
@@ -42,6 +51,7 @@ class Objective:
         self.build_kwargs = dict(build_kwargs or {})
         # --batch-size: pins the batch even for a space whose fit_options do not suggest one
         self.batch_size = batch_size
+        self.watcher = watcher  # progress lines: trial start, each epoch
 
     def __call__(self, trial: optuna.Trial) -> float:
         import keras
@@ -60,6 +70,8 @@ class Objective:
         flops = count_flops(model)
         if flops is not None:
             trial.set_user_attr("flops", flops)
+        if self.watcher is not None:
+            self.watcher.trial_started(trial, param_count=int(model.count_params()))
         seen: dict = {"history": {}, "epochs": 0, "seconds": 0.0}
         start = time.perf_counter()
 
@@ -67,6 +79,8 @@ class Objective:
             for key, value in logs.items():
                 seen["history"].setdefault(key, []).append(float(value))
             seen["epochs"], seen["seconds"] = epoch + 1, time.perf_counter() - start
+            if self.watcher is not None:
+                self.watcher.epoch_ended(trial, epoch, logs, seen["seconds"])
             if not math.isfinite(logs.get("loss", 0.0)):
                 raise optuna.TrialPruned(f"non-finite loss: training loss became {logs.get('loss')} at epoch {epoch + 1}")
             value = logs.get(self.metric, float("nan"))

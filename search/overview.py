@@ -11,6 +11,18 @@ from optuna.trial import TrialState
 STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING)
 
 
+def metric_name(study: optuna.Study) -> str:
+    """The objective's name: the run's config, else the name stored with set_metric_names, else "value"."""
+    configured = (study.user_attrs.get("config") or {}).get("metric")
+    if configured:
+        return configured
+    try:
+        names = study.metric_names
+    except Exception:  # an Optuna without metric names
+        names = None
+    return names[0] if names else "value"
+
+
 def overview(storage: optuna.storages.BaseStorage) -> list[dict]:
     """Name, space, trials by state, best value and total training seconds of every study."""
     rows = []
@@ -21,11 +33,10 @@ def overview(storage: optuna.storages.BaseStorage) -> list[dict]:
         done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None and math.isfinite(t.value)]
         best = max(done, key=lambda t: t.value) if done else None
         space = summary.user_attrs.get("space", {})
-        config = summary.user_attrs.get("config", {})
         rows.append({
             "study": summary.study_name,
             "space": space.get("name", "?") if isinstance(space, dict) else str(space),
-            "metric": config.get("metric", "value"),
+            "metric": metric_name(study),
             "trials": {s.name.lower(): states.get(s, 0) for s in STATES},
             "best_value": best.value if best else None,
             "best_trial": best.number if best else None,

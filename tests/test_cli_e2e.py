@@ -45,7 +45,10 @@ def test_run_report_best_predict(tmp_path: Path) -> None:
     db.close()
 
     cli("report", "--storage", storage, "--study", "e2e", "--out", str(tmp_path / "rep"), cwd=tmp_path)
-    assert (tmp_path / "rep" / "pareto.csv").read_text().count("\n") >= 2  # header + at least one point
+    trials = (tmp_path / "rep" / "trials.csv").read_text()
+    useful = sum(1 for row in trials.splitlines()[1:] if ",COMPLETE," in row and row.endswith(",False"))  # not degenerate
+    # header + at least one point, unless every trial of this tiny search answers like a constant (off the front)
+    assert (tmp_path / "rep" / "pareto.csv").read_text().count("\n") >= (2 if useful else 1)
     assert (tmp_path / "rep" / "pareto.png").stat().st_size > 1000
 
     model = tmp_path / "export" / "model.keras"

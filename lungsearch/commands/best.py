@@ -42,11 +42,19 @@ def cmd_best(args: argparse.Namespace) -> int:
     )
     for path in meta["files"]:
         print(f"wrote {path}")
-    test = {"metrics": {k: {"value": v, "ci95": meta["test_ci95"][k]} for k, v in meta["test"].items()}}
+    test = {"metrics": {k: {"value": v, "ci95": meta["test_ci95"][k], "ci_method": meta.get("test_ci_method", {}).get(k)}
+                        for k, v in meta["test"].items()}}
     d = meta["decision"]
     rule = f"threshold {d['threshold']:.4f} ({d['rule']})" if d.get("threshold") is not None else d["rule"]
     which = (f"ensemble of trials #{', #'.join(str(m['trial']) for m in meta['ensemble'])} (probabilities averaged)"
              if meta.get("ensemble") else f"trial #{meta['trial']}")
     print(f"{which}, {rule}; reloaded in a fresh process: ok")
     print(f"test ({meta['data']['test_count']} images, 95% CI): {evaluate.summary_line(test)}")
+    from lungsearch.commands import _hints
+
+    example = _hints.test_image(study)
+    if example:
+        _hints.show(_hints.after_best(args.export, example))
+    else:  # demo data lives in memory: there is no image file to name
+        print(f"then, on an X-ray file of yours: {_hints.after_best(args.export, 'XRAY.png')[0]}")
     return 0

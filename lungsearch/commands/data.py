@@ -58,5 +58,7 @@ def cmd_download(args: argparse.Namespace) -> int:
     result = download.download_pneumoniamnist(args.out, size=args.size, source=args.source)
     counts = ", ".join(f"{s} {sum(c.values())} ({', '.join(f'{n} {k}' for n, k in c.items())})" for s, c in result["counts"].items())
     print(f"wrote {os.path.abspath(args.out)}: {counts}")
-    print(f"next: lungsearch data inspect {args.out}   |   lungsearch run --data {args.out}")
+    from lungsearch.commands import _hints
+
+    _hints.show([_hints.command("data", "inspect", args.out), _hints.command("run", "--data", args.out)])
     return 0

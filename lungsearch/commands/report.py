@@ -20,6 +20,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     from lungsearch import report
 
     study = search.load_study(search.open_storage(args.storage, must_exist=True), args.study)
-    for path in report.write_report(study, args.out):
+    for path in report.write_report(study, args.out, storage=args.storage):
         print(f"wrote {path}")
     return 0

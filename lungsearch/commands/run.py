@@ -13,6 +13,7 @@ WEIGHTS_ENV = "LUNGSEARCH_WEIGHTS"  # backbone weights file for offline machines
 SAMPLER_NAMES = ("tpe", "random", "cmaes", "qmc", "grid")  # = search.SAMPLERS (kept here so --help imports no Optuna)
 PRUNER_NAMES = ("median", "sha", "hyperband", "none")  # = search.PRUNERS
 DEADLINE_ENV = "LUNGSEARCH_DEADLINE"  # time.time() after which workers start no trial (--timeout of the whole run)
+STARTED_ENV = "LUNGSEARCH_STARTED"  # time.time() the run began: workers' elapsed time and ETA count from it
 
 
 def register(sub) -> None:
@@ -43,6 +44,8 @@ def register(sub) -> None:
     p.add_argument("--heartbeat", type=int, help="seconds between heartbeats of a running trial on RDB storage; a trial silent for twice that is failed and retried with the same parameters (default 30)")
     p.add_argument("--recycle", type=int, help="replace each worker process by a fresh one after this many trials, as Keras/TensorFlow memory grows from trial to trial in one process (default 10; 0: never, train in this process)")
     p.add_argument("--config", help="TOML file of run settings (flags override it)")
+    p.add_argument("--quiet", action="store_true",
+                   help="one line per finished trial: no trial-start or epoch lines, no progress bars (for scripts and logs)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # set on the processes --workers starts
     storage_args(p, study_help="study name (default <space>-<data folder>); an existing study is resumed", default=None)
     p.add_argument("--artifacts", help="folder for kept models (default: beside the SQLite file)")
@@ -107,12 +110,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     storage = search.open_storage(config.storage, heartbeat=config.heartbeat)
     left = check_resumable(storage, config)
+    if not left and not args.worker:
+        return already_done(storage, config)
     if not args.worker:
         warm_start(storage, config, space)
     # one process is enough, and starts faster, unless workers are asked for or a recycle falls due
     if not args.worker and (config.workers > 1 or (config.recycle and left > config.recycle)):
-        return supervise(config, storage)
-    return work(config, space, storage, as_worker=args.worker)
+        return supervise(config, storage, quiet=args.quiet)
+    return work(config, space, storage, as_worker=args.worker, quiet=args.quiet)
 
 
 def build_facts(config) -> dict:
@@ -144,6 +149,25 @@ def check_resumable(storage, config) -> int:
     return max(0, config.trials - search.count_finished(study))
 
 
+def already_done(storage, config) -> int:
+    """--trials is the study's total and it is reached: say so, and how to run more, instead of loading data for nothing."""
+    import shlex
+
+    import optuna
+
+    import search
+    from lungsearch.config import as_flags
+
+    study = optuna.load_study(study_name=config.study_name, storage=storage)
+    finished = search.count_finished(study)
+    more = config.with_updates(trials=finished + config.trials)
+    print(f"study {config.study_name!r} in {config.storage} already has {finished} finished trials, and --trials {config.trials} "
+          f"is the study's total: nothing to run. To run {config.trials} more, raise --trials:", flush=True)
+    print(f"  lungsearch run {shlex.join(as_flags(more))}", flush=True)
+    summarise(study, config)
+    return 0
+
+
 def warm_start(storage, config, space) -> None:
     """A new study: enqueue the space's known-good points as its first trials (before any worker starts)."""
     import optuna
@@ -171,7 +195,7 @@ def resume_line(config) -> str:
     return f"resume with: lungsearch run {shlex.join(as_flags(config))}"
 
 
-def supervise(config, storage) -> int:
+def supervise(config, storage, *, quiet: bool = False) -> int:
     """Start config.workers worker processes on one study and wait for them (recycling each as asked)."""
     import tempfile
     import time
@@ -198,9 +222,11 @@ def supervise(config, storage) -> int:
     with tempfile.TemporaryDirectory(prefix="lungsearch-run-") as tmp:
         path = os.path.join(tmp, "config.toml")
         write_toml(config, path)
-        command = search.workers.python_module_command("lungsearch", "run", "--config", path, "--worker")
+        command = search.workers.python_module_command("lungsearch", "run", "--config", path, "--worker", *(["--quiet"] if quiet else []))
         # --timeout is the whole run's, also across recycled workers: they get the deadline, not a fresh timeout
-        extra = {DEADLINE_ENV: repr(deadline)} if deadline is not None else None
+        extra = {STARTED_ENV: repr(time.time())}
+        if deadline is not None:
+            extra[DEADLINE_ENV] = repr(deadline)
         code = search.workers.supervise(command, config.workers, keep_going=unfinished, extra_env=extra)
     if code == search.workers.INTERRUPTED:
         print(f"\ninterrupted: running trials are marked FAIL, finished trials are kept; {resume_line(config)}", file=sys.stderr)
@@ -210,17 +236,18 @@ def supervise(config, storage) -> int:
     return code
 
 
-def work(config, space, storage, *, as_worker: bool = False) -> int:
+def work(config, space, storage, *, as_worker: bool = False, quiet: bool = False) -> int:
     """Run trials of the study in this process until it has config.trials finished (or recycling is due)."""
     import functools
     import signal
+    import time
 
     import optuna
 
     import search
     from lungsearch import data as data_mod
     from lungsearch import train
-    from lungsearch.progress import TrialPrinter
+    from lungsearch.progress import Progress
 
     def on_term(signum, _frame):  # a SIGTERM ends the trial like Ctrl-C: FAIL, storage consistent
         raise KeyboardInterrupt
@@ -251,13 +278,22 @@ def work(config, space, storage, *, as_worker: bool = False) -> int:
     artifacts = config.artifacts or search.default_artifact_dir(config.storage)
     store_study_attrs(study, config, data, space, artifacts)
     keeper = search.ModelKeeper(artifacts, keep_top=config.keep_top)
+    worker = os.environ.get("LUNGSEARCH_WORKER") if as_worker else None
+    timeout = config.timeout
+    deadline = None if timeout is None else time.time() + timeout
+    if as_worker and os.environ.get(DEADLINE_ENV):
+        deadline = float(os.environ[DEADLINE_ENV])
+        timeout = max(0.0, deadline - time.time())
+    started = float(os.environ[STARTED_ENV]) if as_worker and os.environ.get(STARTED_ENV) else None
+    progress = Progress(config.metric, total=config.trials, epochs=config.epochs, quiet=quiet, started=started, deadline=deadline,
+                        worker=worker if config.workers > 1 else None, workers=config.workers)
     objective = search.Objective(
         space, input_shape=data.input_shape, num_classes=len(data.class_names), metric=config.metric,
-        seed=config.seed, keeper=keeper, build_kwargs=build_kwargs, batch_size=config.batch_size,
-        fit=functools.partial(train.fit, data=data, epochs=config.epochs, use_class_weights=config.class_weights, monitor=config.metric),
+        seed=config.seed, keeper=keeper, build_kwargs=build_kwargs, batch_size=config.batch_size, watcher=progress,
+        fit=functools.partial(train.fit, data=data, epochs=config.epochs, use_class_weights=config.class_weights, monitor=config.metric,
+                              on_batch=progress.batch if progress.bar else None),
     )
     before = search.count_finished(study)
-    worker = os.environ.get("LUNGSEARCH_WORKER")
     print(
         (f"worker {worker}: " if as_worker and worker else "")
         + f"study {name!r} in {config.storage}: {before} of {config.trials} trials finished; "
@@ -265,16 +301,10 @@ def work(config, space, storage, *, as_worker: bool = False) -> int:
         f"{config.image_size}px {config.color}{data_summary(data.info)}",
         flush=True,
     )
-    printer = TrialPrinter(config.metric, total=config.trials)
     recycle = config.recycle if as_worker and config.recycle else None
-    timeout = config.timeout
-    if as_worker and os.environ.get(DEADLINE_ENV):
-        import time
-
-        timeout = max(0.0, float(os.environ[DEADLINE_ENV]) - time.time())
     try:
         ran = search.run_trials(
-            study, objective, total=config.trials, timeout=timeout, callbacks=[printer, keeper], max_trials=recycle,
+            study, objective, total=config.trials, timeout=timeout, callbacks=[progress, keeper], max_trials=recycle,
         )
     except KeyboardInterrupt:
         if not as_worker:
@@ -312,14 +342,15 @@ def summarise(study, config) -> None:
 
     import search
 
+    from lungsearch.commands import _hints
+
     finished = search.count_finished(study)
-    name = study.study_name
     if study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         best = study.best_trial
-        print(f"done: {finished} trials finished; best trial #{best.number} {config.metric}={best.value:.4f}")
-        print(f"next: lungsearch report --study {name}   |   lungsearch best --study {name} --export model.keras")
+        print(f"done: {finished} trials finished; best trial #{best.number} {config.metric}={best.value:.4f}", flush=True)
+        _hints.show(_hints.after_run(config.storage, study.study_name))
     else:
-        print(f"done: {finished} trials finished, none completed (all pruned or failed)")
+        print(f"done: {finished} trials finished, none completed (all pruned or failed)", flush=True)
 
 
 def data_summary(info: dict) -> str:
@@ -355,6 +386,8 @@ def _set_study_attrs(study, config, data, space, artifacts: str) -> None:
     from lungsearch import data as data_mod
 
     study.set_user_attr("config", config.to_dict())
+    if study.metric_names != [config.metric]:  # optuna-dashboard and Optuna's plots name the objective, not "Objective 0"
+        study.set_metric_names([config.metric])
     study.set_user_attr("space", {"name": space.name, "source": space.source or space.name})
     study.set_user_attr("class_names", list(data.class_names))
     study.set_user_attr("data", {k: v for k, v in data.info.items() if k != "skipped"})

@@ -41,7 +41,7 @@ def test_best_exports_model_json_and_evaluation_files(study_db, tmp_path, capsys
     assert EVALUATION_FIELDS <= set(ev)
     for key in ("accuracy", "balanced_accuracy", "roc_auc", "sensitivity", "specificity", "precision/NORMAL", "f1/PNEUMONIA"):
         m = ev["test"]["metrics"][key]
-        assert set(m) == {"value", "ci95"}
+        assert set(m) == {"value", "ci95", "ci_method"}
     assert sum(map(sum, ev["test"]["confusion_matrix"])) == 32
     for name in ("evaluation.md", "confusion_matrix.png", "roc_curve.png", "training_curves.png"):
         assert (tmp_path / "out" / name).stat().st_size > 0
@@ -74,7 +74,7 @@ def test_retrain_rebuilds_a_trial_whose_model_is_gone(study_db, tmp_path, capsys
         dest = tmp_path / "model.keras"
         assert main(["best", "--storage", url, "--export", str(dest), "--trial", str(trial.number)]) == 2
         err = capsys.readouterr().err
-        assert "not kept" in err and "--retrain" in err and len(err.strip().splitlines()) == 1
+        assert "no longer kept" in err and "--retrain" in err and len(err.strip().splitlines()) == 1
         assert main(["best", "--storage", url, "--export", str(dest), "--trial", str(trial.number), "--retrain", "--bootstrap", "20"]) == 0
         meta = json.loads((tmp_path / "model.json").read_text())
         assert meta["retrained"] is True and meta["params"] == trial.params

@@ -162,3 +162,25 @@ def test_predict_refuses_non_images_and_models_without_metadata(exported, tmp_pa
     (tmp_path / "model.json").write_text(json.dumps({"something": "else"}))
     assert main(["predict", str(images), "--model", str(path)]) == 2
     assert main(["predict", str(tmp_path / "missing.png"), "--model", str(path)]) == 2
+
+
+def test_gradcam_is_drawn_on_the_original_image_and_names_the_class_and_threshold(exported, tmp_path, monkeypatch):
+    from PIL import Image
+
+    path, _, model = exported
+    wide = tmp_path / "wide.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (60, 90)).astype("uint8")).save(wide)  # 90 wide, 60 high
+    meta = predict_mod.load_meta(str(path))
+    (p,) = predict_mod.predict(model, meta, [str(wide)])
+    drawn = {}
+    real = gradcam.overlay_png
+    monkeypatch.setattr(gradcam, "overlay_png", lambda image, cam, out, title, **kw: drawn.update(image=image, title=title, **kw)
+                        or real(image, cam, out, title, **kw))
+    (png,) = predict_mod.write_gradcams(model, meta, [p], str(tmp_path / "cam"))
+    assert drawn["image"].shape == (60, 90)  # the file's own pixels, not the 24 px model input
+    assert drawn["input_side"] == SIZE and drawn["explained"].startswith(f"{p.decision} (the decided class)")
+    prob = p.probabilities["PNEUMONIA"]
+    assert f"p(PNEUMONIA) {prob:.3f} {'>=' if prob >= 0.5 else '<'} threshold 0.500" in drawn["title"]
+    assert Image.open(png).size[0] > 400
+    meta["decision"] = {}  # a model without a threshold decides by argmax, and says so
+    assert "the most probable class" in predict_mod.decision_text(meta, p)

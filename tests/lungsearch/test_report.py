@@ -73,3 +73,62 @@ def test_report_on_a_study_too_small_for_importances_and_fronts(tmp_path, capsys
     assert "param_importances.html skipped" in out and "pareto.png/.html skipped" in out
     assert (tmp_path / "rep" / "optimization_history.html").is_file()
     assert pd.read_csv(tmp_path / "rep" / "trials.csv")["trial"].tolist() == [0]
+
+
+def test_a_degenerate_trial_is_marked_and_kept_off_every_front(study, tmp_path):
+    _, s = study
+    s.set_user_attr("data", {"class_counts": {"val": {"NORMAL": 30, "PNEUMONIA": 70}}})  # majority rate 0.7
+    s.add_trial(_trial(0.75, 0.3, 1.0, 1_000, 1, 0.1, "sgd"))  # quickest and smallest, but argmax says NORMAL for all
+    s.add_trial(_trial(0.70, 0.7, 2.0, 1_500, 1, 0.2, "sgd"))  # exactly the majority rate: always PNEUMONIA
+    df = report.trials_frame(s)
+    assert report.majority_rate(s) == (0.7, "PNEUMONIA")
+    assert df.loc[df["degenerate"], "trial"].tolist() == [6, 7]
+    for y in ("val_accuracy", "value"):
+        for cost in ("train_seconds", "param_count"):
+            assert not {6, 7} & set(report.front_frame(df, y, cost)["trial"])
+    stream = io.StringIO()
+    report.write_report(s, str(tmp_path / "rep"), stream=stream)
+    text = stream.getvalue()
+    assert "majority-class rate on validation: 0.7000 (always PNEUMONIA)" in text and "DEGENERATE" in text
+    assert "val_acc: validation accuracy of the most probable class (argmax)" in text
+    assert pd.read_csv(tmp_path / "rep" / "pareto.csv")["trial"].tolist() == [2, 0, 1]
+
+
+def test_parameter_axes_are_log_in_png_and_html_alike_with_short_labels(study, tmp_path):
+    _, s = study
+    report.write_report(s, str(tmp_path / "rep"), stream=io.StringIO())
+    df = report.trials_frame(s)
+    assert report.log_x(df, "param_count") and not report.log_x(df, "train_seconds")  # 2,000 to 60,000 parameters
+    html = (tmp_path / "rep" / "pareto_val_accuracy_vs_param_count.html").read_text()
+    assert '"type":"log"' in html.replace(" ", "")
+    assert '"type":"log"' not in (tmp_path / "rep" / "pareto.html").read_text().replace(" ", "")
+    assert [report.count_label(v) for v in (500, 2_000, 20_000, 1_500_000)] == ["500", "2k", "20k", "1.5M"]
+
+
+def test_index_html_holds_every_figure_and_links_every_file(study, tmp_path):
+    _, s = study
+    stream = io.StringIO()
+    paths = report.write_report(s, str(tmp_path / "rep"), stream=stream)
+    index = tmp_path / "rep" / "index.html"
+    assert str(index) in paths
+    page = index.read_text()
+    for path in paths:
+        if path != str(index):
+            assert f'href="{path.split("/")[-1]}"' in page, path
+    assert page.count('<img alt="pareto') == 4 and page.count('"data:image/png;base64,') >= 4  # the Pareto PNGs, inside
+    assert "plotly.min.js" not in page.split("<h2>Files</h2>")[0] and len(page) > 3_000_000  # plotly.js inside, once
+    assert "fewer than 20" in page and "fewer than 20" in stream.getvalue()  # the importance caveat
+    # a separate figure copied out of its folder says what it misses instead of showing a blank page
+    assert "lungsearch-needs-plotly" in (tmp_path / "rep" / "optimization_history.html").read_text()
+
+
+def test_log_ticks_are_one_two_five_per_decade_around_the_values():
+    assert report.log_ticks(22_371, 467_568) == [20_000, 50_000, 100_000, 200_000, 500_000]
+    assert report.log_ticks(1_000, 5_000_000) == [1_000, 10_000, 100_000, 1_000_000, 10_000_000]  # many decades: powers only
+
+
+def test_optuna_plots_name_the_objective(study, tmp_path):
+    _, s = study
+    report.write_report(s, str(tmp_path / "rep"), stream=io.StringIO())
+    assert "val_auc" in (tmp_path / "rep" / "optimization_history.html").read_text()
+    assert "Objective Value" not in (tmp_path / "rep" / "optimization_history.html").read_text()

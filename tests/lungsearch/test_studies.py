@@ -38,3 +38,13 @@ def test_json_and_empty_and_missing(tmp_path, capsys):
     assert '"study": "empty"' in capsys.readouterr().out
     assert main(["studies", "--storage", f"sqlite:///{tmp_path}/none.db"]) == 2
     assert "no study database" in capsys.readouterr().err
+
+
+def test_the_metric_name_stored_with_the_study_names_the_best_value(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path}/s.db"
+    study = optuna.create_study(storage=url, study_name="named", direction="maximize")
+    study.set_metric_names(["val_accuracy"])  # what `run` stores; optuna-dashboard shows it instead of "Objective 0"
+    study.add_trial(create_trial(state=TrialState.COMPLETE, value=0.75, params={"x": 0.5},
+                                 distributions={"x": FloatDistribution(0, 1)}))
+    assert main(["studies", "--storage", url]) == 0
+    assert "val_accuracy=0.7500 (#0)" in capsys.readouterr().out
