@@ -10,6 +10,8 @@ its warm start's.
 
 from __future__ import annotations
 
+import time
+
 import optuna
 from optuna.trial import TrialState
 
@@ -39,3 +41,23 @@ def enqueue_warm_starts(study: optuna.Study, points, *, limit: int | None = None
 def started_trials(study: optuna.Study) -> int:
     """Trials the sampler has drawn or run, not counting warm starts still waiting in the queue."""
     return len([t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING])
+
+
+def wait_for_earlier_workers(study: optuna.Study, worker_index: int, *, timeout: float = 300.0, poll: float = 0.5) -> None:
+    """Worker ``worker_index`` (1-based) waits until workers 1..k-1 have each taken a queued warm start.
+
+    Optuna takes a queued trial by reading it WAITING and then writing it
+    RUNNING; on SQLite nothing locks the row in between, so two workers
+    starting together both took warm start 0, trained it twice, and the second
+    crashed telling a finished trial.  Staggering the first takes avoids that:
+    worker k starts once at most ``queued - (k - 1)`` warm starts are still waiting.
+    """
+    if worker_index <= 1:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        marked = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(ATTR)]
+        waiting = sum(t.state == TrialState.WAITING for t in marked)
+        if waiting == 0 or waiting <= len(marked) - (worker_index - 1):
+            return
+        time.sleep(poll)

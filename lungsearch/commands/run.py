@@ -302,6 +302,9 @@ def work(config, space, storage, *, as_worker: bool = False, quiet: bool = False
         flush=True,
     )
     recycle = config.recycle if as_worker and config.recycle else None
+    index = (worker or "1/1").split("/")[0]
+    if as_worker and index.isdigit():  # queued warm starts are taken one worker at a time (SQLite locks no row)
+        search.wait_for_earlier_workers(study, int(index))
     try:
         ran = search.run_trials(
             study, objective, total=config.trials, timeout=timeout, callbacks=[progress, keeper], max_trials=recycle,

@@ -87,3 +87,37 @@ def test_auc_is_right_way_up_in_search_export_and_test_for_both_class_orders(tmp
     assert ev["validation"]["metrics"]["roc_auc"]["value"] == pytest.approx(trial.user_attrs["val_auc"], abs=1e-6)
     # the blob marks the disease class, and the hand CNN learns it: an inverted AUC would sit far below 0.5
     assert ev["test"]["metrics"]["roc_auc"]["value"] > 0.75
+
+
+def test_two_workers_take_the_warm_start_once(tmp_path):
+    import subprocess
+    import sys
+
+    data = make_folder(tmp_path / "xray", per_class=10, size=24)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    proc = subprocess.run([sys.executable, "-m", "lungsearch", "run", "--data", str(data), "--trials", "3", "--epochs", "1",
+                           "--image-size", "24", "--val-fraction", "0.3", "--storage", url, "--study", "s", "--workers", "2"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    trials = optuna.load_study(study_name="s", storage=url).trials
+    assert [t.state.name for t in trials].count("FAIL") == 0
+    assert sum(bool(t.user_attrs.get("warm_start")) for t in trials) == 1 and trials[0].user_attrs["warm_start"] == "hand-cnn"
+
+
+def test_worker_k_waits_until_the_earlier_workers_took_their_warm_starts():
+    import time
+
+    import search
+
+    study = optuna.create_study(direction="maximize")
+    points = [{"name": "a", "params": {"x": 1}}, {"name": "b", "params": {"x": 2}}]
+    assert search.enqueue_warm_starts(study, points) == ["a", "b"]
+    start = time.monotonic()
+    search.wait_for_earlier_workers(study, 2, timeout=0.3, poll=0.05)  # worker 1 has not taken "a" yet
+    assert time.monotonic() - start >= 0.3
+    study.ask()  # worker 1 takes "a"
+    start = time.monotonic()
+    search.wait_for_earlier_workers(study, 2, timeout=5, poll=0.05)  # "b" is worker 2's to take now
+    search.wait_for_earlier_workers(study, 1, timeout=5, poll=0.05)  # worker 1 never waits
+    assert time.monotonic() - start < 1
+    assert search.enqueue_warm_starts(study, points) == []  # a study with trials gets none again
