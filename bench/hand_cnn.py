@@ -15,9 +15,9 @@ brightness and noise at strength 0.5 while training), ``affine`` (random
 shift 5%, zoom 10%, rotation 7 degrees while training).
 """
 
-import os
-
 from __future__ import annotations
+
+import os
 
 NAME = "hand_cnn"
 IMAGE_SIZE = 64

@@ -16,28 +16,16 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
+from spaces.paths import CACHE_ENV, default_cache_dir  # shared with spaces/, which cannot import lungsearch/
+
 FORMAT = 1  # bump when what an entry holds changes; old entries are then simply not found
-ENV = "LUNGSEARCH_CACHE_DIR"
-
-
-def default_cache_dir() -> str:
-    """``$LUNGSEARCH_CACHE_DIR``, else the platform's per-user cache folder + ``/lungsearch``."""
-    if os.environ.get(ENV):
-        return os.environ[ENV]
-    if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA") or os.path.expanduser("~\\AppData\\Local")
-    elif sys.platform == "darwin":
-        base = os.path.expanduser("~/Library/Caches")
-    else:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    return os.path.join(base, "lungsearch")
+ENV = CACHE_ENV
 
 
 def file_fingerprint(paths: list[str], *extra) -> str:

