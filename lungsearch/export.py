@@ -145,6 +145,7 @@ def export_best(
     max_train_seconds: float | None = None,
     retrain_model: bool = False,
     min_sensitivity: float | None = None,
+    threshold_rule: str = "youden",
     out_dir: str | None = None,
     n_bootstrap: int | None = None,
     ensemble: int = 1,
@@ -154,6 +155,8 @@ def export_best(
 
     ``ensemble`` K > 1: the K best trials by the objective, their probabilities
     averaged in one model, thresholded and evaluated like a single model.
+    ``threshold_rule``: how the threshold of a two-class model is chosen on
+    validation (:data:`lungsearch.evaluate.THRESHOLD_RULES`; default Youden's J).
     """
     import keras
 
@@ -165,6 +168,10 @@ def export_best(
         raise ExportError(f"--export must name a .keras file, got {dest}")
     if ensemble < 1:
         raise ExportError(f"--ensemble must be at least 1, got {ensemble}")
+    if threshold_rule not in evaluate.THRESHOLD_RULES:
+        raise ExportError(f"unknown --threshold-rule {threshold_rule!r}; choose one of {', '.join(evaluate.THRESHOLD_RULES)}")
+    if threshold_rule != "youden" and min_sensitivity is not None:
+        raise ExportError(f"give --min-sensitivity or --threshold-rule {threshold_rule}, not both: each picks the threshold")
     if ensemble > 1 and (trial_number is not None or max_train_seconds is not None):
         raise ExportError("--ensemble takes the K best trials; it cannot be combined with --trial or --max-train-seconds")
     trials = pick_trials(study, ensemble) if ensemble > 1 else [pick_trial(study, trial_number, max_train_seconds)]
@@ -219,10 +226,18 @@ def export_best(
     positive = evaluate.positive_class(class_names)
     val_probs = train.predict_proba(model, data.val)
     if positive is not None:
-        decision = evaluate.choose_threshold(data.val.y == positive, val_probs[:, positive], min_sensitivity)
+        if threshold_rule == "youden":  # today's rule, called as it always was
+            decision = evaluate.choose_threshold(data.val.y == positive, val_probs[:, positive], min_sensitivity)
+        else:  # temperature: the Bayes threshold for the training split's prevalence of the disease class
+            decision = evaluate.choose_threshold(data.val.y == positive, val_probs[:, positive], rule=threshold_rule,
+                                                 prevalence=float(np.mean(data.train.y == positive)))
+            decision["threshold_rule"] = threshold_rule
     else:
         if min_sensitivity is not None:
             raise ExportError("--min-sensitivity needs a two-class study (a disease class and a normal one)")
+        if threshold_rule != "youden":
+            raise ExportError(f"--threshold-rule {threshold_rule} needs a two-class study (a disease class and a normal one); "
+                              "more classes are decided by the most probable class")
         decision = {"threshold": None, "rule": "argmax (more than two classes)"}
     decision["positive"] = positive
     n_boot = n_bootstrap or evaluate.N_BOOTSTRAP

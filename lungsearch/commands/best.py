@@ -23,6 +23,11 @@ def register(sub) -> None:
                    help="train the trial again from its stored params (needed when its model was not kept)")
     p.add_argument("--min-sensitivity", type=float, metavar="F",
                    help="pick the most specific threshold whose validation sensitivity is >= F (default: max Youden's J)")
+    p.add_argument("--threshold-rule", choices=("youden", "youden-mid", "half", "temperature"), default="youden",
+                   help="how a two-class model's threshold is chosen on validation: youden (default: max Youden's J, ties to the "
+                        "higher threshold), youden-mid (the middle of the thresholds of max J), half (0.5 on the class-weighted "
+                        "model's probability), temperature (temperature scaling fitted on validation, then the training "
+                        "prevalence as the threshold); bench.selection compares them")
     p.add_argument("--out", metavar="DIR", help="folder for evaluation.json/.md and PNGs (default: beside the model)")
     p.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples for the 95%% CIs (default 1000)")
     p.set_defaults(func=cmd_best)
@@ -38,7 +43,7 @@ def cmd_best(args: argparse.Namespace) -> int:
     study = search.load_study(search.open_storage(args.storage, must_exist=True), args.study)
     meta = export.export_best(
         study, args.export, trial_number=args.trial, max_train_seconds=args.max_train_seconds, retrain_model=args.retrain,
-        min_sensitivity=args.min_sensitivity, out_dir=args.out, n_bootstrap=args.bootstrap, ensemble=args.ensemble,
+        min_sensitivity=args.min_sensitivity, threshold_rule=args.threshold_rule, out_dir=args.out, n_bootstrap=args.bootstrap, ensemble=args.ensemble,
     )
     for path in meta["files"]:
         print(f"wrote {path}")

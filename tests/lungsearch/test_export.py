@@ -122,6 +122,18 @@ def test_ensemble_larger_than_the_study_or_with_trial_is_one_line(study_db, tmp_
     assert "cannot be combined" in capsys.readouterr().err
 
 
+def test_threshold_rule_is_opt_in_and_recorded(study_db, tmp_path, capsys):
+    url, _ = study_db
+    dest = tmp_path / "mid" / "model.keras"
+    assert main(["best", "--storage", url, "--export", str(dest), "--bootstrap", "20", "--threshold-rule", "temperature"]) == 0
+    meta = json.loads((tmp_path / "mid" / "model.json").read_text())
+    d = meta["decision"]
+    assert d["threshold_rule"] == "temperature" and d["temperature"] > 0 and 0 < d["prevalence"] < 1
+    assert "temperature" in capsys.readouterr().out
+    assert main(["best", "--storage", url, "--export", str(dest), "--threshold-rule", "half", "--min-sensitivity", "0.9"]) == 2
+    assert "not both" in capsys.readouterr().err
+
+
 def test_best_on_a_study_without_completed_trials_is_one_line_exit_2(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'e.db'}"
     study = optuna.create_study(storage=url, study_name="empty", direction="maximize")
