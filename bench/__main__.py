@@ -26,6 +26,8 @@ BENCHES = {
     "workers": ("--workers 2 vs --workers 1 (key workers)", ["--trials", "6"]),
     "gpu": ("training images/s of the cnn space here and on this machine's CPU (key gpu; the search: python -m bench.gpu search --help)",
             ["throughput", "--images", "512", "--epochs", "1"]),
+    "selection": ("validation signals and threshold rules against test figures, every kept trial (key selection)",
+                  ["--sets", "covid19", "--seeds", "1", "--budget", "60", "--epochs", "3"]),
     "spaces_epoch": ("parameters, FLOPs and seconds per epoch of each space (key spaces_epoch)", ["cnn", "dense"]),
 }
 

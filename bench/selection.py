@@ -302,6 +302,10 @@ def report(name: str, seed: int, figures: dict) -> None:
         rho, p = figures["spearman"][s], figures["picks"].get(s, {})
         print(f"  {s:<24} {_f(rho['test_auc']):>12} {_f(rho['test_balanced_accuracy']):>12} {p.get('trial', '-')!s:>6} "
               f"{_f(p.get('test_auc')):>13}")
+    chosen = figures["picks"].get("val_auc", {})  # the trial `best` exports today
+    for rule, m in chosen.get("rules", {}).items():
+        print(f"  threshold {rule:<12} on the val_auc pick (trial {chosen['trial']}): threshold {m['threshold']:.4f}, test accuracy "
+              f"{m['accuracy']:.3f}, sensitivity {m['sensitivity']:.3f}, specificity {m['specificity']:.3f}")
     for rule, m in figures.get("rules_median_over_trials", {}).items():
         print(f"  threshold {rule:<12} median over trials: test accuracy {m['accuracy']:.3f}, sensitivity {m['sensitivity']:.3f}, "
               f"specificity {m['specificity']:.3f}, balanced accuracy {m['balanced_accuracy']:.3f}")
@@ -310,6 +314,15 @@ def report(name: str, seed: int, figures: dict) -> None:
 
 def _f(v) -> str:
     return "n/a" if v is None else f"{v:.4f}"
+
+
+def save(key: str, args: argparse.Namespace, results: dict) -> dict:
+    """Record every (set, seed) finished so far, with the aggregate over them, under ``key``."""
+    from bench.results import record
+
+    runs = [r for per in results.values() for r in per.values()]
+    return record(key, {"reduced": key.endswith("_reduced"), "budget_seconds": args.budget, "seeds": args.seeds, "epochs": args.epochs,
+                        "corrupt_seed": CORRUPT_SEED, "signals": list(SIGNALS), "sets": results, "aggregate": aggregate(runs)})
 
 
 def main(argv=None) -> dict:
@@ -330,8 +343,6 @@ def main(argv=None) -> dict:
         ap.error(f"the real data sets are not at {SHARED}")
     reduced = args.budget < 1800 or args.seeds < 2 or args.epochs is not None
     key = "selection_reduced" if reduced else "selection"
-    from bench.results import record
-
     results: dict = {}
     with tempfile.TemporaryDirectory(prefix="selection-") as tmp:
         for name in sets:
@@ -350,9 +361,7 @@ def main(argv=None) -> dict:
                 results.setdefault(name, {})[str(seed)] = figures
                 report(name, seed, figures)
                 if not args.no_record:
-                    runs = [r for per in results.values() for r in per.values()]
-                    record(key, {"reduced": reduced, "budget_seconds": args.budget, "seeds": args.seeds, "epochs": args.epochs,
-                                 "corrupt_seed": CORRUPT_SEED, "sets": results, "aggregate": aggregate(runs)})
+                    save(key, args, results)
     runs = [r for per in results.values() for r in per.values()]
     agg = aggregate(runs)
     print(f"== over {agg['runs']} (set, seed) runs: median Spearman rho with test AUC / test balanced accuracy; "
