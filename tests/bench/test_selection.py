@@ -140,3 +140,12 @@ def test_recorded_after_each_run_with_the_aggregate(tmp_path, monkeypatch):
     assert stored["reduced"] is True and "command" in stored and "machine" in stored
     assert stored["aggregate"]["runs"] == 1 and stored["aggregate"]["pick_best_test_auc"]["val_auc"] == 1
     assert stored["sets"]["covid_normal"]["0"]["picks"]["val_auc"]["rules"]["youden"]["accuracy"] == 1.0
+
+
+def test_report_prints_every_signal_and_the_picks_threshold_rules(capsys):
+    r = selection.rule_figures(np.array([0, 1, 1]), _probs([0.2, 0.6, 0.9]), np.array([0, 1]), _probs([0.3, 0.7]), 1, 0.6)
+    rows = [_row(i, 0.9 + i / 100, 0.5 - i / 10, 0.8 + i / 50, rules=r) for i in range(3)]
+    selection.report("covid_normal", 0, selection.summarise_run(rows))
+    out = capsys.readouterr().out
+    assert all(s in out for s in selection.SIGNALS)
+    assert "on the val_auc pick (trial 2)" in out and "threshold temperature" in out
