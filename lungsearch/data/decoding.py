@@ -141,10 +141,6 @@ def decode_cached(paths: list[str], image_size: int, color_mode: str, *, cache_d
     )
 
 
-def fingerprint(paths: list[str]) -> str:
-    return cache.file_fingerprint(paths)
-
-
 def summarize_modes(decoded: Decoded) -> dict:
     """Counts of original image sizes and modes of the readable files."""
     sizes = Counter(f"{w}x{h}" for w, h in (s for s in decoded.sizes if s))

@@ -9,7 +9,10 @@ from lungsearch.data.decoding import _workers
 
 
 def hash_files(paths: list[str]) -> list[str | None]:
-    """SHA-1 of each file's bytes (None where unreadable); no decoding."""
+    """SHA-1 of each file's bytes (None where unreadable); no decoding.
+
+    The same digest as ``Decoded.sha1`` (:func:`~lungsearch.data.decoding._read_one`): ``--dedupe`` compares the two.
+    """
     def one(path):
         try:
             with open(path, "rb") as fh:

@@ -68,12 +68,12 @@ def read_layout(
         splits = {s: _scan_classes(os.path.join(root, s), f"{root}/{s}", ignored, root) for s in splits_wanted if s in present}
         classes = _check_classes(root, splits)
         kind = "train-val-test" if "val" in splits else "train-test"
-        return Layout(os.path.abspath(root), kind, classes, splits, ignored=ignored)
+        return Layout(root, kind, classes, splits, ignored=ignored)
     ignored = {}
     per_class = _scan_classes(root, root, ignored, root)
     classes = _check_classes(root, {"": per_class})
     splits, record = _carve_test(root, classes, per_class, seed, test_fraction, group_pattern, cache_dir)
-    return Layout(os.path.abspath(root), "class-folders", classes, splits, record, ignored)
+    return Layout(root, "class-folders", classes, splits, record, ignored)
 
 
 def not_a_folder(root: str) -> str:

@@ -28,8 +28,10 @@ def check_image_size(image_size: int, images: int = 0, color_mode: str = "graysc
     if image_size > MAX_IMAGE_SIZE:
         raise DataError(f"--image-size {image_size} is above the {MAX_IMAGE_SIZE} px limit: the spaces are made for 64-224 px, and "
                         f"at {MAX_IMAGE_SIZE} px one batch through a first convolution already takes gigabytes; use {MAX_IMAGE_SIZE} or less")
+    if not images:  # the bounds only: no need to read the memory figures
+        return
     available = available_memory()
-    if not images or not available:
+    if not available:
         return
     per_pixel = images * channels(color_mode) * COPIES_WHILE_TRAINING * max(1, processes)
     need = per_pixel * image_size**2
