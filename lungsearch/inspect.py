@@ -49,6 +49,8 @@ def inspect_folder(
     search_idx = np.flatnonzero(readable & (split_of != "test"))
     given_val = np.flatnonzero(readable & (split_of == "val"))
     parts: dict[str, np.ndarray] = {}
+    # not quite load_search_data's rule (it counts listed val files, not readable ones, and also wants every class in
+    # val/): a val/ of 100+ images lacking a class shows here as "given val/" but is merged by run
     if len(given_val) >= data.SMALL_VAL:
         parts["train"], parts["val"] = np.flatnonzero(readable & (split_of == "train")), given_val
         validation = "given val/"

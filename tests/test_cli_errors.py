@@ -55,13 +55,13 @@ def test_image_size_that_cannot_fit_in_memory_says_the_figures(tmp_path: Path, c
     import optuna
 
     from conftest import make_folder
-    from lungsearch import data as data_mod
+    from lungsearch.data import limits
 
     data = make_folder(tmp_path / "xray", per_class=10)  # 20 train images (test/ is not counted)
     url = f"sqlite:///{tmp_path}/s.db"
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # its INFO line would go to an earlier test's closed stderr
     optuna.create_study(storage=url, study_name="kept").add_trial(optuna.trial.create_trial(value=0.5))
-    monkeypatch.setattr(data_mod, "available_memory", lambda: 30_000_000)  # 30 MB
+    monkeypatch.setattr(limits, "available_memory", lambda: 30_000_000)  # 30 MB
     code, err = run_cli(capsys, "run", "--data", str(data), "--image-size", "1024", "--study", "kept", "--storage", url)
     # 20 images x 1024^2 x 1 channel x 3 copies = 62.9 MB > 30 MB; 30 MB fits sqrt(30e6 / 60) = 707 -> 704 px
     assert_one_line_error(code, err, "needs about 0.1 GB for 20 grayscale images", "0.0 GB of memory is available",

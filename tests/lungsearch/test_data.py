@@ -49,7 +49,7 @@ def test_layout_tiny_val_is_merged_with_a_warning(tmp_path):
 
 
 def test_layout_large_val_is_used_as_given(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "SMALL_VAL", 10)
+    monkeypatch.setattr(data.load, "SMALL_VAL", 10)  # where load_search_data reads it
     root = make_folder(tmp_path / "xray", splits=("train", "val", "test"), per_class=6)
     d = load(root, tmp_path)
     assert (len(d.train), len(d.val)) == (12, 12)

@@ -65,8 +65,8 @@ def test_cli_download_then_search_uses_the_given_val(tmp_path, capsys, monkeypat
     monkeypatch.setattr(download, "PNEUMONIAMNIST", {**download.PNEUMONIAMNIST, 28: ("pneumoniamnist.npz", hashlib.md5(npz.read_bytes()).hexdigest())})
     assert main(["data", "download", "pneumoniamnist", "--out", str(tmp_path / "out"), "--source", str(npz)]) == 0
     assert "train 8" in capsys.readouterr().out
-    import lungsearch.data as data
+    from lungsearch.data import load as data_load
 
-    monkeypatch.setattr(data, "SMALL_VAL", 4)
+    monkeypatch.setattr(data_load, "SMALL_VAL", 4)  # where load_search_data reads it
     d = load_search_data(str(tmp_path / "out"), image_size=16, cache_dir=str(tmp_path / "c"))
     assert (len(d.train), len(d.val)) == (8, 6) and d.info["validation"] == "given val/"
