@@ -103,7 +103,9 @@ def retrain(study: optuna.Study, trial: optuna.trial.FrozenTrial, data, *, verbo
     fixed = optuna.trial.FixedTrial(space.fixed_params(trial.params), number=trial.number)
     keras.backend.clear_session(free_memory=True)
     keras.utils.set_random_seed(config.get("seed", 0) * 100_003 + trial.number)  # the seed the search gave this trial
-    model = space.build(fixed, input_shape=data.input_shape, num_classes=len(data.class_names))
+    # the facts the search built it with: --weights random must retrain from random weights, --hflip with flips
+    facts = {k: config[k] for k in ("hflip", "weights", "cache_dir") if config.get(k) is not None}
+    model = space.build(fixed, input_shape=data.input_shape, num_classes=len(data.class_names), **facts)
     options = space.fit_options(fixed)
     if config.get("batch_size"):  # pinned by --batch-size, as the search trained it
         options = {**options, "batch_size": int(config["batch_size"])}
