@@ -381,7 +381,10 @@ def _plots(ev: dict, out_dir: str, history: dict) -> list[str]:
     ax.set_xlabel("false positive rate (1 - specificity)")
     ax.set_ylabel("true positive rate (sensitivity)")
     ax.set_title("test ROC")
-    ax.legend(loc="lower right", fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # no curve where the folder holds one class only
+        ax.legend(loc="lower right", fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no ROC: the images hold one class only", ha="center", va="center")
     fig.tight_layout()
     paths.append(_save(fig, os.path.join(out_dir, "roc_curve.png")))
 

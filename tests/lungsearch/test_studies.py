@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import optuna
 from optuna.trial import TrialState, create_trial
 from optuna.distributions import FloatDistribution
@@ -43,7 +45,9 @@ def test_json_and_empty_and_missing(tmp_path, capsys):
 def test_the_metric_name_stored_with_the_study_names_the_best_value(tmp_path, capsys):
     url = f"sqlite:///{tmp_path}/s.db"
     study = optuna.create_study(storage=url, study_name="named", direction="maximize")
-    study.set_metric_names(["val_accuracy"])  # what `run` stores; optuna-dashboard shows it instead of "Objective 0"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # chosen on purpose, as `run` does
+        study.set_metric_names(["val_accuracy"])  # what `run` stores; optuna-dashboard shows it instead of "Objective 0"
     study.add_trial(create_trial(state=TrialState.COMPLETE, value=0.75, params={"x": 0.5},
                                  distributions={"x": FloatDistribution(0, 1)}))
     assert main(["studies", "--storage", url]) == 0

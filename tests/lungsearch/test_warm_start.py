@@ -50,9 +50,9 @@ def test_no_warm_start_and_a_pinned_batch_size(tmp_path):
     assert _run(data, url, 1, "--no-warm-start") == 0
     assert "warm_start" not in optuna.load_study(study_name="s", storage=url).trials[0].user_attrs
     url2 = f"sqlite:///{tmp_path / 's2.db'}"
-    assert _run(data, url2, 1, "--batch-size", "8") == 0
+    assert _run(data, url2, 1, "--batch-size", "64") == 0
     first = optuna.load_study(study_name="s", storage=url2).trials[0]
-    assert first.user_attrs["warm_start"] == "hand-cnn" and first.params["batch_size"] == 8  # the run's pin wins
+    assert first.user_attrs["warm_start"] == "hand-cnn" and first.params["batch_size"] == 64  # the run's pin wins
 
 
 def test_a_user_space_with_a_bad_warm_start_is_one_line(tmp_path, capsys):
