@@ -143,6 +143,8 @@ class Progress:
         size = f" ({param_count:,} params)" if param_count else ""
         warm = trial.user_attrs.get("warm_start")
         what = f"warm start {warm}: " if warm else ""
+        weights = trial.user_attrs.get("backbone_weights")  # transfer spaces: what the backbone started from
+        size += f"; backbone weights: {weights}" if weights else ""
         self.say(f"trial {trial.number} started: {what}{key_params(trial.params)}{size}; {self.timing(trial.study)}")
 
     def batch(self, epoch: int, step: int, steps: int | None) -> None:

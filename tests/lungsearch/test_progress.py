@@ -139,3 +139,12 @@ def test_fit_calls_the_batch_hook_before_every_training_batch():
     calls = []
     train.fit(model, data, epochs=2, batch_size=4, on_batch=lambda e, s, n: calls.append((e, s, n)))
     assert calls == [(0, 0, 3), (0, 1, 3), (0, 2, 3), (1, 0, 3), (1, 1, 3), (1, 2, 3)]
+
+
+def test_a_transfer_trial_says_which_weights_its_backbone_started_from():
+    stream = io.StringIO()
+    study = optuna.create_study()
+    trial = study.ask()
+    trial.set_user_attr("backbone_weights", "imagenet (efficientnet-lite0-57934424.pth)")
+    Progress("val_auc", total=1, epochs=1, stream=stream).trial_started(trial, param_count=10)
+    assert "backbone weights: imagenet (efficientnet-lite0-57934424.pth)" in stream.getvalue()
