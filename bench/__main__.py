@@ -28,6 +28,12 @@ BENCHES = {
             ["throughput", "--images", "512", "--epochs", "1"]),
     "selection": ("validation signals and threshold rules against test figures, every kept trial (key selection)",
                   ["--sets", "covid19", "--seeds", "1", "--budget", "60", "--epochs", "3"]),
+    "vs_hand": ("the seeds' hand CNN (5 seeds) vs the quick start and the 30-minute search, test split (key vs_hand)",
+                ["--sets", "covid19", "--budget", "120", "--seeds", "2"]),
+    "imagenet": ("efficientnet-lite0's warm starts from ImageNet vs random weights, test split (key imagenet)",
+                 ["--sets", "covid19", "--epochs", "2"]),
+    "hand_variants": ("one change at a time to the hand CNN (standardisation, intensity, affine), test split (key hand_variants)",
+                      ["--sets", "covid19", "--seeds", "2", "--variants", "base;standardize"]),
     "spaces_epoch": ("parameters, FLOPs and seconds per epoch of each space (key spaces_epoch)", ["cnn", "dense"]),
 }
 
