@@ -333,14 +333,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--epochs", type=int, help="epoch cap per trial, passed to `run` (default: run's, 10); for smoke runs")
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args(argv)
-    from bench.vs_hand import SHARED, data_folder, lungsearch
+    from bench.vs_hand import data_folder, lungsearch, parse_sets
 
-    sets = [s.strip() for s in args.sets.split(",") if s.strip()]
-    unknown = [s for s in sets if s not in SETS]
-    if unknown:
-        ap.error(f"unknown data set {unknown[0]!r}; choose from {', '.join(SETS)}")
-    if not os.path.isdir(SHARED):
-        ap.error(f"the real data sets are not at {SHARED}")
+    sets = parse_sets(ap, args.sets, SETS)
     reduced = args.budget < 1800 or args.seeds < 2 or args.epochs is not None
     key = "selection_reduced" if reduced else "selection"
     results: dict = {}

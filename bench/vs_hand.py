@@ -138,6 +138,17 @@ def side_search(folder: str, work: str, name: str, flags: list[str], *, on_off: 
     return out
 
 
+def parse_sets(ap: argparse.ArgumentParser, text: str, known) -> list[str]:
+    """``--sets`` as a list of known data set names; an unknown name, or no ../shared/data, is a usage error."""
+    sets = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [s for s in sets if s not in known]
+    if unknown:
+        ap.error(f"unknown data set {unknown[0]!r}; choose from {', '.join(known)}")
+    if not os.path.isdir(SHARED):
+        ap.error(f"the real data sets are not at {SHARED}")
+    return sets
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sets", default=",".join(SETS), help=f"comma-separated, from {', '.join(SETS)} (default: all, in this order)")
@@ -146,12 +157,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--sides", default="hand,quick,default", help="which sides to run (default all three)")
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args(argv)
-    sets = [s.strip() for s in args.sets.split(",") if s.strip()]
-    unknown = [s for s in sets if s not in SETS]
-    if unknown:
-        ap.error(f"unknown data set {unknown[0]!r}; choose from {', '.join(SETS)}")
-    if not os.path.isdir(SHARED):
-        ap.error(f"the real data sets are not at {SHARED}")
+    sets = parse_sets(ap, args.sets, SETS)
     sides = set(args.sides.split(","))
     reduced = args.budget < 1800 or args.seeds < 5
     key = "vs_hand_reduced" if reduced else "vs_hand"
