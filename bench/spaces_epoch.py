@@ -56,7 +56,7 @@ def main() -> None:
         keras.backend.clear_session(free_memory=True)
         keras.utils.set_random_seed(0)
         params = FIXED.get(name, TRANSFER)
-        model = space.build(optuna.trial.FixedTrial(params), input_shape=x.shape[1:], num_classes=2, weights="random")
+        model = space.build(optuna.trial.FixedTrial(space.fixed_params(params)), input_shape=x.shape[1:], num_classes=2, weights="random")
         batch = params["batch_size"]
         model.fit(x[:batch], labels[:batch], epochs=1, batch_size=batch, verbose=0)  # trace once
         start = time.perf_counter()

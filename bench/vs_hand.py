@@ -18,9 +18,11 @@ Data sets: ``chest_xray`` (NORMAL/PNEUMONIA: the disease class at index 1),
 ``covid_normal``, made here as symbolic links to covid19's Covid and Normal
 folders (the disease class at index 0, where the inverted-AUC bug hid).
 
-After the default search, the best trial with augmentation on and the best
-with it off are exported too (``--retrain`` where not kept), so each study
-also says which won on test.  Key ``vs_hand`` (``vs_hand_reduced`` for a
+After each search, ``best --export --ensemble 3`` (the kept top 3 averaged)
+is tested beside the single pick; after the default search, the best trial
+of each value of the cnn space's switches (augmentation off/on,
+normalisation none/image) is exported too (``--retrain`` where its model was
+not kept), so each study also says which won on test.  Key ``vs_hand`` (``vs_hand_reduced`` for a
 reduced run), written after every side, so a run cut short keeps what it did.
 Goal: per data set, quick ``test_auc`` >= the hand CNN's median and default
 ``search_auc`` >= the hand CNN's best seed.
@@ -43,6 +45,10 @@ SHARED = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data"))
 HAND = os.path.join(HERE, "hand_cnn.py")
 SETS = ("covid19", "chest_xray", "covid_normal")
 METRICS = ("roc_auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity")
+# The cnn space's switches (parameter, its value in trials that predate it, values): the best trial of
+# each value of each is exported and tested after the default search.
+SWITCHES = (("augment", "on", ("on", "off")), ("normalize", "none", ("none", "image")))
+ENSEMBLE = 3  # best --ensemble K, exported beside the single pick of each search
 QUICK = ["--space", "cnn", "--trials", "20", "--epochs", "5", "--image-size", "64"]
 
 
@@ -99,10 +105,11 @@ def study_facts(storage: str) -> dict:
         warm = [t for t in done if t.user_attrs.get("warm_start")]
         if warm:
             out["warm_start_val"] = max(t.value for t in warm)
-        for flag in ("on", "off"):
-            side = [t for t in done if t.params.get("augment", "on") == flag]
-            out[f"augment_{flag}"] = {"complete": len(side), "best_trial": max(side, key=lambda t: t.value).number if side else None,
-                                      "best_val": max((t.value for t in side), default=None)}
+        for param, default, values in SWITCHES:
+            for value in values:
+                side = [t for t in done if t.params.get(param, default) == value]
+                out[f"{param}_{value}"] = {"complete": len(side), "best_val": max((t.value for t in side), default=None),
+                                           "best_trial": max(side, key=lambda t: t.value).number if side else None}
     return study, out
 
 
@@ -126,15 +133,31 @@ def side_search(folder: str, work: str, name: str, flags: list[str], *, on_off: 
     start = time.perf_counter()
     lungsearch("run", "--data", folder, *flags, "--storage", storage, "--study", name)
     seconds = time.perf_counter() - start
-    _, facts = study_facts(storage)
+    study, facts = study_facts(storage)
     out = {"flags": flags, "seconds": round(seconds, 1), **facts, **export(storage, f"{work}/{name}")}
     print(f"  {name}: {facts['complete']} complete / {facts['trials']} trials in {seconds:.0f} s, best #{facts.get('best_trial')} "
           f"val {facts.get('best_val', float('nan')):.4f}: test AUC {out['test_auc']:.3f}, accuracy {out['test_accuracy']:.3f}", flush=True)
-    if on_off:  # the best trial of each augmentation setting, exported and tested the same way
-        for flag in ("on", "off"):
-            best = facts.get(f"augment_{flag}", {}).get("best_trial")
-            if best is not None:
-                out[f"augment_{flag}"].update(export(storage, f"{work}/{name}-aug-{flag}", "--trial", str(best), "--retrain"))
+    if facts["complete"] >= ENSEMBLE:  # the kept top K averaged: does it carry to test better than the single pick?
+        out["ensemble"] = {"k": ENSEMBLE, **export(storage, f"{work}/{name}-ensemble", "--ensemble", str(ENSEMBLE))}
+        print(f"  {name}, ensemble of {ENSEMBLE}: test AUC {out['ensemble']['test_auc']:.3f}, "
+              f"accuracy {out['ensemble']['test_accuracy']:.3f}", flush=True)
+    if on_off:  # the best trial of each value of each switch, exported and tested the same way
+        from search.keep import model_file
+
+        for param, _, values in SWITCHES:
+            for value in values:
+                group = out[f"{param}_{value}"]
+                best = group["best_trial"]
+                if best is None:
+                    continue
+                if best == out["trial"]:  # the pick itself: already tested
+                    figures, retrained = {k: out[k] for k in ("test", "test_auc", "test_accuracy", "test_balanced_accuracy")}, False
+                else:
+                    retrained = model_file(study, study.trials[best]) is None
+                    figures = export(storage, f"{work}/{name}-{param}-{value}", "--trial", str(best), *(["--retrain"] if retrained else []))
+                group.update(figures, retrained=retrained)
+                print(f"  {name}, best with {param}={value} (#{best}, val {group['best_val']:.4f}): test AUC {figures['test_auc']:.3f}",
+                      flush=True)
     return out
 
 

@@ -10,7 +10,8 @@ from spaces import augment
 from spaces.common import OPTIMIZERS, InvalidCombination, check_facts, check_param_count, compile_model
 
 NAME = "cnn"
-DESCRIPTION = "CNN from scratch: 1-5 conv blocks (filters, kernel, batch norm, pooling, dropout), GAP or flatten head, augmentation on/off; starts from the seeds' hand CNN"
+DESCRIPTION = ("CNN from scratch: per-image standardisation on/off, 1-5 conv blocks (filters, kernel, batch norm, pooling, "
+               "dropout), GAP or flatten head, augmentation on/off; starts from the seeds' hand CNN, plain and standardised")
 IMAGE_SIZE = 64  # default input side in pixels
 COLOR_MODE = "grayscale"
 MIN_MAP_SIDE = 2  # the smallest feature map side the last pooling may leave
@@ -29,17 +30,28 @@ WARM_STARTS = [
             "dropout_b0": 0.0, "dropout_b1": 0.0, "dropout_b2": 0.0,
             "head": "flatten", "dropout": 0.5, "dense_units": 128,
             "optimizer": "rmsprop", "learning_rate": 1e-3, "augment": "off", "batch_size": 32,
+            "normalize": "none",
         },
     },
 ]
+WARM_STARTS.append({
+    # The same network with each image standardised to mean 0, std 1 after rescaling: on covid19 it lifted
+    # the hand CNN's test AUC over 5 seeds from median 0.916 to 0.942 and its accuracy from 0.652 to 0.848
+    # (bench.hand_variants), by removing the brightness and contrast that differ between acquisitions.
+    "name": "hand-cnn-standardized",
+    "params": {**WARM_STARTS[0]["params"], "normalize": "image"},
+})
 # Parameters added since the first studies, with the value their trials implied (for FixedTrial rebuilds):
 # trials from before the augmentation switch always augmented.
-LEGACY_PARAMS = {"augment": "on"}
+# trials from before the normalisation switch never standardised.
+LEGACY_PARAMS = {"augment": "on", "normalize": "none"}
 
 
 def suggest(trial) -> dict:
     """Every architecture choice of the space, suggested through ``trial``."""
     p = {
+        # per-image (x - mean) / std after rescaling, or the rescaled pixels as they are
+        "normalize": trial.suggest_categorical("normalize", ["none", "image"]),
         "conv_blocks": trial.suggest_int("conv_blocks", 1, 5),
         "kernel_size": trial.suggest_categorical("kernel_size", [3, 5]),
         "batch_norm": trial.suggest_categorical("batch_norm", [False, True]),
@@ -84,6 +96,8 @@ def build(trial, *, input_shape, num_classes, hflip: bool = False, **_):
     inputs = keras.Input(shape=(height, width, channels), name="pixels")
     x = augment.apply(inputs, p["augment"], hflip=hflip)
     x = layers.Rescaling(1.0 / 255.0, name="rescale")(x)
+    if p["normalize"] == "image":
+        x = augment.standardize_layer()(x)
     pool = layers.MaxPooling2D if p["pooling"] == "max" else layers.AveragePooling2D
     for i, (filters, rate) in enumerate(zip(p["filters"], p["block_dropout"])):
         x = layers.Conv2D(filters, p["kernel_size"], padding="same", use_bias=not p["batch_norm"], name=f"conv{i}")(x)

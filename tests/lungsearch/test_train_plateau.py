@@ -14,7 +14,7 @@ from lungsearch.data import Arrays, SearchData
 
 CNN = {"conv_blocks": 2, "kernel_size": 3, "batch_norm": False, "pooling": "max", "activation": "relu",
        "filters_b0": 8, "filters_b1": 8, "dropout_b0": 0.0, "dropout_b1": 0.0, "head": "gap", "dropout": 0.0,
-       "dense_units": 16, "optimizer": "adam", "learning_rate": 1e-2, "augment": "on",
+       "dense_units": 16, "optimizer": "adam", "learning_rate": 1e-2, "augment": "on", "normalize": "none",
        "aug_translate": 0.0, "aug_zoom": 0.0, "aug_rotate": 0.0, "aug_contrast": 0.0}
 
 

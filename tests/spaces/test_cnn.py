@@ -12,7 +12,7 @@ from spaces.flops import count_flops
 
 BASE = {"conv_blocks": 2, "kernel_size": 3, "batch_norm": False, "pooling": "avg", "activation": "elu",
         "filters_b0": 8, "filters_b1": 8, "dropout_b0": 0.0, "dropout_b1": 0.1, "head": "flatten", "dropout": 0.0,
-        "dense_units": 16, "optimizer": "sgd", "learning_rate": 1e-3, "augment": "on",
+        "dense_units": 16, "optimizer": "sgd", "learning_rate": 1e-3, "augment": "on", "normalize": "none",
         "aug_translate": 0.1, "aug_zoom": 0.1, "aug_rotate": 0.05, "aug_contrast": 0.2}
 
 
@@ -99,3 +99,26 @@ def test_exported_inference_model_has_no_augmentation_and_predicts_the_same():
     assert not any(layer.name.startswith("aug_") for layer in plain.layers)
     x = np.random.default_rng(1).integers(0, 256, (4, 32, 32, 1)).astype("float32")
     np.testing.assert_allclose(plain.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_image_normalisation_makes_predictions_blind_to_brightness_and_contrast():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    plain = {k: v for k, v in BASE.items() if not k.startswith("aug_")} | {"augment": "off"}
+    model = spaces.get_space("cnn").build(optuna.trial.FixedTrial({**plain, "normalize": "image"}), input_shape=(32, 32, 1),
+                                          num_classes=2)
+    assert "standardize" in {layer.name for layer in model.layers}
+    x = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 1)).astype("float32")
+    darker = 0.7 * x + 10  # a darker, flatter exposure of the same images (chest_xray's test split differs so)
+    # equal up to LayerNormalization's epsilon (1e-3 against a variance of ~0.04 on the 0..1 scale)
+    assert np.abs(model.predict(x, verbose=0) - model.predict(darker, verbose=0)).max() < 2e-3
+    raw = spaces.get_space("cnn").build(optuna.trial.FixedTrial(plain), input_shape=(32, 32, 1), num_classes=2)
+    assert "standardize" not in {layer.name for layer in raw.layers}
+    assert np.abs(raw.predict(x, verbose=0) - raw.predict(darker, verbose=0)).max() > 1e-2  # without it they move
+
+
+def test_the_second_warm_start_is_the_hand_cnn_standardised():
+    first, second = spaces.get_space("cnn").warm_starts
+    assert (first["name"], second["name"]) == ("hand-cnn", "hand-cnn-standardized")
+    assert second["params"] == {**first["params"], "normalize": "image"} and first["params"]["normalize"] == "none"

@@ -34,6 +34,7 @@ PINNED = {
         "batch_size": "int 16..128 (log)",
     },
     "cnn": {
+        "normalize": "one of none, image",
         "conv_blocks": "int 1..5",
         "kernel_size": "one of 3, 5",
         "batch_norm": "one of False, True",
