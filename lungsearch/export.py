@@ -6,137 +6,31 @@ again from its stored params (``FixedTrial``), chooses the decision threshold
 on validation, reads the test split once, and writes the model, its metadata
 and the evaluation files.  The model is reloaded in a fresh process before the
 export counts as done.
+
+This module holds :func:`export_best`; the pieces live beside it, and every
+name they had here is still importable from here (``_search_data`` too, which
+bench.selection reads):
+
+- :mod:`lungsearch.export_base`: :class:`ExportError`, :data:`FORMAT`, :func:`meta_path`
+- :mod:`lungsearch.export_pick`: which trial(s) to export
+- :mod:`lungsearch.export_rebuild`: the study's data and a trial's model, kept or trained again
+- :mod:`lungsearch.export_model`: the ensemble model, and the fresh-process reload check
 """
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import tempfile
 
 import numpy as np
 import optuna
-from optuna.trial import TrialState
 
-import search
 from lungsearch import __version__
-
-FORMAT = "lungsearch-model/1"  # marks a model.json written by lungsearch; predict requires it
-
-
-class ExportError(ValueError):
-    """The asked-for model cannot be exported."""
-
-    user_error = True  # the CLI prints it on one line and exits 2
-
-
-def meta_path(model_path: str) -> str:
-    return os.path.splitext(model_path)[0] + ".json"
-
-
-def pick_trial(study: optuna.Study, trial_number: int | None = None, max_train_seconds: float | None = None) -> optuna.trial.FrozenTrial:
-    """The best trial; or trial ``trial_number``; or the most accurate one trained within ``max_train_seconds``."""
-    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if not done:
-        raise ExportError(f"study {study.study_name!r} has no completed trial yet; run more trials first")
-    if trial_number is not None and max_train_seconds is not None:
-        raise ExportError("give --trial or --max-train-seconds, not both")
-    if trial_number is not None:
-        for t in done:
-            if t.number == trial_number:
-                return t
-        raise ExportError(f"trial {trial_number} is not a completed trial of {study.study_name!r}; see `lungsearch report`")
-    if max_train_seconds is not None:
-        fast = [t for t in done if t.user_attrs.get("train_seconds") is not None and t.user_attrs["train_seconds"] <= max_train_seconds
-                and t.user_attrs.get("val_accuracy") is not None]
-        if not fast:
-            quickest = min((t.user_attrs.get("train_seconds", float("inf")) for t in done), default=float("inf"))
-            raise ExportError(f"no completed trial trained within {max_train_seconds:g}s (the quickest took {quickest:.1f}s)")
-        # The most accurate trial within the budget is on the accuracy/time front; ties: the quicker.
-        return max(fast, key=lambda t: (t.user_attrs["val_accuracy"], -t.user_attrs["train_seconds"]))
-    return study.best_trial
-
-
-def _keeper(study: optuna.Study):
-    artifacts = study.user_attrs.get("artifacts") or ""
-    return search.ModelKeeper(artifacts) if os.path.isdir(artifacts) else None
-
-
-def data_source(study: optuna.Study) -> str:
-    """The data folder as an absolute path (the search stored it), so `best` works from any folder."""
-    attrs = study.user_attrs
-    source = (attrs.get("data") or {}).get("source") or (attrs.get("config") or {}).get("data")
-    if not source:
-        raise ExportError(f"study {study.study_name!r} does not say which data it was made on")
-    return source
-
-
-def _search_data(study: optuna.Study):
-    """The study's train/validation data, decoded exactly as the search did (never the test split)."""
-    from lungsearch import data as data_mod
-
-    attrs = study.user_attrs
-    config = attrs.get("config")
-    if not config:
-        raise ExportError(f"study {study.study_name!r} stores no config (made by an older lungsearch?); cannot rebuild its data")
-    return data_mod.load_search_data(
-        data_source(study), image_size=config["image_size"], color_mode=attrs.get("color_mode") or config.get("color") or "grayscale",
-        val_fraction=config.get("val_fraction", 0.15), seed=config.get("seed", 0),
-        group_pattern=attrs.get("group_pattern", data_mod.DEFAULT_GROUP_PATTERN),
-        cache_dir=config.get("cache_dir"), dedupe=bool(config.get("dedupe", False)),
-    )
-
-
-def retrain(study: optuna.Study, trial: optuna.trial.FrozenTrial, data, *, verbose: int = 0):
-    """Rebuild ``trial``'s model from its stored params and train it as the search did: (model, FitResult)."""
-    import keras
-
-    from lungsearch import train
-    from spaces import get_space
-
-    attrs = study.user_attrs
-    config = attrs.get("config", {})
-    space_ref = (attrs.get("space") or {}).get("source") or config.get("space") or "cnn"
-    space = get_space(space_ref)
-    fixed = optuna.trial.FixedTrial(space.fixed_params(trial.params), number=trial.number)
-    keras.backend.clear_session(free_memory=True)
-    keras.utils.set_random_seed(config.get("seed", 0) * 100_003 + trial.number)  # the seed the search gave this trial
-    # the facts the search built it with: --weights random must retrain from random weights, --hflip with flips
-    facts = {k: config[k] for k in ("hflip", "weights", "cache_dir") if config.get(k) is not None}
-    model = space.build(fixed, input_shape=data.input_shape, num_classes=len(data.class_names), **facts)
-    options = space.fit_options(fixed)
-    if config.get("batch_size"):  # pinned by --batch-size, as the search trained it
-        options = {**options, "batch_size": int(config["batch_size"])}
-    epochs = int(trial.user_attrs.get("epochs") or config.get("epochs", 10))
-    result = train.fit(model, data, epochs=epochs, use_class_weights=config.get("class_weights", True), verbose=verbose,
-                       monitor=config.get("metric", "val_loss"), **options)  # the search restored the best epoch of its objective
-    return model, result
-
-
-def pick_trials(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
-    """The ``k`` best completed trials by the objective, best first (ties: the earlier trial)."""
-    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if not done:
-        raise ExportError(f"study {study.study_name!r} has no completed trial yet; run more trials first")
-    if k > len(done):
-        raise ExportError(f"--ensemble {k} needs {k} completed trials; study {study.study_name!r} has {len(done)}")
-    return sorted(done, key=lambda t: (-t.value, t.number))[:k]
-
-
-def ensemble_model(members, name: str = "ensemble"):
-    """One Keras model that averages the class probabilities of ``members`` (same input), loadable in plain Keras."""
-    import keras
-
-    inputs = keras.Input(shape=tuple(members[0].input_shape[1:]), name="pixels")
-    outputs = []
-    for i, member in enumerate(members):
-        # each member becomes a named sub-model, so equal layer names in two members cannot clash
-        wrapped = keras.Model(member.input, member.output, name=f"member{i}")
-        outputs.append(wrapped(inputs))
-    mean = keras.layers.Average(name="probabilities")(outputs)
-    return keras.Model(inputs, mean, name=name)
+from lungsearch.export_base import FORMAT, ExportError, meta_path
+from lungsearch.export_model import check_loads, ensemble_model
+from lungsearch.export_pick import pick_trial, pick_trials
+from lungsearch.export_rebuild import _keeper, _search_data, data_source, retrain
 
 
 def export_best(
@@ -295,26 +189,3 @@ def export_best(
     check_loads(dest, sample=test.x[:8], expected=test_probs[:8])
     meta["files"] = [os.path.abspath(dest), os.path.abspath(meta_path(dest)), *files]
     return meta
-
-
-def check_loads(path: str, sample: np.ndarray | None = None, expected: np.ndarray | None = None) -> None:
-    """Load the model in a fresh process, as its user will; with ``sample``, check it predicts ``expected``."""
-    code = (
-        "import sys, numpy as np, keras\n"
-        "m = keras.models.load_model(sys.argv[1])\n"
-        "if len(sys.argv) > 2:\n"
-        "    d = np.load(sys.argv[2])\n"
-        "    got = np.asarray(m.predict(d['x'], verbose=0))\n"
-        "    diff = float(np.max(np.abs(got - d['p'])))\n"
-        "    sys.exit(f'reloaded model predicts differently (max difference {diff:.2g})') if diff > 1e-4 else None\n"
-    )
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    with tempfile.TemporaryDirectory() as tmp:
-        args = [sys.executable, "-c", code, path]
-        if sample is not None and expected is not None and len(sample):
-            np.savez(os.path.join(tmp, "sample.npz"), x=sample, p=expected)
-            args.append(os.path.join(tmp, "sample.npz"))
-        proc = subprocess.run(args, capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or ["unknown error"])[-1]
-        raise ExportError(f"exported {path} does not load in a fresh process: {tail}")

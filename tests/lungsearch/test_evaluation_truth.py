@@ -8,7 +8,7 @@ import numpy as np
 import optuna
 import pytest
 
-from lungsearch import evaluate, export, train
+from lungsearch import evaluate, evaluate_plots, export, train
 
 NAMES = ("NORMAL", "PNEUMONIA")
 
@@ -50,7 +50,7 @@ def test_markdown_says_which_interval_and_which_validation_accuracy():
 
 def test_training_curves_show_the_objective_and_mark_the_kept_epoch(tmp_path, monkeypatch):
     figures = []
-    monkeypatch.setattr(evaluate, "_save", lambda fig, path: figures.append(fig) or path)
+    monkeypatch.setattr(evaluate_plots, "_save", lambda fig, path: figures.append(fig) or path)  # where training_curves_png looks it up
     history = {"loss": [0.7, 0.5, 0.4], "val_loss": [0.6, 0.5, 0.55], "accuracy": [0.6, 0.7, 0.8],
                "val_accuracy": [0.6, 0.75, 0.7], "val_auc": [0.7, 0.9, 0.85]}
     assert evaluate.training_curves_png(history, str(tmp_path / "c.png"), trial=3, objective="val_auc", kept_epoch=2)

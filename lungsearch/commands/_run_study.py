@@ -1,0 +1,94 @@
+"""`lungsearch run` around its trials: refuse an incomparable resume, say when --trials is reached, warm-start a new study, sum up.
+
+Everything here reads or writes the study in storage before the first trial
+or after the last; :mod:`lungsearch.commands._run_trials` runs the trials and
+:mod:`lungsearch.commands._run_workers` starts worker processes for them.
+"""
+
+from __future__ import annotations
+
+
+def check_resumable(storage, config) -> int:
+    """Refuse to resume a study with settings that would make its trials incomparable.
+
+    Returns how many trials are still to run.
+    """
+    import optuna
+
+    import search
+    from lungsearch.config import IDENTITY_KEYS, ConfigError
+
+    name = config.study_name
+    existing = {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+    if name not in existing:
+        return config.trials
+    study = optuna.load_study(study_name=name, storage=storage)
+    stored = study.user_attrs.get("config", {})
+    mine = config.to_dict()
+    differ = [k for k in IDENTITY_KEYS if k in stored and stored[k] != mine[k]]
+    if differ:
+        what = ", ".join(f"{k}={stored[k]!r} (now {mine[k]!r})" for k in differ)
+        raise ConfigError(f"study {name!r} was made with {what}; resume with the same settings or pass a new --study name")
+    return max(0, config.trials - search.count_finished(study))
+
+
+def already_done(storage, config) -> int:
+    """--trials is the study's total and it is reached: say so, and how to run more, instead of loading data for nothing."""
+    import shlex
+
+    import optuna
+
+    import search
+    from lungsearch.config import as_flags
+
+    study = optuna.load_study(study_name=config.study_name, storage=storage)
+    finished = search.count_finished(study)
+    more = config.with_updates(trials=finished + config.trials)
+    print(f"study {config.study_name!r} in {config.storage} already has {finished} finished trials, and --trials {config.trials} "
+          f"is the study's total: nothing to run. To run {config.trials} more, raise --trials:", flush=True)
+    print(f"  lungsearch run {shlex.join(as_flags(more))}", flush=True)
+    summarise(study, config)
+    return 0
+
+
+def warm_start(storage, config, space) -> None:
+    """A new study: enqueue the space's known-good points as its first trials (before any worker starts)."""
+    import optuna
+
+    import search
+    from spaces import check_warm_start
+
+    if not config.warm_start or not space.warm_starts:
+        return
+    for point in space.warm_starts:  # a user file's bad point is one line now, not a mislabelled trial later
+        check_warm_start(space, point)
+    study = optuna.create_study(storage=storage, study_name=config.study_name, direction="maximize", load_if_exists=True)
+    pinned = {"batch_size": config.batch_size} if config.batch_size else None
+    names = search.enqueue_warm_starts(study, space.warm_starts, limit=config.trials, pinned=pinned)
+    if names:
+        print(f"warm start: the first trial{'s are' if len(names) > 1 else ' is'} {', '.join(names)} "
+              f"(the space's known-good point{'s' if len(names) > 1 else ''}; --no-warm-start to skip)", flush=True)
+
+
+def resume_line(config) -> str:
+    import shlex
+
+    from lungsearch.config import as_flags
+
+    return f"resume with: lungsearch run {shlex.join(as_flags(config))}"
+
+
+def summarise(study, config) -> None:
+    import optuna
+
+    import search
+
+    from lungsearch.commands import _hints
+
+    finished = search.count_finished(study)
+    if study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        best = study.best_trial
+        print(f"done: {finished} trials finished; best trial #{best.number} {config.metric}={best.value:.4f}", flush=True)
+        _hints.show(_hints.after_run(config.storage, study.study_name))
+    else:
+        print(f"done: {finished} trials finished, none completed (all pruned or failed)", flush=True)
