@@ -87,24 +87,16 @@ def images_per_second(image_size: int, images: int, epochs: int, batch_size: int
 
 
 def record_part(part: str, figures: dict) -> dict:
-    """Merge ``figures`` (with this command, machine and date) into key ``gpu`` under ``part``."""
-    import datetime
+    """Merge ``figures`` (with this command, machine and date, paths relative) into key ``gpu`` under ``part``
+    (``part_reduced`` for a reduced run, as ``bench.results.record`` does for keys)."""
     import shlex
 
-    from bench.results import RESULTS, machine
+    from bench.results import load, reduced_key, stamp, write
 
-    data = {}
-    if os.path.isfile(RESULTS):
-        with open(RESULTS) as fh:
-            data = json.load(fh)
-    entry = data.get("gpu", {})
-    entry[part] = {"command": "python -m bench.gpu " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-                   "machine": machine(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                   **figures}
-    data["gpu"] = entry
-    with open(RESULTS, "w") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True)
-        fh.write("\n")
+    entry = load().get("gpu", {})
+    part = reduced_key(part, figures)
+    entry[part] = stamp(figures, command="python -m bench.gpu " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    write("gpu", entry)
     return entry[part]
 
 
