@@ -82,11 +82,17 @@ def reduced_key(key: str, figures: dict) -> str:
 
 
 def below_defaults(parser: argparse.ArgumentParser, args: argparse.Namespace, *names: str) -> bool:
-    """Whether any of these flags asks for less than its default: a smaller number, or a limit
-    (``--train-limit``) where the default has none.  A bench's defaults are its full size."""
+    """Whether any of these flags asks for less than its default: a smaller number, a limit
+    (``--train-limit``) where the default has none, or fewer of the default's items (a
+    comma-separated list such as ``--pruners``, or a list of positional names).  A bench's
+    defaults are its full size."""
     for name in names:
         default, value = parser.get_default(name), getattr(args, name)
-        if value is not None and (default is None or value < default):
+        if isinstance(default, (str, list)):
+            items = lambda v: set(v.split(",") if isinstance(v, str) else v)  # noqa: E731
+            if items(value) < items(default):
+                return True
+        elif value is not None and (default is None or value < default):
             return True
     return False
 

@@ -106,9 +106,12 @@ def test_below_defaults():
     ap.add_argument("--budget", type=float, default=1800)
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--train-limit", type=int, default=None)
-    check = lambda argv: results.below_defaults(ap, ap.parse_args(argv), "budget", "seeds", "train_limit")  # noqa: E731
-    assert not check([]) and not check(["--budget", "3600", "--seeds", "5"])
+    ap.add_argument("--pruners", default="none,median,sha")
+    ap.add_argument("names", nargs="*", default=["cnn", "dense", "resnet"])
+    check = lambda argv: results.below_defaults(ap, ap.parse_args(argv), "budget", "seeds", "train_limit", "pruners", "names")  # noqa: E731
+    assert not check([]) and not check(["--budget", "3600", "--seeds", "5", "--pruners", "sha,none,median", "resnet", "cnn", "dense"])
     assert check(["--budget", "600"]) and check(["--seeds", "2"]) and check(["--train-limit", "2048"])
+    assert check(["--pruners", "none,median"]) and check(["cnn", "dense"])
 
 
 def test_relative_mode_rewrites_the_file(store, capsys):
