@@ -3,6 +3,9 @@
     python -m bench                          # list them
     python -m bench overhead --repeats 3     # run one; flags go to it
     python -m bench --small all              # every benchmark at small settings, one after another
+
+A run below a benchmark's defaults says "reduced": true and is recorded under
+KEY_reduced in bench/results.json, never over the full-size KEY.
 """
 
 from __future__ import annotations

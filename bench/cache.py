@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 
-from bench.results import record
+from bench.results import below_defaults, record
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_DATA = os.path.join(HERE, "..", "shared", "data", "chest_xray")
@@ -79,7 +79,7 @@ def main(argv=None) -> int:
           f"(median of {len(cached)}: {', '.join(f'{c:.2f}' for c in cached)})")
     print(f"cached load, fresh worker process: {worker_s:8.3f} s   speedup {first_s / worker_s:6.1f}x  (hit: {worker_hit})")
     record("cache", {
-        "images": n, "image_size": args.image_size,
+        "images": n, "image_size": args.image_size, "reduced": below_defaults(parser, args, "image_size"),
         "first_seconds": round(first_s, 3), "cached_seconds": round(cached_s, 4), "cached_seconds_all": [round(c, 4) for c in cached],
         "worker_cached_seconds": round(worker_s, 4), "worker_cache_hit": worker_hit,
         "speedup": round(first_s / cached_s, 1), "worker_speedup": round(first_s / worker_s, 1),

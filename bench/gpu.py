@@ -21,7 +21,7 @@ here) and on PyTorch or JAX (``KERAS_BACKEND``) on a GPU machine.
   are recorded.
 
 Every part is merged into key ``gpu`` of bench/results.json (``throughput_<gpu|cpu>_<backend>``,
-``search``), each with its own command, machine and date.  Goal (issue 7):
+``search``; ``_reduced`` appended for a run below the defaults), each with its own command, machine and date.  Goal (issue 7):
 test accuracy >= 0.95 and AUC >= 0.98 after a 100-trial search at 128 px or more.
 """
 
@@ -87,24 +87,16 @@ def images_per_second(image_size: int, images: int, epochs: int, batch_size: int
 
 
 def record_part(part: str, figures: dict) -> dict:
-    """Merge ``figures`` (with this command, machine and date) into key ``gpu`` under ``part``."""
-    import datetime
+    """Merge ``figures`` (with this command, machine and date, paths relative) into key ``gpu`` under ``part``
+    (``part_reduced`` for a reduced run, as ``bench.results.record`` does for keys)."""
     import shlex
 
-    from bench.results import RESULTS, machine
+    from bench.results import load, reduced_key, stamp, write
 
-    data = {}
-    if os.path.isfile(RESULTS):
-        with open(RESULTS) as fh:
-            data = json.load(fh)
-    entry = data.get("gpu", {})
-    entry[part] = {"command": "python -m bench.gpu " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-                   "machine": machine(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                   **figures}
-    data["gpu"] = entry
-    with open(RESULTS, "w") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True)
-        fh.write("\n")
+    entry = load().get("gpu", {})
+    part = reduced_key(part, figures)
+    entry[part] = stamp(figures, command="python -m bench.gpu " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    write("gpu", entry)
     return entry[part]
 
 
@@ -112,7 +104,7 @@ def throughput(args) -> dict:
     here = images_per_second(args.image_size, args.images, args.epochs, args.batch_size)
     print(f"{here['device']} ({here['backend']}): {here['images_per_second']:.0f} training images/s "
           f"({args.images} images x {args.epochs} epochs, {args.image_size} px, batch {here['batch_size']})", flush=True)
-    figures = {"here": here}
+    figures = {"here": here, "reduced": args.reduced}
     if not args.no_cpu and here["device"] != "cpu":
         child = [sys.executable, "-m", "bench.gpu", "throughput", "--no-cpu", "--no-record", "--json",
                  "--image-size", str(args.image_size), "--images", str(args.cpu_images or args.images),
@@ -165,7 +157,7 @@ def run_search(args) -> dict:
     train_seconds = sum(t.user_attrs.get("train_seconds", 0) for t in study.trials)
     print(f"{finished} of {args.trials} trials finished ({states}); this piece {seconds:.0f} s; "
           f"best validation AUC {study.best_value:.4f} (trial {study.best_trial.number})", flush=True)
-    figures = {"data": args.data, "image_size": args.image_size, "trials_target": args.trials, "trials": states,
+    figures = {"reduced": args.reduced, "data": args.data, "image_size": args.image_size, "trials_target": args.trials, "trials": states,
                "trials_finished": finished, "workers": args.workers, "epochs": args.epochs,
                "train_seconds_total": round(train_seconds, 1), "best_val_auc": round(study.best_value, 4),
                "best_trial": study.best_trial.number, "best_params": study.best_trial.params}
@@ -221,6 +213,10 @@ def main(argv=None) -> dict:
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
         argv = ["throughput", *argv]  # `python -m bench all` runs it with no subcommand
     args = ap.parse_args(argv)
+    from bench.results import below_defaults
+
+    args.reduced = (below_defaults(t, args, "image_size", "images", "epochs") if args.what == "throughput"
+                    else below_defaults(s, args, "trials", "image_size"))
     return throughput(args) if args.what == "throughput" else run_search(args)
 
 

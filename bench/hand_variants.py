@@ -49,7 +49,7 @@ def main(argv=None) -> dict:
                     side["balanced_accuracy_median"] = statistics.median(r["test_balanced_accuracy"] for r in side["seeds"])
                     results.setdefault(name, {})[variant] = side
                     if not args.no_record:
-                        record(key, {"seeds": args.seeds, "sets": results})
+                        record(key, {"reduced": key.endswith("_reduced"), "seeds": args.seeds, "sets": results})
     finally:
         if saved is None:
             os.environ.pop("LUNGSEARCH_HAND_VARIANT", None)

@@ -75,7 +75,7 @@ def main(argv=None) -> dict:
                                                "hand_auc_best": hand.get("hand_auc_best"), "cnn_search_auc": hand.get("search_auc"),
                                                "cnn_quick_auc": hand.get("quick_auc")}
                     if not args.no_record:
-                        record(key, {"epochs": args.epochs, "sets": results})
+                        record(key, {"reduced": key.endswith("_reduced"), "epochs": args.epochs, "sets": results})
     return results
 
 

@@ -18,6 +18,8 @@ import gc
 import os
 import tempfile
 
+from bench.results import below_defaults
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -119,6 +121,7 @@ def main(argv=None) -> dict:
         "rss_after_mib": [round(a, 1) for a in after],
         "fifth_peak_mib": round(fifth, 1), "last_peak_mib": round(last, 1),
         "last_over_fifth": round(last / fifth, 3),
+        "reduced": below_defaults(ap, args, "trials", "image_size", "epochs"),
     }
     print(f"peak RSS (recycle {args.recycle or 'off'}): trial 1 {peaks[0]:.0f} MiB, trial 5 {fifth:.0f} MiB, "
           f"trial {len(peaks)} {last:.0f} MiB (last/fifth = {last / fifth:.3f}; target <= 1.10)")

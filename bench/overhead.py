@@ -99,6 +99,7 @@ def main(argv=None) -> dict:
     import optuna
 
     import spaces
+    from bench.results import below_defaults
     from bench.spaces_epoch import FIXED
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -134,6 +135,7 @@ def main(argv=None) -> dict:
         "epoch_ratio": round(epoch_ratio, 4), "fit_ratio": round(fit_ratio, 4), "goal_met": epoch_ratio <= 1.03,
         "data": args.data, "image_size": args.image_size, "train_images": len(data.train), "val_images": len(data.val),
         "repeats": args.repeats, "trial": params,
+        "reduced": below_defaults(ap, args, "image_size", "train_limit", "repeats") or args.data == "demo",
         "raw_seconds": {side: [[round(a, 3), round(b, 3)] for a, b in rs] for side, rs in runs.items()},
         "raw_note": "per pair: [whole trial or build+fit, fit alone]",
     }

@@ -26,6 +26,7 @@ def main(argv=None) -> dict:
 
     import spaces
     from bench.overhead import SHARED, load
+    from bench.results import below_defaults
     from bench.search_vs_keras_tuner import run_lungsearch
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -38,6 +39,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args(argv)
+    args.reduced = below_defaults(ap, args, "budget", "epochs", "train_limit", "pruners")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     space = spaces.get_space("cnn")
@@ -64,7 +66,7 @@ def summarise(args, data, runs: dict) -> dict:
     from lungsearch.config import RunConfig
 
     default = RunConfig().pruner
-    figures = {"reduced": args.budget < 1800, "default_pruner": default, "data": args.data, "image_size": args.image_size,
+    figures = {"reduced": args.reduced, "default_pruner": default, "data": args.data, "image_size": args.image_size,
                "budget_seconds": args.budget, "epochs": args.epochs, "train_images": len(data.train),
                "val_images": len(data.val), "pruners_run": list(runs),
                "all_pruners_run": len(runs) == len(args.pruners.split(",")), "runs": runs}

@@ -35,7 +35,7 @@ def main() -> None:
     import optuna
 
     import spaces
-    from bench.results import record
+    from bench.results import below_defaults, record
     from lungsearch.data import decode, scan
     from spaces.flops import count_flops
 
@@ -48,7 +48,7 @@ def main() -> None:
     per_class = scan(args.data)["train"]
     paths = [p for name in sorted(per_class) for p in per_class[name][: args.per_class]]
     labels = np.array([i for i, name in enumerate(sorted(per_class)) for _ in per_class[name][: args.per_class]])
-    figures = {"subset": f"first {args.per_class} images of each train class of {os.path.normpath(args.data)} ({len(paths)} images)"}
+    figures = {"reduced": below_defaults(parser, args, "per_class", "names"), "subset": f"first {args.per_class} images of each train class of {os.path.normpath(args.data)} ({len(paths)} images)"}
     for name in args.names:
         space = spaces.get_space(name)
         size = space.image_size

@@ -110,8 +110,9 @@ def main(argv=None) -> dict:
         print(f"sqlite-wal / journal trials per hour: {ratio:.2f}")
         results["wal_over_journal"] = round(ratio, 2)
     if not args.no_record:
-        from bench.results import record
+        from bench.results import below_defaults, record
 
+        results["reduced"] = below_defaults(ap, args, "workers", "trials", "kinds")
         record("storage", results)
     return results
 

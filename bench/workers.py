@@ -19,6 +19,8 @@ import sys
 import tempfile
 import time
 
+from bench.results import below_defaults
+
 
 def run(workers: int, trials: int, image_size: int, folder: str) -> dict:
     exe = shutil.which("lungsearch", path=os.path.dirname(sys.executable)) or "lungsearch"
@@ -57,7 +59,7 @@ def main(argv=None) -> dict:
     ratio = two["trials_per_hour"] / one["trials_per_hour"]
     print(f"trials per hour, --workers 2 / --workers 1: {ratio:.2f} on {os.cpu_count()} cores")
     figures = {"workers_1": one, "workers_2": two, "two_over_one": round(ratio, 2), "trials": args.trials,
-               "image_size": args.image_size}
+               "image_size": args.image_size, "reduced": below_defaults(ap, args, "trials", "image_size")}
     if not args.no_record:
         from bench.results import record
 

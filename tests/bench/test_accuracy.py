@@ -1,0 +1,30 @@
+"""bench.accuracy's hand CNN figures: read from bench.vs_hand's stored run, named, never typed in (no training)."""
+
+from __future__ import annotations
+
+from bench import accuracy
+
+STORED = {"vs_hand": {"date": "2026-12-02T03:11:55+00:00", "command": "python -m bench.vs_hand", "reduced": False,
+                      "sets": {"chest_xray": {"hand": {"seeds": [{"seed": 0}, {"seed": 1}, {"seed": 2}], "auc_median": 0.94,
+                                                       "auc_best": 0.954, "auc_min": 0.92, "accuracy_median": 0.795}},
+                               "covid19": {"hand": {"seeds": [{"seed": 0}], "auc_median": 0.916, "auc_best": 0.939,
+                                                    "accuracy_median": 0.7}}}},
+          "vs_hand_reduced": {"sets": {"chest_xray": {"hand": {"auc_median": 0.5, "auc_best": 0.5, "accuracy_median": 0.5}}}}}
+
+
+def test_the_stored_run_named_with_its_date_and_command():
+    hand = accuracy.hand_cnn(STORED, "../shared/data/chest_xray/")
+    assert hand == {"measured": True, "source": "bench.vs_hand, 2026-12-02T03:11:55+00:00, python -m bench.vs_hand", "seeds": 3,
+                    "auc_median": 0.94, "auc_best": 0.954, "accuracy_median": 0.795}
+
+
+def test_not_measured_without_a_stored_run_or_off_chest_xray():
+    for stored, data in [({}, "/data/chest_xray"), ({"vs_hand_reduced": STORED["vs_hand_reduced"]}, "chest_xray"),
+                         ({"vs_hand": {"sets": {"chest_xray": {"quick": {}}}}}, "chest_xray"), (STORED, "../shared/data/covid19")]:
+        hand = accuracy.hand_cnn(stored, data)
+        assert hand["measured"] is False and hand["why"] and not {"auc_median", "accuracy_median"} & set(hand)
+
+
+def test_no_typed_hand_figure_left():
+    assert not hasattr(accuracy, "HAND_CNN")
+    assert "Kermany et al., Cell 2018" in accuracy.KERMANY_SOURCE
