@@ -8,7 +8,8 @@ import numpy as np
 import optuna
 import pytest
 
-from lungsearch import evaluate, evaluate_plots, export, train
+from lungsearch import evaluate, export, train
+from lungsearch.evaluate import plots as evaluate_plots
 
 NAMES = ("NORMAL", "PNEUMONIA")
 

@@ -6,10 +6,10 @@ attributes, still gets every part of the report that its trials can support.
 
 This module prints the summary and writes the report; the pieces live beside it:
 
-- :mod:`lungsearch.report_frames`: the trials table, degenerate trials, the Pareto fronts
-- :mod:`lungsearch.report_fronts`: a front as PNG and interactive HTML, :func:`write_html`
-- :mod:`lungsearch.report_optuna`: Optuna's own plots and the parameter importances
-- :mod:`lungsearch.report_index`: index.html, the whole report in one file
+- :mod:`lungsearch.report.frames`: the trials table, degenerate trials, the Pareto fronts
+- :mod:`lungsearch.report.fronts`: a front as PNG and interactive HTML, :func:`write_html`
+- :mod:`lungsearch.report.optuna_plots`: Optuna's own plots and the parameter importances
+- :mod:`lungsearch.report.index`: index.html, the whole report in one file
 
 Their public names are re-exported here, so ``lungsearch.report.<name>`` works as before.
 """
@@ -22,13 +22,13 @@ import optuna
 import pandas as pd
 
 # The first import of each module is what this one uses; the second only re-exports the rest.
-from lungsearch.report_frames import ACCURACY_NOTE, CHANCE_AUC, _plotted, _short, front_frame, majority_rate, trials_frame
-from lungsearch.report_frames import degenerate_mask, pareto_frame  # re-exported
-from lungsearch.report_fronts import _html_front, _plot_front
-from lungsearch.report_fronts import DEGENERATE_LABEL, NEEDS_PLOTLY, count_label, log_ticks, log_x, write_html  # re-exported
-from lungsearch.report_index import write_index
-from lungsearch.report_optuna import _optuna_plots
-from lungsearch.report_optuna import MIN_TRIALS_FOR_IMPORTANCE, RELIABLE_IMPORTANCE_TRIALS, importance_caveat  # re-exported
+from lungsearch.report.frames import ACCURACY_NOTE, CHANCE_AUC, _plotted, _short, front_frame, majority_rate, trials_frame
+from lungsearch.report.frames import degenerate_mask, pareto_frame  # re-exported
+from lungsearch.report.fronts import _html_front, _plot_front
+from lungsearch.report.fronts import DEGENERATE_LABEL, NEEDS_PLOTLY, count_label, log_ticks, log_x, write_html  # re-exported
+from lungsearch.report.index import write_index
+from lungsearch.report.optuna_plots import _optuna_plots
+from lungsearch.report.optuna_plots import MIN_TRIALS_FOR_IMPORTANCE, RELIABLE_IMPORTANCE_TRIALS, importance_caveat  # re-exported
 from search.keep import models_missing
 from search.overview import metric_name
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from lungsearch.report_frames import _plotted, _short
+from lungsearch.report.frames import _plotted, _short
 
 DEGENERATE_LABEL = "degenerate (val_acc <= majority rate, or AUC <= 0.5): off the front"
 

@@ -13,7 +13,7 @@ import os
 import optuna
 
 import search
-from lungsearch.export_base import ExportError
+from lungsearch.export.base import ExportError
 
 
 def _keeper(study: optuna.Study):

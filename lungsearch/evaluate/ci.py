@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lungsearch.evaluate_metrics import point_metrics
+from lungsearch.evaluate.metrics import point_metrics
 
 N_BOOTSTRAP = 1000  # resamples of the test set per interval
 CI_LEVEL = 0.95

@@ -14,7 +14,7 @@ import tempfile
 
 import numpy as np
 
-from lungsearch.export_base import ExportError
+from lungsearch.export.base import ExportError
 
 
 def ensemble_model(members, name: str = "ensemble"):

@@ -11,11 +11,11 @@ says which method gave its interval (``ci_method``).
 
 This module holds :func:`evaluate`, which puts them together; the pieces live beside it:
 
-- :mod:`lungsearch.evaluate_metrics`: :class:`EvaluationError`, the positive class, ROC AUC, the point metrics
-- :mod:`lungsearch.evaluate_ci`: bootstrap and Wilson intervals
-- :mod:`lungsearch.evaluate_threshold`: the threshold chosen on validation, and :func:`decide`
-- :mod:`lungsearch.evaluate_files`: evaluation.json, evaluation.md, the one-line summary
-- :mod:`lungsearch.evaluate_plots`: confusion matrix, ROC and training-curve PNGs
+- :mod:`lungsearch.evaluate.metrics`: :class:`EvaluationError`, the positive class, ROC AUC, the point metrics
+- :mod:`lungsearch.evaluate.ci`: bootstrap and Wilson intervals
+- :mod:`lungsearch.evaluate.threshold`: the threshold chosen on validation, and :func:`decide`
+- :mod:`lungsearch.evaluate.files`: evaluation.json, evaluation.md, the one-line summary
+- :mod:`lungsearch.evaluate.plots`: confusion matrix, ROC and training-curve PNGs
 
 Their public names are re-exported here, so ``lungsearch.evaluate.<name>`` works as before.
 """
@@ -25,13 +25,13 @@ from __future__ import annotations
 import numpy as np
 
 # The first import of each module is what this one uses; the second only re-exports the rest.
-from lungsearch.evaluate_ci import CI_LEVEL, N_BOOTSTRAP, bootstrap_ci, proportions, wilson_interval
-from lungsearch.evaluate_files import SUMMARY_KEYS, markdown, summary_line, write_files  # re-exported
-from lungsearch.evaluate_metrics import EvaluationError, point_metrics
-from lungsearch.evaluate_metrics import NEGATIVE_NAMES, positive_class, roc_auc  # re-exported
-from lungsearch.evaluate_plots import training_curves_png  # re-exported
-from lungsearch.evaluate_threshold import decide
-from lungsearch.evaluate_threshold import EPS, THRESHOLD_RULES, choose_threshold, fit_temperature  # re-exported
+from lungsearch.evaluate.ci import CI_LEVEL, N_BOOTSTRAP, bootstrap_ci, proportions, wilson_interval
+from lungsearch.evaluate.files import SUMMARY_KEYS, markdown, summary_line, write_files  # re-exported
+from lungsearch.evaluate.metrics import EvaluationError, point_metrics
+from lungsearch.evaluate.metrics import NEGATIVE_NAMES, positive_class, roc_auc  # re-exported
+from lungsearch.evaluate.plots import training_curves_png  # re-exported
+from lungsearch.evaluate.threshold import decide
+from lungsearch.evaluate.threshold import EPS, THRESHOLD_RULES, choose_threshold, fit_temperature  # re-exported
 
 
 def evaluate(y, probs, class_names, *, threshold: float | None, positive: int | None,

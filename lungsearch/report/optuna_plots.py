@@ -14,7 +14,7 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from lungsearch.report_fronts import write_html
+from lungsearch.report.fronts import write_html
 from search.overview import metric_name
 
 MIN_TRIALS_FOR_IMPORTANCE = 4  # fANOVA on fewer completed trials says nothing

@@ -1,7 +1,7 @@
 """Which completed trials an export takes: the best, a given one, the most accurate within a time budget, or the K best.
 
 Read from the study's storage alone; a choice that cannot be made raises
-:class:`~lungsearch.export_base.ExportError` with what to do instead.
+:class:`~lungsearch.export.base.ExportError` with what to do instead.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import optuna
 from optuna.trial import TrialState
 
-from lungsearch.export_base import ExportError
+from lungsearch.export.base import ExportError
 
 
 def pick_trial(study: optuna.Study, trial_number: int | None = None, max_train_seconds: float | None = None) -> optuna.trial.FrozenTrial:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from lungsearch.report_frames import ACCURACY_NOTE
+from lungsearch.report.frames import ACCURACY_NOTE
 from search.overview import metric_name
 
 

@@ -2,7 +2,7 @@
 
 The Markdown says which interval each metric has (bootstrap, or Wilson marked
 W), and that its validation column is decided the same way as test; the PNGs
-are drawn by :mod:`lungsearch.evaluate_plots`.
+are drawn by :mod:`lungsearch.evaluate.plots`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 
-from lungsearch.evaluate_plots import _plots
+from lungsearch.evaluate.plots import _plots
 
 SUMMARY_KEYS = ("accuracy", "sensitivity", "specificity", "roc_auc", "balanced_accuracy")
 

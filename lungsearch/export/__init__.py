@@ -11,10 +11,10 @@ This module holds :func:`export_best`; the pieces live beside it, and every
 name they had here is still importable from here (``_search_data`` too, which
 bench.selection reads):
 
-- :mod:`lungsearch.export_base`: :class:`ExportError`, :data:`FORMAT`, :func:`meta_path`
-- :mod:`lungsearch.export_pick`: which trial(s) to export
-- :mod:`lungsearch.export_rebuild`: the study's data and a trial's model, kept or trained again
-- :mod:`lungsearch.export_model`: the ensemble model, and the fresh-process reload check
+- :mod:`lungsearch.export.base`: :class:`ExportError`, :data:`FORMAT`, :func:`meta_path`
+- :mod:`lungsearch.export.pick`: which trial(s) to export
+- :mod:`lungsearch.export.rebuild`: the study's data and a trial's model, kept or trained again
+- :mod:`lungsearch.export.model`: the ensemble model, and the fresh-process reload check
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ import numpy as np
 import optuna
 
 from lungsearch import __version__
-from lungsearch.export_base import FORMAT, ExportError, meta_path
-from lungsearch.export_model import check_loads, ensemble_model
-from lungsearch.export_pick import pick_trial, pick_trials
-from lungsearch.export_rebuild import _keeper, _search_data, data_source, retrain
+from lungsearch.export.base import FORMAT, ExportError, meta_path
+from lungsearch.export.model import check_loads, ensemble_model
+from lungsearch.export.pick import pick_trial, pick_trials
+from lungsearch.export.rebuild import _keeper, _search_data, data_source, retrain
 
 
 def export_best(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lungsearch.evaluate_metrics import EvaluationError
+from lungsearch.evaluate.metrics import EvaluationError
 
 THRESHOLD_RULES = ("youden", "youden-mid", "half", "temperature")  # `best --threshold-rule`; youden is the default
 
