@@ -10,7 +10,8 @@ and then the whole network at 1/50 of the learning rate.  ``imagenet`` starts
 both from the ImageNet weights installed with lungsearch, ``random`` from
 random weights (``--weights random``), everything else equal.  Each trial's
 kept model is exported with ``best --export --trial N`` and tested once, and
-so is the study's pick (``best --export``: validation chooses).  The cnn
+so are the study's pick (``best --export``: validation chooses) and the two
+averaged (``best --export --ensemble 2``).  The cnn
 space and the hand CNN on the same data at 64 px are read from
 ``bench.vs_hand``'s stored run (named in the record), not re-run.  Key
 ``imagenet`` (``imagenet_reduced`` with fewer than 5 epochs), written after
@@ -39,10 +40,13 @@ def one_study(folder: str, work: str, size: int, epochs: int, weights: str | Non
     out = {"flags": flags, "seconds": round(seconds, 1), "image_size": size, "best_trial": facts.get("best_trial")}
     for trial in (0, 1):
         out[f"trial{trial}"] = export(storage, f"{work}/{name}-{size}-t{trial}", "--trial", str(trial))
+    # the two warm starts averaged (frozen features carried to chest_xray's test split, fine-tuning won validation)
+    out["ensemble"] = export(storage, f"{work}/{name}-{size}-ensemble", "--ensemble", "2")
     pick = out[f"trial{facts['best_trial']}"]
     out.update(test_auc=pick["test_auc"], test_accuracy=pick["test_accuracy"], test=pick["test"], val_auc=pick["val_auc"])
     print(f"  {name} {size}px ({seconds:.0f} s): frozen test AUC {out['trial0']['test_auc']:.3f} / acc {out['trial0']['test_accuracy']:.3f}, "
-          f"fine-tuned {out['trial1']['test_auc']:.3f} / {out['trial1']['test_accuracy']:.3f}; validation picks trial {facts['best_trial']}",
+          f"fine-tuned {out['trial1']['test_auc']:.3f} / {out['trial1']['test_accuracy']:.3f}, both averaged "
+          f"{out['ensemble']['test_auc']:.3f} / {out['ensemble']['test_accuracy']:.3f}; validation picks trial {facts['best_trial']}",
           flush=True)
     return out
 

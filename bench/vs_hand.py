@@ -13,6 +13,11 @@ threshold; the test split is read there, once):
   --image-size 64``;
 - ``default``: the 30-minute default, ``--trials 1000 --timeout 1800``.
 
+``--space NAME`` runs the two search sides on another built-in space (the
+hand CNN is the same); they are recorded as ``quick@NAME`` and
+``default@NAME`` beside the cnn space's, each judged against the same goals.
+``--quick-trials`` changes the quick start's trial count (recorded with it).
+
 Data sets: ``chest_xray`` (NORMAL/PNEUMONIA: the disease class at index 1),
 ``covid19`` (3 classes: macro one-vs-rest AUC, argmax accuracy) and
 ``covid_normal``, made here as symbolic links to covid19's Covid and Normal
@@ -49,7 +54,8 @@ METRICS = ("roc_auc", "accuracy", "balanced_accuracy", "sensitivity", "specifici
 # each value of each is exported and tested after the default search.
 SWITCHES = (("augment", "on", ("on", "off")), ("normalize", "none", ("none", "image")))
 ENSEMBLE = 3  # best --ensemble K, exported beside the single pick of each search
-QUICK = ["--space", "cnn", "--trials", "20", "--epochs", "5", "--image-size", "64"]
+QUICK_TRIALS = 20
+QUICK = ["--epochs", "5", "--image-size", "64"]  # with --space and --trials: see quick_flags
 
 
 def lungsearch(*args: str) -> str:
@@ -89,7 +95,17 @@ def export(storage: str, out: str, *extra: str) -> dict:
             "test_balanced_accuracy": m["balanced_accuracy"]["value"]}
 
 
-def study_facts(storage: str) -> dict:
+def quick_flags(space: str = "cnn", trials: int = QUICK_TRIALS) -> list[str]:
+    """The README's quick start on ``space``."""
+    return ["--space", space, "--trials", str(trials), *QUICK]
+
+
+def side_name(side: str, space: str) -> str:
+    """Where a search side is recorded: ``quick``/``default`` for the cnn space, ``quick@NAME`` for another."""
+    return side if space == "cnn" else f"{side}@{space}"
+
+
+def study_facts(storage: str, *, switches: bool = True) -> dict:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -105,7 +121,7 @@ def study_facts(storage: str) -> dict:
         warm = [t for t in done if t.user_attrs.get("warm_start")]
         if warm:
             out["warm_start_val"] = max(t.value for t in warm)
-        for param, default, values in SWITCHES:
+        for param, default, values in SWITCHES if switches else ():
             for value in values:
                 side = [t for t in done if t.params.get(param, default) == value]
                 out[f"{param}_{value}"] = {"complete": len(side), "best_val": max((t.value for t in side), default=None),
@@ -129,11 +145,13 @@ def side_hand(folder: str, work: str, seeds: int) -> dict:
 
 
 def side_search(folder: str, work: str, name: str, flags: list[str], *, on_off: bool = False) -> dict:
+    """One search (``flags`` name the space; the cnn space's switches are looked at only with ``on_off``)."""
+    name = name.replace("@", "-")  # a file name
     storage = f"sqlite:///{work}/{name}.db"
     start = time.perf_counter()
     lungsearch("run", "--data", folder, *flags, "--storage", storage, "--study", name)
     seconds = time.perf_counter() - start
-    study, facts = study_facts(storage)
+    study, facts = study_facts(storage, switches=on_off)
     out = {"flags": flags, "seconds": round(seconds, 1), **facts, **export(storage, f"{work}/{name}")}
     print(f"  {name}: {facts['complete']} complete / {facts['trials']} trials in {seconds:.0f} s, best #{facts.get('best_trial')} "
           f"val {facts.get('best_val', float('nan')):.4f}: test AUC {out['test_auc']:.3f}, accuracy {out['test_accuracy']:.3f}", flush=True)
@@ -178,6 +196,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--budget", type=float, default=1800, help="wall seconds of the default search (default 1800)")
     ap.add_argument("--seeds", type=int, default=5, help="hand CNN runs per data set (default 5)")
     ap.add_argument("--sides", default="hand,quick,default", help="which sides to run (default all three)")
+    ap.add_argument("--space", default="cnn", help="the built-in space of the quick and default searches (default cnn)")
+    ap.add_argument("--quick-trials", type=int, default=QUICK_TRIALS, help=f"the quick start's --trials (default {QUICK_TRIALS})")
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args(argv)
     sets = parse_sets(ap, args.sets, SETS)
@@ -194,13 +214,16 @@ def main(argv=None) -> dict:
             folder = data_folder(name, tmp)
             print(f"== {name}", flush=True)
             entry = results.setdefault(name, {})
-            runs = [("hand", lambda: side_hand(folder, work, args.seeds)),
-                    ("quick", lambda: side_search(folder, work, "quick", QUICK)),
-                    ("default", lambda: side_search(folder, work, "default", ["--trials", "1000", "--timeout", str(args.budget)], on_off=True))]
-            for side, run in runs:
+            quick, default = side_name("quick", args.space), side_name("default", args.space)
+            runs = [("hand", "hand", lambda: side_hand(folder, work, args.seeds)),
+                    ("quick", quick, lambda: side_search(folder, work, quick, quick_flags(args.space, args.quick_trials))),
+                    ("default", default, lambda: side_search(folder, work, default, ["--space", args.space, "--trials", "1000",
+                                                                                     "--timeout", str(args.budget)],
+                                                             on_off=args.space == "cnn"))]
+            for side, stored_as, run in runs:
                 if side not in sides:
                     continue
-                entry[side] = run()
+                entry[stored_as] = run()
                 entry.update(summary(entry))
                 if not args.no_record:
                     record(key, {"reduced": reduced, "budget_seconds": args.budget, "seeds": args.seeds, "sets": results,
@@ -221,6 +244,13 @@ def summary(entry: dict) -> dict:
         out["quick_beats_hand_median"] = out["quick_auc"] >= out["hand_auc_median"]
     if "hand_auc_best" in out and "search_auc" in out:
         out["search_beats_hand_best"] = out["search_auc"] >= out["hand_auc_best"]
+    for side in sorted(entry):  # the other spaces' sides, against the same goals
+        kind, _, space = side.partition("@")
+        if not space or kind not in ("quick", "default"):
+            continue
+        auc, hand = entry[side]["test_auc"], out.get("hand_auc_median" if kind == "quick" else "hand_auc_best")
+        out.setdefault("spaces", {}).setdefault(space, {}).update(
+            {f"{kind}_auc": auc, f"{kind}_beats_hand_{'median' if kind == 'quick' else 'best'}": None if hand is None else auc >= hand})
     return out
 
 

@@ -1,0 +1,24 @@
+"""bench.vs_hand's bookkeeping (no training): another space's sides are recorded apart and judged by the same goals."""
+
+from bench import vs_hand
+
+
+def test_quick_flags_name_the_space_and_trials():
+    assert vs_hand.quick_flags() == ["--space", "cnn", "--trials", "20", "--epochs", "5", "--image-size", "64"]
+    assert vs_hand.quick_flags("efficientnet-lite0", 10)[:4] == ["--space", "efficientnet-lite0", "--trials", "10"]
+    assert vs_hand.side_name("quick", "cnn") == "quick"
+    assert vs_hand.side_name("default", "efficientnet-lite0") == "default@efficientnet-lite0"
+
+
+def test_summary_judges_every_space_against_the_hand_cnn():
+    entry = {"hand": {"auc_median": 0.94, "auc_best": 0.95}, "quick": {"test_auc": 0.90}, "default": {"test_auc": 0.96},
+             "quick@efficientnet-lite0": {"test_auc": 0.945}, "default@efficientnet-lite0": {"test_auc": 0.949}}
+    out = vs_hand.summary(entry)
+    assert out["quick_beats_hand_median"] is False and out["search_beats_hand_best"] is True
+    assert out["spaces"] == {"efficientnet-lite0": {"quick_auc": 0.945, "quick_beats_hand_median": True,
+                                                    "default_auc": 0.949, "default_beats_hand_best": False}}
+
+
+def test_summary_without_hand_figures_leaves_goals_open():
+    out = vs_hand.summary({"quick@efficientnet-lite0": {"test_auc": 0.9}})
+    assert out["spaces"]["efficientnet-lite0"]["quick_beats_hand_median"] is None
