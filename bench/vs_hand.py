@@ -16,7 +16,8 @@ threshold; the test split is read there, once):
 ``--space NAME`` runs the two search sides on another built-in space (the
 hand CNN is the same); they are recorded as ``quick@NAME`` and
 ``default@NAME`` beside the cnn space's, each judged against the same goals.
-``--quick-trials`` changes the quick start's trial count (recorded with it).
+``--quick-trials`` and ``--quick-size`` change the quick start's trial count
+and image side (recorded with its flags).
 
 Data sets: ``chest_xray`` (NORMAL/PNEUMONIA: the disease class at index 1),
 ``covid19`` (3 classes: macro one-vs-rest AUC, argmax accuracy) and
@@ -55,7 +56,7 @@ METRICS = ("roc_auc", "accuracy", "balanced_accuracy", "sensitivity", "specifici
 SWITCHES = (("augment", "on", ("on", "off")), ("normalize", "none", ("none", "image")))
 ENSEMBLE = 3  # best --ensemble K, exported beside the single pick of each search
 QUICK_TRIALS = 20
-QUICK = ["--epochs", "5", "--image-size", "64"]  # with --space and --trials: see quick_flags
+QUICK_SIZE = 64
 
 
 def lungsearch(*args: str) -> str:
@@ -95,9 +96,9 @@ def export(storage: str, out: str, *extra: str) -> dict:
             "test_balanced_accuracy": m["balanced_accuracy"]["value"]}
 
 
-def quick_flags(space: str = "cnn", trials: int = QUICK_TRIALS) -> list[str]:
+def quick_flags(space: str = "cnn", trials: int = QUICK_TRIALS, size: int = QUICK_SIZE) -> list[str]:
     """The README's quick start on ``space``."""
-    return ["--space", space, "--trials", str(trials), *QUICK]
+    return ["--space", space, "--trials", str(trials), "--epochs", "5", "--image-size", str(size)]
 
 
 def side_name(side: str, space: str) -> str:
@@ -198,6 +199,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--sides", default="hand,quick,default", help="which sides to run (default all three)")
     ap.add_argument("--space", default="cnn", help="the built-in space of the quick and default searches (default cnn)")
     ap.add_argument("--quick-trials", type=int, default=QUICK_TRIALS, help=f"the quick start's --trials (default {QUICK_TRIALS})")
+    ap.add_argument("--quick-size", type=int, default=QUICK_SIZE, help=f"the quick start's --image-size (default {QUICK_SIZE})")
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args(argv)
     sets = parse_sets(ap, args.sets, SETS)
@@ -216,7 +218,7 @@ def main(argv=None) -> dict:
             entry = results.setdefault(name, {})
             quick, default = side_name("quick", args.space), side_name("default", args.space)
             runs = [("hand", "hand", lambda: side_hand(folder, work, args.seeds)),
-                    ("quick", quick, lambda: side_search(folder, work, quick, quick_flags(args.space, args.quick_trials))),
+                    ("quick", quick, lambda: side_search(folder, work, quick, quick_flags(args.space, args.quick_trials, args.quick_size))),
                     ("default", default, lambda: side_search(folder, work, default, ["--space", args.space, "--trials", "1000",
                                                                                      "--timeout", str(args.budget)],
                                                              on_off=args.space == "cnn"))]

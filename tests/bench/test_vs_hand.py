@@ -5,7 +5,7 @@ from bench import vs_hand
 
 def test_quick_flags_name_the_space_and_trials():
     assert vs_hand.quick_flags() == ["--space", "cnn", "--trials", "20", "--epochs", "5", "--image-size", "64"]
-    assert vs_hand.quick_flags("efficientnet-lite0", 10)[:4] == ["--space", "efficientnet-lite0", "--trials", "10"]
+    assert vs_hand.quick_flags("efficientnet-lite0", 10, 96) == ["--space", "efficientnet-lite0", "--trials", "10", "--epochs", "5", "--image-size", "96"]
     assert vs_hand.side_name("quick", "cnn") == "quick"
     assert vs_hand.side_name("default", "efficientnet-lite0") == "default@efficientnet-lite0"
 
