@@ -2,6 +2,7 @@
 
     python -m bench.selection                                   # chest_xray and covid19, 2 seeds, 30-minute searches
     python -m bench.selection --sets covid19 --seeds 1 --budget 60 --epochs 3 --no-record   # a smoke run
+    python -m bench.selection --sets chest_xray --space efficientnet-lite0 --epochs 5 --first-seed 1 --seeds 1 --budget 1500
 
 Per data set and seed, one search through the real executable (``lungsearch
 run --trials 10000 --timeout BUDGET --seed S --keep-top 100000``, so every
@@ -30,8 +31,10 @@ signal's pick.  Aggregate: the median of each correlation over (set, seed)
 and how often each signal's pick has the best test AUC among the signals' picks.
 
 The bench reads the test split to judge the signals; ``run`` and ``best``
-never select on it.  Key ``selection`` (``selection_reduced`` below 1800 s, below
-2 seeds or with ``--epochs``), written after every (set, seed), so a run cut short keeps what it finished.
+never select on it.  ``--space`` searches another built-in space (default
+``run``'s, cnn).  Key ``selection`` (``selection_reduced`` below 1800 s, below
+2 seeds, with ``--epochs`` or another space), written after every (set, seed),
+so a run cut short keeps what it finished.
 """
 
 from __future__ import annotations
@@ -321,14 +324,17 @@ def save(key: str, args: argparse.Namespace, results: dict) -> dict:
     from bench.results import record
 
     runs = [r for per in results.values() for r in per.values()]
-    return record(key, {"reduced": key.endswith("_reduced"), "budget_seconds": args.budget, "seeds": args.seeds, "epochs": args.epochs,
+    return record(key, {"reduced": key.endswith("_reduced"), "budget_seconds": args.budget, "seeds": args.seeds,
+                        "first_seed": args.first_seed, "space": args.space, "epochs": args.epochs,
                         "corrupt_seed": CORRUPT_SEED, "signals": list(SIGNALS), "sets": results, "aggregate": aggregate(runs)})
 
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sets", default=",".join(DEFAULT_SETS), help=f"comma-separated, from {', '.join(SETS)} (default: {','.join(DEFAULT_SETS)})")
-    ap.add_argument("--seeds", type=int, default=2, help="searches per data set, seeds 0..N-1 (default 2)")
+    ap.add_argument("--seeds", type=int, default=2, help="searches per data set, seeds FIRST..FIRST+N-1 (default 2)")
+    ap.add_argument("--first-seed", type=int, default=0, help="the first search's --seed (default 0)")
+    ap.add_argument("--space", help="the built-in space searched (default: run's, cnn)")
     ap.add_argument("--budget", type=float, default=1800, help="wall seconds of each search (default 1800)")
     ap.add_argument("--epochs", type=int, help="epoch cap per trial, passed to `run` (default: run's, 10); for smoke runs")
     ap.add_argument("--no-record", action="store_true")
@@ -336,15 +342,17 @@ def main(argv=None) -> dict:
     from bench.vs_hand import data_folder, lungsearch, parse_sets
 
     sets = parse_sets(ap, args.sets, SETS)
-    reduced = args.budget < 1800 or args.seeds < 2 or args.epochs is not None
+    reduced = args.budget < 1800 or args.seeds < 2 or args.epochs is not None or args.space not in (None, "cnn")
     key = "selection_reduced" if reduced else "selection"
     results: dict = {}
     with tempfile.TemporaryDirectory(prefix="selection-") as tmp:
         for name in sets:
             folder = data_folder(name, tmp)
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 storage = f"sqlite:///{tmp}/{name}-{seed}.db"
                 flags = ["--trials", "10000", "--timeout", str(args.budget), "--seed", str(seed), "--keep-top", "100000"]
+                if args.space:
+                    flags += ["--space", args.space]
                 if args.epochs is not None:
                     flags += ["--epochs", str(args.epochs)]
                 print(f"== {name} seed {seed}: lungsearch run {' '.join(flags)}", flush=True)
