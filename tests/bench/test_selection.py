@@ -134,10 +134,11 @@ def test_recorded_after_each_run_with_the_aggregate(tmp_path, monkeypatch):
     r = selection.rule_figures(np.array([0, 1, 1]), _probs([0.2, 0.6, 0.9]), np.array([0, 1]), _probs([0.3, 0.7]), 1, 0.6)
     rows = [_row(i, 0.9 + i / 100, 0.5 - i / 10, 0.8 + i / 50, rules=r, params={"lr": 1e-3}) for i in range(3)]
     results = {"covid_normal": {"0": {**selection.summarise_run(rows), "per_trial": rows}}}
-    args = argparse.Namespace(budget=60.0, seeds=1, epochs=3)
+    args = argparse.Namespace(budget=60.0, seeds=1, first_seed=2, space="efficientnet-lite0", epochs=3)
     selection.save("selection_reduced", args, results)
     stored = json.loads((tmp_path / "results.json").read_text())["selection_reduced"]
     assert stored["reduced"] is True and "command" in stored and "machine" in stored
+    assert (stored["first_seed"], stored["space"]) == (2, "efficientnet-lite0")
     assert stored["aggregate"]["runs"] == 1 and stored["aggregate"]["pick_best_test_auc"]["val_auc"] == 1
     assert stored["sets"]["covid_normal"]["0"]["picks"]["val_auc"]["rules"]["youden"]["accuracy"] == 1.0
 
