@@ -66,7 +66,9 @@ def warm_start(storage, config, space) -> None:
     pinned = {"batch_size": config.batch_size} if config.batch_size else None
     names = search.enqueue_warm_starts(study, space.warm_starts, limit=config.trials, pinned=pinned)
     if names:
-        print(f"warm start: the first trial{'s are' if len(names) > 1 else ' is'} {', '.join(names)} "
+        quoted = [f'"{n}"' for n in names]  # a name may hold commas ("frozen backbone, small head")
+        listed = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} and {quoted[-1]}"
+        print(f"warm start: the first trial{'s are' if len(names) > 1 else ' is'} {listed} "
               f"(the space's known-good point{'s' if len(names) > 1 else ''}; --no-warm-start to skip)", flush=True)
 
 

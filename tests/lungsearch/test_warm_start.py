@@ -30,7 +30,7 @@ def test_a_new_study_starts_from_the_hand_cnn_and_a_resume_adds_no_second(tmp_pa
     data = make_folder(tmp_path / "xray", per_class=10, size=24)
     url = f"sqlite:///{tmp_path / 's.db'}"
     assert _run(data, url, 1) == 0
-    assert "warm start: the first trial is hand-cnn" in capsys.readouterr().out
+    assert 'warm start: the first trial is "hand-cnn"' in capsys.readouterr().out
     study = optuna.load_study(study_name="s", storage=url)
     first = study.trials[0]
     assert first.user_attrs["warm_start"] == "hand-cnn"
