@@ -65,12 +65,14 @@ def supervise(
     keep_going: Callable[[], bool] = lambda: True,
     poll: float = 0.5,
     extra_env: dict[str, str] | None = None,
+    grace: float = 30.0,
 ) -> int:
     """Run ``workers`` copies of ``command`` until all have finished; returns an exit code.
 
     A worker exiting with :data:`RECYCLE` is restarted while ``keep_going()``.
     Returns 130 after Ctrl-C or SIGTERM, else the first non-zero worker exit
-    code, else 0.
+    code, else 0.  After a Ctrl-C, a worker still running ``grace`` seconds
+    after it was passed on is sent SIGTERM, and SIGKILL ``grace / 3`` later.
     """
     gpus = visible_gpus()
     procs: dict[int, subprocess.Popen] = {}
@@ -78,6 +80,8 @@ def supervise(
     interrupted = False
     terminated = False
     forward_at = None  # when to pass a Ctrl-C on to workers that did not get it themselves
+    escalate_at = None  # when a worker still alive after that is terminated, then killed
+    escalations = [signal.SIGTERM, signal.SIGKILL]
 
     def start(i: int) -> None:
         env = {**worker_env(i, workers, gpus), **(extra_env or {})}
@@ -104,9 +108,16 @@ def supervise(
                     elif rc != RECYCLE:
                         codes.append(rc)
                 if forward_at is not None and time.monotonic() >= forward_at:
-                    forward_at = None
+                    forward_at, escalate_at = None, time.monotonic() + grace
                     for proc in procs.values():
                         proc.send_signal(signal.SIGINT)
+                elif escalate_at is not None and escalations and time.monotonic() >= escalate_at:
+                    # a worker that neither failed its trial nor exited (seen once: stuck on its way out)
+                    # must not hang `run`: terminate it, then kill it; a trial left RUNNING is
+                    # failed by its stale heartbeat when the study is resumed
+                    sig, escalate_at = escalations.pop(0), time.monotonic() + grace / 3
+                    for proc in procs.values():
+                        proc.send_signal(sig)
                 time.sleep(poll)
             except KeyboardInterrupt:
                 # Ctrl-C in a terminal reached the workers too (one process group): give them a

@@ -60,3 +60,17 @@ def test_sigterm_reaches_the_workers_and_the_run_reports_interrupted(tmp_path):
     time.sleep(2.0)
     supervisor.send_signal(signal.SIGTERM)
     assert supervisor.wait(timeout=30) == 130
+
+
+def test_a_worker_that_ignores_ctrl_c_is_terminated_then_killed_so_run_never_hangs():
+    # a worker stuck on its way out ignores SIGINT and SIGTERM: after the grace period it is killed
+    script = ("import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+              "signal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(120)")
+    supervisor = subprocess.Popen([sys.executable, "-c", (
+        "import sys, signal; from search import workers\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        f"sys.exit(workers.supervise([sys.executable, '-c', {script!r}], 1, poll=0.05, grace=1.0))"
+    )])
+    time.sleep(2.0)
+    supervisor.send_signal(signal.SIGINT)  # kill -INT of the supervisor alone: it passes it on after 5 s
+    assert supervisor.wait(timeout=30) == 130
