@@ -112,7 +112,7 @@ def supervise(
                     for proc in procs.values():
                         proc.send_signal(signal.SIGINT)
                 elif escalate_at is not None and escalations and time.monotonic() >= escalate_at:
-                    # a worker that neither failed its trial nor exited (seen once: stuck on its way out)
+                    # a worker that neither failed its trial nor exited (stuck in native code, say)
                     # must not hang `run`: terminate it, then kill it; a trial left RUNNING is
                     # failed by its stale heartbeat when the study is resumed
                     sig, escalate_at = escalations.pop(0), time.monotonic() + grace / 3
