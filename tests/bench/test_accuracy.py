@@ -20,7 +20,7 @@ def test_the_stored_run_named_with_its_date_and_command():
 
 def test_not_measured_without_a_stored_run_or_off_chest_xray():
     for stored, data in [({}, "/data/chest_xray"), ({"vs_hand_reduced": STORED["vs_hand_reduced"]}, "chest_xray"),
-                         ({"vs_hand": {"sets": {"chest_xray": {"quick": {}}}}}, "chest_xray"), (STORED, "../shared/data/covid19")]:
+                         ({"vs_hand": {"sets": {"chest_xray": {"quick": {}}}}}, "chest_xray"), (STORED, "../shared/data/covid_normal")]:
         hand = accuracy.hand_cnn(stored, data)
         assert hand["measured"] is False and hand["why"] and not {"auc_median", "accuracy_median"} & set(hand)
 
@@ -28,3 +28,14 @@ def test_not_measured_without_a_stored_run_or_off_chest_xray():
 def test_no_typed_hand_figure_left():
     assert not hasattr(accuracy, "HAND_CNN")
     assert "Kermany et al., Cell 2018" in accuracy.KERMANY_SOURCE
+
+
+def test_each_variant_keeps_its_own_key():
+    assert accuracy.variant_key(None, None, "../shared/data/chest_xray") == "accuracy_cpu"
+    assert accuracy.variant_key("cnn", None) == "accuracy_cpu"
+    assert accuracy.variant_key("efficientnet-lite0", None, "/x/chest_xray/") == "accuracy_cpu@efficientnet-lite0"
+    assert accuracy.variant_key("efficientnet-lite0", 160, "../shared/data/covid19") == "accuracy_cpu@efficientnet-lite0@160px@covid19"
+
+
+def test_hand_figures_of_the_same_data_set():
+    assert accuracy.hand_cnn(STORED, "../shared/data/covid19")["auc_median"] == 0.916
