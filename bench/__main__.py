@@ -17,10 +17,11 @@ import sys
 BENCHES = {
     "overhead": ("one epoch inside a lungsearch trial vs a bare model.fit epoch (key overhead)",
                  ["--train-limit", "1024", "--repeats", "3"]),
-    "search_vs_keras_tuner": ("lungsearch default search vs keras-tuner Hyperband and RandomSearch (key search_vs_keras_tuner)",
-                              ["--budget", "300", "--epochs", "5", "--train-limit", "2048"]),
-    "pruning": ("each pruner and none, same budget: trials/hour and best AUC (key pruning)",
-                ["--budget", "300", "--epochs", "5", "--train-limit", "2048"]),
+    "search_vs_keras_tuner": ("lungsearch vs keras-tuner Hyperband and RandomSearch, same callbacks, 3 seeds, picks on test "
+                              "(key search_vs_keras_tuner)",
+                              ["--sets", "covid19", "--seeds", "1", "--budget", "120", "--epochs", "5", "--tuners", "lungsearch,hyperband"]),
+    "pruning": ("each pruner and none, same budget, 3 seeds rotated: trials/hour and best AUC (key pruning)",
+                ["--seeds", "1", "--budget", "300", "--epochs", "5", "--train-limit", "2048"]),
     "cache": ("first decode vs cached load of chest_xray (key cache)", []),
     "accuracy": ("a search with the defaults, best --export, test metrics with CIs (key accuracy_cpu)",
                  ["--budget", "600", "--image-size", "64"]),

@@ -1,0 +1,85 @@
+"""bench.search_vs_keras_tuner: the order of the sides, the curve figures, the summary over seeds, and that keras-tuner
+trains with the same class weights and plateau callbacks as lungsearch (a fake model records its fit; no search)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench import search_vs_keras_tuner as kt_bench
+from lungsearch.data import Arrays, SearchData
+
+
+def test_each_side_runs_first_once_in_three_seeds():
+    orders = [kt_bench.rotated(["lungsearch", "hyperband", "random"], i) for i in range(3)]
+    assert orders == [["lungsearch", "hyperband", "random"], ["hyperband", "random", "lungsearch"],
+                      ["random", "lungsearch", "hyperband"]]
+    assert kt_bench.rotated(["a", "b"], 3) == ["b", "a"]
+
+
+def test_mean_best_so_far_is_the_area_under_the_curve_over_the_budget():
+    # 0.5 for 10 s, 0.9 for 40 s, 0.95 for the last 50 s of 100
+    assert kt_bench.mean_best_so_far([(10, 0.9), (50, 0.95)], 100) == pytest.approx(0.885)
+    assert kt_bench.mean_best_so_far([], 100) == 0.5
+    assert kt_bench.mean_best_so_far([(10, 0.9)], 0) is None
+
+
+def test_time_to_each_target_or_none():
+    assert kt_bench.times_to([(10, 0.9), (50, 0.995)], (0.9, 0.99, 0.999)) == {"0.9": 10, "0.99": 50, "0.999": None}
+    assert kt_bench.targets_for("chest_xray") == (0.99, 0.995, 0.997)
+    assert kt_bench.targets_for("covid19") == kt_bench.OTHER_TARGETS
+
+
+def _side(test_auc, best, curve, accuracy=0.8):
+    return {"best": best, "curve": curve, "trials_finished": 5, "mean_best_so_far": 0.9,
+            "time_to": kt_bench.times_to(curve, (0.95, 0.99)),
+            "pick": {"test_auc": test_auc, "test_accuracy": accuracy}}
+
+
+def test_summary_over_seeds_medians_wins_and_time_ratio():
+    seeds = [{"seed": s, "sets": {"covid19": {"sides": {
+        "lungsearch": _side(ls, 0.99, [(10, 0.95), (40, 0.99)]),
+        "hyperband": _side(hb, 0.99, [(20, 0.95), (80, 0.99)])}}}} for s, (ls, hb) in enumerate([(0.93, 0.91), (0.90, 0.92), (0.95, 0.94)])]
+    out = kt_bench.summarise_set("covid19", seeds)
+    assert out["sides"]["lungsearch"]["test_auc"] == {"median": 0.93, "min": 0.9, "max": 0.95, "n": 3}
+    assert out["sides"]["hyperband"]["test_auc"]["median"] == 0.92
+    assert out["sides"]["lungsearch"]["best_test_auc_of_sides"] == 2 and out["sides"]["hyperband"]["best_test_auc_of_sides"] == 1
+    assert out["time_ratios"] == [0.5, 0.5, 0.5] and out["time_ratio"]["median"] == 0.5
+    assert out["sides"]["hyperband"]["time_to"]["0.99"] == {"reached": 3, "seconds": {"median": 80, "min": 80, "max": 80, "n": 3}}
+    assert out["goal_met"] is True
+
+
+def test_summary_of_a_side_without_a_pick_and_no_goal_without_a_peer():
+    seeds = [{"seed": 0, "sets": {"covid19": {"sides": {"lungsearch": {**_side(None, None, []), "pick": None}}}}}]
+    out = kt_bench.summarise_set("covid19", seeds)
+    assert out["sides"]["lungsearch"]["test_auc"] is None and "goal_met" not in out
+
+
+class _FakeModel:
+    def fit(self, *args, **kwargs):
+        self.kwargs = kwargs
+        return "history"
+
+
+def test_keras_tuner_trains_with_lungsearchs_class_weights_and_plateau_callbacks():
+    import keras
+    import keras_tuner as kt
+
+    import spaces
+    from lungsearch import train
+
+    x = np.zeros((8, 64, 64, 1), dtype=np.uint8)
+    y = np.array([0, 1, 1, 1, 1, 1, 0, 1])
+    data = SearchData(["NORMAL", "PNEUMONIA"], Arrays(x, y), Arrays(x[:4], y[:4]), {})
+    model = kt_bench.hypermodel(spaces.get_space("cnn"), data, monitor="val_auc")
+    hp = kt.HyperParameters()
+    fake, measure, checkpoint = _FakeModel(), keras.callbacks.Callback(), keras.callbacks.Callback()
+    assert model.fit(hp, fake, x, y, epochs=3, callbacks=[measure, checkpoint]) == "history"
+    kwargs = fake.kwargs
+    assert kwargs["class_weight"] == train.class_weights(y, 2) and kwargs["class_weight"][0] > kwargs["class_weight"][1]
+    kinds = [type(c).__mro__[1] for c in kwargs["callbacks"]]
+    # measure first (it writes val_auc into the logs), then the plateau callbacks, then keras-tuner's own
+    assert kwargs["callbacks"][0] is measure and kwargs["callbacks"][-1] is checkpoint
+    assert kinds[1:3] == [keras.callbacks.ReduceLROnPlateau, keras.callbacks.EarlyStopping]
+    assert kwargs["callbacks"][2].monitor == "val_auc" and kwargs["callbacks"][2].restore_best_weights
+    assert kwargs["batch_size"] in (16, 32, 64, 128) and kwargs["epochs"] == 3
