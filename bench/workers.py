@@ -1,11 +1,20 @@
 """Trials per hour of `lungsearch run --workers 2` against `--workers 1` on this machine.
 
-Runs the real executable twice, side by side in one run, on the demo data with
-the cnn space (small images, 1 epoch, batch size pinned), each on a fresh
-SQLite study, and reports wall time and finished trials per hour (process
-start and data loading included, as a user sees them).
+Runs the real executable for each side, on the demo data with the cnn space
+(small images, 1 epoch, batch size pinned), each on a fresh SQLite study, and
+reports wall time and finished trials per hour (process start and data loading
+included, as a user sees them).  Like with like: both sides get the same
+``--recycle`` (default 0: no worker process is ever replaced; with 1 worker
+``run`` then trains in its own process), and the pair is repeated
+``--repeats`` times with the order alternating, so drift of the machine falls
+on both sides.  Reported: each pair's ratio and the median, min and max.
 
-    python -m bench.workers                 # 12 trials each, 32 px
+What 2 cores can show: whether a second worker process adds throughput when
+one trial does not keep both cores busy (small images, small batches), not how
+the search scales; a bigger machine or the GPU (``bench.gpu search
+--workers N``) is where scaling is measured.
+
+    python -m bench.workers                 # 12 trials each, 32 px, 3 pairs
     python -m bench.workers --trials 6      # quicker
 """
 
@@ -22,12 +31,12 @@ import time
 from bench.results import below_defaults
 
 
-def run(workers: int, trials: int, image_size: int, folder: str) -> dict:
+def run(workers: int, trials: int, image_size: int, folder: str, recycle: int = 0, tag: str = "") -> dict:
     exe = shutil.which("lungsearch", path=os.path.dirname(sys.executable)) or "lungsearch"
-    storage = f"sqlite:///{folder}/w{workers}.db"
+    storage = f"sqlite:///{folder}/w{workers}{tag}.db"
     command = [exe, "run", "--data", "demo", "--space", "cnn", "--image-size", str(image_size), "--epochs", "1",
                "--batch-size", "32", "--trials", str(trials), "--sampler", "random", "--pruner", "none",
-               "--storage", storage, "--workers", str(workers)]
+               "--storage", storage, "--workers", str(workers), "--recycle", str(recycle)]
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     seconds = time.perf_counter() - start
@@ -46,24 +55,35 @@ def run(workers: int, trials: int, image_size: int, folder: str) -> dict:
 
 
 def main(argv=None) -> dict:
+    from bench.search_vs_keras_tuner import spread
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--trials", type=int, default=12)
     ap.add_argument("--image-size", type=int, default=32)
+    ap.add_argument("--recycle", type=int, default=0, help="run's --recycle, the same for both sides (default 0: never)")
+    ap.add_argument("--repeats", type=int, default=3, help="pairs of sides, the order alternating (default 3)")
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args(argv)
+    pairs = []
+    figures = {}
     with tempfile.TemporaryDirectory() as folder:
-        one = run(1, args.trials, args.image_size, folder)
-        print(f"--workers 1: {one}", flush=True)
-        two = run(2, args.trials, args.image_size, folder)
-        print(f"--workers 2: {two}", flush=True)
-    ratio = two["trials_per_hour"] / one["trials_per_hour"]
-    print(f"trials per hour, --workers 2 / --workers 1: {ratio:.2f} on {os.cpu_count()} cores")
-    figures = {"workers_1": one, "workers_2": two, "two_over_one": round(ratio, 2), "trials": args.trials,
-               "image_size": args.image_size, "reduced": below_defaults(ap, args, "trials", "image_size")}
-    if not args.no_record:
-        from bench.results import record
+        for i in range(args.repeats):
+            pair = {"order": [1, 2] if i % 2 == 0 else [2, 1]}
+            for workers in pair["order"]:
+                pair[f"workers_{workers}"] = run(workers, args.trials, args.image_size, folder, args.recycle, tag=f"-{i}")
+                print(f"pair {i}, --workers {workers}: {pair[f'workers_{workers}']}", flush=True)
+            pair["two_over_one"] = round(pair["workers_2"]["trials_per_hour"] / pair["workers_1"]["trials_per_hour"], 3)
+            pairs.append(pair)
+            ratio = spread(p["two_over_one"] for p in pairs)
+            print(f"trials per hour, --workers 2 / --workers 1: {pair['two_over_one']:.2f} (median so far {ratio['median']}) "
+                  f"on {os.cpu_count()} cores", flush=True)
+            figures = {"pairs": pairs, "two_over_one": ratio, "recycle": args.recycle, "cores": os.cpu_count(),
+                       "trials": args.trials, "image_size": args.image_size,
+                       "reduced": below_defaults(ap, args, "trials", "image_size", "repeats")}
+            if not args.no_record:  # after every pair, so a run stopped early keeps what it finished
+                from bench.results import record
 
-        record("workers", figures)
+                record("workers", figures)
     return figures
 
 
