@@ -27,12 +27,17 @@ and the test AUC of the trial each signal picks (ties: the earlier trial).
 For two-class sets, the decision-threshold rules of issue 14 item 4
 (``lungsearch.evaluate.THRESHOLD_RULES``), each chosen on validation and
 applied to test, from the same probabilities: per trial and for each
-signal's pick.  Aggregate: the median of each correlation over (set, seed)
+signal's pick; beside them two bench-only candidates (``SHIFT_RULES``):
+Youden's J chosen on the corrupted copy of validation, and on validation and
+the corrupted copy pooled.  Ensembles (issue 14 item 3): for K = 1, 3, 5 the
+K best trials by the objective, their probabilities averaged as ``best
+--export --ensemble K`` does, with test AUC and every threshold rule.  Aggregate: the median of each correlation over (set, seed)
 and how often each signal's pick has the best test AUC among the signals' picks.
 
 The bench reads the test split to judge the signals; ``run`` and ``best``
 never select on it.  ``--space`` searches another built-in space (default
-``run``'s, cnn).  Key ``selection`` (``selection_reduced`` below 1800 s, below
+``run``'s, cnn).  ``--name N`` records under ``selection@N`` instead, so a
+run does not replace another's record.  Key ``selection`` (``selection_reduced`` below 1800 s, below
 2 seeds, with ``--epochs`` or another space), written after every (set, seed),
 so a run cut short keeps what it finished.
 """
@@ -185,21 +190,53 @@ def picks(rows: list[dict], signals_=SIGNALS) -> dict[str, dict]:
     return out
 
 
-def rule_figures(y_val, p_val, y_test, p_test, positive: int, prevalence: float) -> dict[str, dict]:
+SHIFT_RULES = ("youden-corrupt", "youden-pooled")  # bench-only candidates: Youden's J on the corrupted copy / on both
+
+
+def rule_figures(y_val, p_val, y_test, p_test, positive: int, prevalence: float, p_corrupt=None) -> dict[str, dict]:
     """Each threshold rule chosen on validation, applied unchanged to test: threshold, accuracy, sensitivity,
-    specificity and balanced accuracy on test."""
+    specificity and balanced accuracy on test.  With ``p_corrupt`` (the same model on the corrupted copy of
+    validation) also ``SHIFT_RULES``: Youden's J chosen on the corrupted copy alone, and on validation and the
+    corrupted copy pooled, candidates for a threshold that holds under an acquisition shift."""
     from lungsearch import evaluate
 
-    y_test = np.asarray(y_test).astype(int)
+    y_val, y_test = np.asarray(y_val), np.asarray(y_test).astype(int)
+    chosen = {rule: evaluate.choose_threshold(y_val == positive, np.asarray(p_val)[:, positive], rule=rule, prevalence=prevalence)
+              for rule in evaluate.THRESHOLD_RULES}
+    if p_corrupt is not None:
+        p_corrupt = np.asarray(p_corrupt)
+        chosen["youden-corrupt"] = evaluate.choose_threshold(y_val == positive, p_corrupt[:, positive])
+        chosen["youden-pooled"] = evaluate.choose_threshold(np.concatenate([y_val, y_val]) == positive,
+                                                            np.concatenate([np.asarray(p_val)[:, positive], p_corrupt[:, positive]]))
     out = {}
-    for rule in evaluate.THRESHOLD_RULES:
-        d = evaluate.choose_threshold(np.asarray(y_val) == positive, np.asarray(p_val)[:, positive], rule=rule, prevalence=prevalence)
+    for rule, d in chosen.items():
         pred = evaluate.decide(p_test, d["threshold"], positive)
         pos = y_test == positive
         sens = float(np.mean(pred[pos] == positive)) if pos.any() else float("nan")
         spec = float(np.mean(pred[~pos] != positive)) if (~pos).any() else float("nan")
         out[rule] = {"threshold": round(float(d["threshold"]), 6), "accuracy": float(np.mean(pred == y_test)),
                      "sensitivity": sens, "specificity": spec, "balanced_accuracy": (sens + spec) / 2}
+    return out
+
+
+def ensembles(rows: list[dict], labels: dict, ks=(1, 3, 5)) -> dict[str, dict]:
+    """For each K: the K best trials by the objective (ties: the earlier trial, as ``best --ensemble K`` takes
+    them), their probabilities averaged: test AUC and, for two classes, every threshold rule on the average.
+    ``rows`` carry ``_probs`` (validation, corrupted copy, test), ``labels`` the labels and the positive class."""
+    from lungsearch import evaluate
+
+    ranked = sorted((r for r in rows if "_probs" in r), key=lambda r: (-r["objective"], r["trial"]))
+    positive = labels["positive"]
+    out = {}
+    for k in ks:
+        if k > len(ranked):
+            continue
+        p_val, p_cor, p_test = (np.mean([r["_probs"][i] for r in ranked[:k]], axis=0) for i in range(3))
+        fig = {"trials": [r["trial"] for r in ranked[:k]], "val_auc": evaluate.roc_auc(labels["y_val"], p_val, positive),
+               "test_auc": evaluate.roc_auc(labels["y_test"], p_test, positive)}
+        if positive is not None:
+            fig["rules"] = rule_figures(labels["y_val"], p_val, labels["y_test"], p_test, positive, labels["prevalence"], p_cor)
+        out[str(k)] = fig
     return out
 
 
@@ -243,8 +280,9 @@ def aggregate(runs: list[dict]) -> dict:
 # --------------------------------------------------------------------------- the runs
 
 
-def judge_study(storage: str, log=print) -> list[dict]:
-    """One row per completed trial whose model was kept: signals on validation, figures on test."""
+def judge_study(storage: str, log=print) -> tuple[list[dict], dict]:
+    """One row per completed trial whose model was kept: signals on validation, figures on test, and its
+    probabilities under ``_probs`` (not recorded); with the labels ``ensembles`` needs."""
     import keras
     import optuna
     from optuna.trial import TrialState
@@ -290,11 +328,12 @@ def judge_study(storage: str, log=print) -> list[dict]:
                "test_auc": evaluate.roc_auc(test.y, p_test, positive),
                "test_balanced_accuracy": balanced_accuracy(test.y, p_test, positive, youden(data.val.y, p_val, positive))}
         if positive is not None:
-            row["rules"] = rule_figures(data.val.y, p_val, test.y, p_test, positive, prevalence)
+            row["rules"] = rule_figures(data.val.y, p_val, test.y, p_test, positive, prevalence, p_cor)
+        row["_probs"] = (p_val, p_cor, p_test)
         rows.append(row)
         log(f"  trial {t.number}: val AUC {row['val_auc']:.4f}, log-loss {row['val_log_loss']:.3f}, corrupted AUC "
             f"{row['corrupt_auc']:.4f}; test AUC {row['test_auc']:.4f}, balanced accuracy {row['test_balanced_accuracy']:.3f}")
-    return rows
+    return rows, {"y_val": data.val.y, "y_test": test.y, "positive": positive, "prevalence": prevalence}
 
 
 def report(name: str, seed: int, figures: dict) -> None:
@@ -309,6 +348,12 @@ def report(name: str, seed: int, figures: dict) -> None:
     for rule, m in chosen.get("rules", {}).items():
         print(f"  threshold {rule:<12} on the val_auc pick (trial {chosen['trial']}): threshold {m['threshold']:.4f}, test accuracy "
               f"{m['accuracy']:.3f}, sensitivity {m['sensitivity']:.3f}, specificity {m['specificity']:.3f}")
+    for k, e in figures.get("ensembles", {}).items():
+        youden = e.get("rules", {}).get("youden", {})
+        best_rule = max(e.get("rules", {}).items(), key=lambda kv: kv[1]["accuracy"], default=(None, {}))
+        print(f"  top {k} averaged (trials {e['trials']}): test AUC {_f(e['test_auc'])}, accuracy at Youden {_f(youden.get('accuracy'))}"
+              + (f"; rules: " + ", ".join(f"{r} {m['accuracy']:.3f}" for r, m in e["rules"].items()) if e.get("rules") else "")
+              + (f" (best: {best_rule[0]})" if best_rule[0] else ""))
     for rule, m in figures.get("rules_median_over_trials", {}).items():
         print(f"  threshold {rule:<12} median over trials: test accuracy {m['accuracy']:.3f}, sensitivity {m['sensitivity']:.3f}, "
               f"specificity {m['specificity']:.3f}, balanced accuracy {m['balanced_accuracy']:.3f}")
@@ -337,13 +382,14 @@ def main(argv=None) -> dict:
     ap.add_argument("--space", help="the built-in space searched (default: run's, cnn)")
     ap.add_argument("--budget", type=float, default=1800, help="wall seconds of each search (default 1800)")
     ap.add_argument("--epochs", type=int, help="epoch cap per trial, passed to `run` (default: run's, 10); for smoke runs")
+    ap.add_argument("--name", help="record under selection@NAME (a run that must not replace another's record)")
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args(argv)
     from bench.vs_hand import data_folder, lungsearch, parse_sets
 
     sets = parse_sets(ap, args.sets, SETS)
     reduced = args.budget < 1800 or args.seeds < 2 or args.epochs is not None or args.space not in (None, "cnn")
-    key = "selection_reduced" if reduced else "selection"
+    key = ("selection" + (f"@{args.name}" if args.name else "")) + ("_reduced" if reduced else "")
     results: dict = {}
     with tempfile.TemporaryDirectory(prefix="selection-") as tmp:
         for name in sets:
@@ -359,8 +405,12 @@ def main(argv=None) -> dict:
                 start = time.perf_counter()
                 lungsearch("run", "--data", folder, *flags, "--storage", storage, "--study", f"{name}-{seed}", "--quiet")
                 seconds = time.perf_counter() - start
-                rows = judge_study(storage)
-                figures = {"flags": flags, "search_seconds": round(seconds, 1), **summarise_run(rows), "per_trial": rows}
+                rows, labels = judge_study(storage)
+                figures = {"flags": flags, "search_seconds": round(seconds, 1), **summarise_run(rows),
+                           "ensembles": ensembles(rows, labels)}
+                for row in rows:
+                    row.pop("_probs", None)
+                figures["per_trial"] = rows
                 results.setdefault(name, {})[str(seed)] = figures
                 report(name, seed, figures)
                 if not args.no_record:

@@ -150,3 +150,39 @@ def test_report_prints_every_signal_and_the_picks_threshold_rules(capsys):
     out = capsys.readouterr().out
     assert all(s in out for s in selection.SIGNALS)
     assert "on the val_auc pick (trial 2)" in out and "threshold temperature" in out
+
+
+def test_shift_rules_choose_youden_on_the_corrupted_copy_and_on_both():
+    y_val = np.array([0, 0, 0, 1, 1, 1])
+    p_val = _probs([0.1, 0.2, 0.3, 0.6, 0.7, 0.9])
+    p_cor = _probs([0.4, 0.5, 0.75, 0.8, 0.85, 0.95])  # the corrupted normals look more like disease
+    y_test, p_test = np.array([0, 0, 1, 1]), _probs([0.5, 0.72, 0.78, 0.9])
+    r = selection.rule_figures(y_val, p_val, y_test, p_test, positive=1, prevalence=0.5, p_corrupt=p_cor)
+    assert set(selection.SHIFT_RULES) < set(r)
+    assert r["youden"]["threshold"] == pytest.approx(0.6) and r["youden"]["specificity"] == 0.5
+    assert r["youden-corrupt"]["threshold"] == pytest.approx(0.8) and r["youden-corrupt"]["specificity"] == 1.0
+    assert r["youden-corrupt"]["sensitivity"] == 0.5
+    # pooled: J = 1 - 1/6 at 0.6 (only the corrupted normal at 0.75 above it), 4/6 - 0 at 0.8
+    assert r["youden-pooled"]["threshold"] == pytest.approx(0.6)
+    assert set(selection.rule_figures(y_val, p_val, y_test, p_test, 1, 0.5)) == {"youden", "youden-mid", "half", "temperature"}
+
+
+@pytest.mark.parametrize("positive", [1, 0])
+def test_ensembles_average_the_top_k_by_the_objective(positive):
+    def probs(scores):  # scores of the disease class, at index `positive`
+        p = _probs(scores)
+        return p if positive == 1 else p[:, ::-1]
+
+    flip = (lambda y: y) if positive == 1 else (lambda y: 1 - y)
+    y_val, y_test = flip(np.array([0, 0, 1, 1])), flip(np.array([0, 1, 0, 1]))
+    labels = {"y_val": y_val, "y_test": y_test, "positive": positive, "prevalence": 0.5}
+    rows = [{"trial": 0, "objective": 0.9, "_probs": (probs([0.1, 0.2, 0.8, 0.9]),) * 2 + (probs([0.2, 0.6, 0.4, 0.8]),)},
+            {"trial": 1, "objective": 0.95, "_probs": (probs([0.2, 0.1, 0.9, 0.7]),) * 2 + (probs([0.1, 0.3, 0.5, 0.9]),)},
+            {"trial": 2, "objective": 0.95, "_probs": (probs([0.3, 0.3, 0.6, 0.9]),) * 2 + (probs([0.4, 0.5, 0.45, 0.6]),)}]
+    out = selection.ensembles(rows, labels)
+    assert set(out) == {"1", "3"}  # K = 5 needs five trials
+    assert out["1"]["trials"] == [1] and out["3"]["trials"] == [1, 2, 0]  # ties: the earlier trial first
+    assert out["1"]["test_auc"] == pytest.approx(0.75)  # trial 1: 0.5 vs 0.3 is the one pair out of order
+    # averaged test scores 0.233, 0.467 (disease), 0.45, 0.767 (disease): every disease image above every normal
+    assert out["3"]["test_auc"] == pytest.approx(1.0)
+    assert set(out["3"]["rules"]) >= {"youden", *selection.SHIFT_RULES}
