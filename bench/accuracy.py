@@ -109,13 +109,13 @@ def main(argv=None) -> dict:
 
     hand = hand_cnn(load(), args.data)
     hand_of = {"accuracy": hand.get("accuracy_median"), "roc_auc": hand.get("auc_median")}
+    chest = os.path.basename(os.path.normpath(args.data)) == "chest_xray"  # Kermany's figures are for chest_xray only
     print(f"search {search_seconds:.0f} s, {finished} finished trials; test metrics (95% CI) vs Kermany et al. / hand CNN (median of seeds):")
     for k, m in test.items():
         lo, hi = m["ci95"]
         mine = "-" if hand_of.get(k) is None else f"{hand_of[k]:.3f}"
-        kermany = f"   Kermany {KERMANY.get(k, '-')}" if os.path.basename(os.path.normpath(args.data)) == "chest_xray" else ""
+        kermany = f"   Kermany {KERMANY.get(k, '-')}" if chest else ""
         print(f"  {k:<12} {m['value']:.3f} [{lo:.3f}, {hi:.3f}]{kermany}   hand CNN {mine}")
-    chest = os.path.basename(os.path.normpath(args.data)) == "chest_xray"
     if chest:
         print(f"Kermany: {KERMANY_SOURCE}")
     print(f"hand CNN: {hand['source']}, {hand['seeds']} seeds, best seed's AUC {hand['auc_best']:.3f}" if hand["measured"]
