@@ -12,6 +12,13 @@ of these models (pooling, GAP, ReLU, Dense) are piecewise linear, so the
 difference equals the gradient except at a kink.  The score is the pre-softmax
 logit when the last layer is a softmax Dense (computed from its weights), as
 in the Grad-CAM paper; otherwise the log-probability.
+
+An averaging ensemble (``best --export --ensemble K``) has no one last conv
+layer: each member is cut at its own, and the score explained is the
+ensemble's, the log of the averaged probability.  Each member's map is
+weighted by the gradient of that score along its own channels, the maps are
+brought to the finest member's grid, summed, and only then ReLU'd: the
+members' contributions to one score, as Grad-CAM takes the channels'.
 """
 
 from __future__ import annotations
@@ -127,18 +134,77 @@ def cut_inner(model):
     raise GradCamError(f"backbone {model.name!r} has no convolutional layer with a 4-D output")
 
 
-def grad_cam(c: Cut, image: np.ndarray, class_index: int, rel_eps: float = 1e-3) -> np.ndarray:
-    """Heatmap in [0, 1] at the conv map's resolution for one uint8 image (H, W, C)."""
-    a = c.features(image[None])[0].astype(np.float32)  # (h, w, K)
+@dataclass
+class EnsembleCut:
+    """An averaging ensemble: each member's :class:`Cut` and, beside it, its probabilities for an image."""
+
+    layer_name: str
+    members: list[tuple[Cut, Callable[[np.ndarray], np.ndarray]]]
+
+
+def _ensemble_members(model) -> list | None:
+    """The sub-models of an ensemble as ``lungsearch.export.model.ensemble_model`` builds it, else None."""
+    members = [l for l in model.layers if _is_model(l)]
+    if type(model.layers[-1]).__name__ == "Average" and len(members) > 1:
+        return members
+    return None
+
+
+def explain(model) -> Cut | EnsembleCut:
+    """What :func:`grad_cam` takes: the model cut at its last conv layer, or an ensemble's members each cut at theirs."""
+    members = _ensemble_members(model)
+    if members is None:
+        return cut(model)
+    cuts = [cut(m) for m in members]
+    names = {c.layer_name for c in cuts}
+    where = (f"{names.pop()} in each of the {len(cuts)} members" if len(names) == 1
+             else ", ".join(f"{m.name}/{c.layer_name}" for m, c in zip(members, cuts)))
+    return EnsembleCut(where, [(c, _predictor(m)) for c, m in zip(cuts, members)])
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _weighted_map(c: Cut, a: np.ndarray, score: Callable[[np.ndarray], np.ndarray], rel_eps: float) -> np.ndarray:
+    """sum_k alpha_k A_k before the ReLU, alpha_k the spatially averaged derivative of ``score`` (of head outputs) along A_k."""
     h, w, k = a.shape
     eps = rel_eps * (float(np.mean(np.abs(a))) + 1e-6)
     batch = np.repeat(a[None], 2 * k, axis=0)
     for j in range(k):
         batch[2 * j, :, :, j] += eps
         batch[2 * j + 1, :, :, j] -= eps
-    scores = c.to_scores(c.head(batch))[:, class_index]
-    alpha = (scores[0::2] - scores[1::2]) / (2 * eps) / (h * w)  # spatially averaged gradient per channel
-    cam = np.maximum(np.tensordot(a, alpha, axes=([2], [0])), 0.0)
+    scores = score(c.head(batch))
+    alpha = (scores[0::2] - scores[1::2]) / (2 * eps) / (h * w)
+    return np.tensordot(a, alpha, axes=([2], [0]))
+
+
+def _resized(m: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    from PIL import Image
+
+    if m.shape == shape:
+        return m
+    return np.asarray(Image.fromarray(m.astype(np.float32), mode="F").resize(shape[::-1], Image.BILINEAR))
+
+
+def grad_cam(c: Cut | EnsembleCut, image: np.ndarray, class_index: int, rel_eps: float = 1e-3) -> np.ndarray:
+    """Heatmap in [0, 1] at the conv map's resolution (an ensemble's: its finest member's) for one uint8 image (H, W, C)."""
+    if isinstance(c, EnsembleCut):
+        probs = [predict(image[None])[0] for _, predict in c.members]
+        total = float(sum(p[class_index] for p in probs))
+        maps = []
+        for (member, _), p in zip(c.members, probs):
+            rest = total - float(p[class_index])
+            # the ensemble's score as this member's head output moves, the others' held
+            score = lambda h, member=member, rest=rest: np.log(
+                np.clip((_softmax(member.to_scores(h))[:, class_index] + rest) / len(probs), 1e-12, None))
+            maps.append(_weighted_map(member, member.features(image[None])[0].astype(np.float32), score, rel_eps))
+        shape = max((m.shape for m in maps), key=lambda s: s[0] * s[1])
+        cam = np.maximum(sum(_resized(m, shape) for m in maps), 0.0)
+    else:
+        a = c.features(image[None])[0].astype(np.float32)  # (h, w, K)
+        cam = np.maximum(_weighted_map(c, a, lambda h: c.to_scores(h)[:, class_index], rel_eps), 0.0)
     top = cam.max()
     return cam / top if top > 0 else cam
 
@@ -178,31 +244,31 @@ def overlay_png(image: np.ndarray, cam: np.ndarray, path: str, title: str, *, ex
     plt.close(fig)
 
 
-def conv_layers(model, limit: int = 12) -> list[tuple[str, Callable[[np.ndarray], np.ndarray]]]:
-    """(name, pixels -> maps) for each conv layer, a nested backbone's included (evenly thinned to ``limit``)."""
+def _conv_makers(model) -> list[tuple[str, Callable[[], Callable[[np.ndarray], np.ndarray]]]]:
+    """(name, build) for each conv layer of ``model`` and of the models nested in it, at any depth; ``build()``
+    gives the function from ``model``'s input to that layer's maps (built only when asked: a backbone has dozens)."""
     import keras
 
     found = []
     for layer in model.layers:
         if _is_conv(layer):
-            found.append((layer.name, keras.Model(model.inputs, layer.output)))
+            found.append((layer.name, lambda l=layer: _predictor(keras.Model(model.inputs, l.output))))
         elif _is_model(layer) and _has_conv(layer):
-            before = _predictor(keras.Model(model.inputs, _outer(layer, "input")))
-            for inner in layer.layers:
-                if _is_conv(inner):
-                    part = _predictor(keras.Model(layer.inputs, inner.output))
-                    found.append((f"{layer.name}/{inner.name}", (before, part)))
+            for name, build in _conv_makers(layer):
+                def chained(l=layer, build=build):
+                    before, part = _predictor(keras.Model(model.inputs, _outer(l, "input"))), build()
+                    return lambda x: part(before(x))
+                found.append((f"{layer.name}/{name}", chained))
+    return found
+
+
+def conv_layers(model, limit: int = 12) -> list[tuple[str, Callable[[np.ndarray], np.ndarray]]]:
+    """(name, pixels -> maps) for each conv layer, nested backbones' and ensemble members' included (evenly thinned to ``limit``)."""
+    found = _conv_makers(model)
     if len(found) > limit:
         keep = np.unique(np.linspace(0, len(found) - 1, limit).round().astype(int))
         found = [found[i] for i in keep]
-    out = []
-    for name, fn in found:
-        if isinstance(fn, tuple):
-            before, part = fn
-            out.append((name, lambda x, b=before, p=part: p(b(x))))
-        else:
-            out.append((name, _predictor(fn)))
-    return out
+    return [(name, build()) for name, build in found]
 
 
 def activation_grid_png(maps: np.ndarray, path: str, title: str, max_channels: int = 16) -> None:

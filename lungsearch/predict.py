@@ -135,7 +135,7 @@ def write_gradcams(model, meta: dict, predictions: list[Prediction], out_dir: st
     from lungsearch import gradcam
 
     os.makedirs(out_dir, exist_ok=True)
-    c = gradcam.cut(model)
+    c = gradcam.explain(model)
     names = list(meta["class_names"])
     used: set[str] = set()
     paths = []

@@ -91,6 +91,68 @@ def test_grad_cam_and_feature_maps_reach_into_a_nested_backbone(pool_inside, tmp
     assert maps.shape == (1, SIZE, SIZE, 5)
 
 
+def _gap_softmax():
+    """conv -> GAP -> Dense -> Softmax layer: logits linear in the conv maps, so Grad-CAM has a closed form."""
+    import keras
+    from keras import layers
+
+    inp = keras.Input((SIZE, SIZE, 1))
+    x = layers.Rescaling(1 / 255)(inp)
+    x = layers.Conv2D(5, 3, padding="same", activation="relu", name="conv0")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inp, layers.Softmax()(layers.Dense(2, name="logits")(x)))
+
+
+def test_grad_cam_of_an_ensemble_weighs_each_member_by_the_averaged_probability():
+    """S = log(mean_i p_i[c]); with logits z_i = W_i . GAP(A_i) + b_i, dS/dA_ik is, at every cell,
+    p_i[c] (W_i[k, c] - sum_j p_i[j] W_i[k, j]) / (K mean_i p_i[c] h w): the map is relu(sum_i sum_k of that x A_ik)."""
+    import keras
+
+    from lungsearch.export.model import ensemble_model
+
+    keras.utils.set_random_seed(2)
+    members = [_gap_softmax() for _ in range(3)]
+    c = gradcam.explain(ensemble_model(members))
+    assert isinstance(c, gradcam.EnsembleCut) and c.layer_name == "conv0 in each of the 3 members"
+    drawn = 0
+    for seed in range(3):
+        img = _image(seed)
+        maps = [np.asarray(keras.Model(m.inputs, m.get_layer("conv0").output).predict(img[None], verbose=0))[0] for m in members]
+        probs = [np.asarray(m.predict(img[None], verbose=0))[0] for m in members]
+        for cls in (0, 1):
+            mean = np.mean([p[cls] for p in probs])
+            total = 0
+            for m, a, p in zip(members, maps, probs):
+                w = keras.ops.convert_to_numpy(m.get_layer("logits").kernel)
+                alpha = p[cls] * (w[:, cls] - w @ p) / (len(members) * mean * a.shape[0] * a.shape[1])
+                total = total + a @ alpha
+            expected = np.maximum(total, 0)
+            expected = expected / expected.max() if expected.max() > 0 else expected
+            drawn += expected.max() > 0  # a class with no positive evidence anywhere has an all-zero map
+            np.testing.assert_allclose(gradcam.grad_cam(c, img, cls), expected, atol=2e-2)
+    assert drawn >= 2
+
+
+def test_grad_cam_and_feature_maps_of_an_ensemble_of_unlike_members(tmp_path):
+    """Members with maps of different sizes, one with a nested backbone: the map is the finest member's grid."""
+    import keras
+
+    from lungsearch.export.model import ensemble_model
+
+    keras.utils.set_random_seed(3)
+    ensemble_model([_plain(), _nested(False)]).save(tmp_path / "m.keras")
+    model = keras.models.load_model(tmp_path / "m.keras")
+    c = gradcam.explain(model)
+    assert c.layer_name == "member0/conv1, member1/backbone"
+    cams = [gradcam.grad_cam(c, _image(), cls) for cls in (0, 1)]
+    assert all(cam.shape == (SIZE, SIZE) and cam.min() >= 0 for cam in cams)
+    assert max(cam.max() for cam in cams) == pytest.approx(1)
+    layers = dict(gradcam.conv_layers(model))
+    assert list(layers) == ["member0/conv0", "member0/conv1", "member1/backbone/b_conv1", "member1/backbone/b_conv2"]
+    assert layers["member1/backbone/b_conv2"](_image()[None]).shape == (1, SIZE, SIZE, 5)
+    assert layers["member0/conv1"](_image()[None]).shape == (1, SIZE // 2, SIZE // 2, 6)
+
+
 def test_a_model_without_conv_layers_is_refused():
     import keras
     from keras import layers
@@ -135,10 +197,15 @@ def test_predict_decodes_as_training_and_applies_the_stored_threshold(exported, 
     assert {p.decision for p in predict_mod.predict(model, meta, files)} == {"PNEUMONIA"}
 
 
-def test_predict_cli_writes_gradcam_and_activation_pngs(exported, tmp_path, capsys):
+@pytest.mark.parametrize("kind", ["single", "ensemble"])
+def test_predict_cli_writes_gradcam_and_activation_pngs(exported, kind, tmp_path, capsys):
     from PIL import Image
 
-    path, images, _ = exported
+    path, images, model = exported
+    if kind == "ensemble":  # as `best --export --ensemble 2` writes it
+        from lungsearch.export.model import ensemble_model
+
+        ensemble_model([model, _plain()]).save(path)
     rc = main(["predict", str(images), str(images / "x0.png"), "--model", str(path),
                "--gradcam", str(tmp_path / "cam"), "--activations", str(tmp_path / "act")])
     assert rc == 0
@@ -147,7 +214,8 @@ def test_predict_cli_writes_gradcam_and_activation_pngs(exported, tmp_path, caps
     cams = sorted(p.name for p in (tmp_path / "cam").iterdir())
     assert cams == ["x0-2.gradcam.png", "x0.gradcam.png", "x1.gradcam.png", "x2.gradcam.png"]
     assert Image.open(tmp_path / "cam" / "x0.gradcam.png").size[0] > 100
-    assert sorted(p.name for p in (tmp_path / "act" / "x1").iterdir()) == ["00_conv0.png", "01_conv1.png"]
+    layers = ["conv0", "conv1"] if kind == "single" else ["member0_conv0", "member0_conv1", "member1_conv0", "member1_conv1"]
+    assert sorted(p.name for p in (tmp_path / "act" / "x1").iterdir()) == [f"{i:02d}_{n}.png" for i, n in enumerate(layers)]
 
 
 def test_predict_refuses_non_images_and_models_without_metadata(exported, tmp_path, capsys):
