@@ -14,14 +14,19 @@ For the default pruner, per seed: trials_per_hour_ratio = its trials per hour
 / no pruning's, best_auc_delta = its best validation AUC - no pruning's; the
 summary gives the median, min and max over seeds.  Goal: median ratio >= 3
 with median best AUC delta >= -0.005.  Key ``pruning`` (``_reduced`` below the
-defaults), written after every pruner, with a ``seeds`` list.
+defaults), written after every pruner, with a ``seeds`` list.  A seed runs whole,
+in one sitting; ``--resume`` keeps the seeds a run with the same flags
+recorded and runs the rest, and ``--hours H`` starts no seed that would end
+past H hours, so the 6 hours of the full bench can be spread over sessions.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import tempfile
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -31,7 +36,7 @@ def main(argv=None) -> dict:
 
     import spaces
     from bench.overhead import SHARED, load
-    from bench.results import below_defaults
+    from bench.results import below_defaults, fits, machine, reduced_key, resumable
     from bench.search_vs_keras_tuner import calibrate, rotated, run_lungsearch
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -43,6 +48,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--pruners", default="none,median,sha,hyperband", help="comma-separated, the first seed's order")
     ap.add_argument("--seeds", type=int, default=3, help="seeds (default 3)")
     ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--resume", action="store_true", help="keep the seeds already recorded with these flags; run the rest")
+    ap.add_argument("--hours", type=float, help="start no seed that would end past this many hours from now")
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args(argv)
     args.reduced = below_defaults(ap, args, "budget", "epochs", "train_limit", "pruners", "seeds")
@@ -53,25 +60,46 @@ def main(argv=None) -> dict:
     print(f"{len(data.train)} train, {len(data.val)} validation images, {args.image_size} px, "
           f"{args.budget:.0f} s per pruner, at most {args.epochs} epochs per trial", flush=True)
     pruners = args.pruners.split(",")
-    seeds: list[dict] = []
-    figures = {}
-    for i in range(args.seeds):
-        seed = args.first_seed + i
-        entry = {"seed": seed, "order": rotated(pruners, i), "calibration_seconds": {}, "runs": {}}
-        seeds.append(entry)
+    key = reduced_key("pruning", {"reduced": args.reduced})
+    kept = {e["seed"]: e for e in (resumable(key, settings(args)) if args.resume else [])}
+    seeds = [kept.get(args.first_seed + i) or {"seed": args.first_seed + i, "order": rotated(pruners, i)}
+             for i in range(args.seeds)]
+    seed_seconds = len(pruners) * (args.budget + 60)  # a pruner's budget and its calibration epoch
+    start = time.monotonic()
+    for entry in seeds:
+        if set(pruners) <= set(entry.get("runs", {})):
+            print(f"seed {entry['seed']}: kept from the record ({entry.get('date', 'an earlier run')})", flush=True)
+            continue
+        if not fits(start, args.hours, seed_seconds):
+            print(f"stopped before seed {entry['seed']} (about {seed_seconds / 60:.0f} min, past --hours {args.hours}); "
+                  "run again with --resume to go on", flush=True)
+            break
+        # a seed runs whole, in one sitting, so its pruners' calibration epochs compare; a broken one's figures go
+        fresh = {"seed": entry["seed"], "order": entry["order"], "calibration_seconds": {}, "runs": {}, "machine": machine(),
+                 "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+        entry.clear()
+        entry.update(fresh)
         for pruner in entry["order"]:
-            entry["calibration_seconds"][pruner] = calibrate(data, seed)
+            entry["calibration_seconds"][pruner] = calibrate(data, entry["seed"])
             with tempfile.TemporaryDirectory() as folder:
-                side = run_lungsearch(space, data, budget=args.budget, epochs=args.epochs, seed=seed, folder=folder, pruner=pruner)
+                side = run_lungsearch(space, data, budget=args.budget, epochs=args.epochs, seed=entry["seed"], folder=folder,
+                                      pruner=pruner)
             side["trials_per_hour"] = round(side["trials_finished"] / args.budget * 3600, 1)
             entry["runs"][pruner] = side
-            print(f"seed {seed} {pruner:<10} (calibration epoch {entry['calibration_seconds'][pruner]} s) {side['trials_finished']} "
-                  f"finished ({side['pruned']} pruned), {side['trials_per_hour']} trials/hour, best val AUC {side['best']}, "
-                  f"selected {side['selected_best']}", flush=True)
-            # recorded after every pruner, so a run stopped early keeps the pruners it finished
-            figures = summarise(args, data, seeds)
+            print(f"seed {entry['seed']} {pruner:<10} (calibration epoch {entry['calibration_seconds'][pruner]} s) "
+                  f"{side['trials_finished']} finished ({side['pruned']} pruned), {side['trials_per_hour']} trials/hour, "
+                  f"best val AUC {side['best']}, selected {side['selected_best']}", flush=True)
+            summarise(args, data, seeds)  # recorded after every pruner, so a run stopped early keeps the pruners it finished
+    figures = summarise(args, data, seeds)
     print({k: v for k, v in figures.items() if k != "seeds"})
     return figures
+
+
+def settings(args) -> dict:
+    """What makes two runs the same bench (``--resume`` continues only such a run), as the record keeps it."""
+    return {"data": args.data, "image_size": args.image_size, "budget_seconds": args.budget, "epochs": args.epochs,
+            "train_limit": args.train_limit, "pruners": args.pruners.split(","), "first_seed": args.first_seed,
+            "seeds_asked": args.seeds}
 
 
 def per_seed(runs: dict, default: str) -> dict:
@@ -92,12 +120,12 @@ def summarise(args, data, seeds: list[dict]) -> dict:
 
     default = RunConfig().pruner
     pruners = args.pruners.split(",")
+    complete = all(set(pruners) <= set(e.get("runs", {})) for e in seeds)
+    seeds = [e for e in seeds if e.get("runs")]  # the seeds with something run
     for entry in seeds:
         entry.update(per_seed(entry["runs"], default))
-    figures = {"reduced": args.reduced, "default_pruner": default, "data": args.data, "image_size": args.image_size,
-               "budget_seconds": args.budget, "epochs": args.epochs, "train_images": len(data.train),
-               "val_images": len(data.val), "pruners": pruners,
-               "all_run": len(seeds) == args.seeds and all(len(e["runs"]) == len(pruners) for e in seeds), "seeds": seeds,
+    figures = {"reduced": args.reduced, "default_pruner": default, **settings(args), "train_images": len(data.train),
+               "val_images": len(data.val), "all_run": complete, "seeds": seeds,
                "per_pruner": {p: {"trials_per_hour": spread(e["runs"][p]["trials_per_hour"] for e in seeds if p in e["runs"]),
                                   "best": spread(e["runs"][p]["best"] for e in seeds if p in e["runs"])} for p in pruners}}
     ratio = spread(e.get("trials_per_hour_ratio") for e in seeds)

@@ -21,6 +21,7 @@ import re
 import shlex
 import sys
 import tempfile
+import time
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(PROJECT, "bench", "results.json")
@@ -95,6 +96,27 @@ def below_defaults(parser: argparse.ArgumentParser, args: argparse.Namespace, *n
         elif value is not None and (default is None or value < default):
             return True
     return False
+
+
+def resumable(key: str, settings: dict) -> list[dict]:
+    """For ``--resume``: the ``seeds`` list recorded under ``key`` by an earlier run with the same ``settings``
+    (every one equal to the record's), so that a bench longer than one session is done in several: the units
+    it finished are kept, the rest run.  [] where nothing is recorded; a record made with other settings is an
+    error, since resuming it would mix two benches."""
+    entry = load().get(key)
+    if not entry:
+        return []
+    for name, value in relative_paths(settings).items():  # as the record has them
+        if entry.get(name) != value:
+            raise SystemExit(f"--resume: the record under {key!r} has {name} {entry.get(name)!r}, this run "
+                             f"{value!r}; give the flags it was made with, or leave out --resume to start it again")
+    return entry.get("seeds", [])
+
+
+def fits(start: float, hours: float | None, seconds: float) -> bool:
+    """Whether work of about ``seconds`` started now ends within ``hours`` of ``start`` (``time.monotonic()``);
+    always, without ``hours``."""
+    return hours is None or time.monotonic() - start + seconds <= hours * 3600
 
 
 def path_roots(project: str = PROJECT, *, others: tuple[str, ...] = ()) -> list[tuple[str, str]]:

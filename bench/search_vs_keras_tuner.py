@@ -36,12 +36,18 @@ medians with min and max over seeds.  Goal: lungsearch's pick at least
 keras-tuner's on test AUC (median over seeds), on both sets.  Use 64 px or
 more: at 32 px the cnn space's 5-block trials cannot be built.  Key
 ``search_vs_keras_tuner`` (``_reduced`` below the defaults), written after every
-side, so a run cut short keeps what it finished.
+side, so a run cut short keeps what it finished.  The sides of one (seed, set)
+run in one sitting; ``--resume`` keeps the (seed, set)s a run with the same
+flags recorded and runs the rest, and ``--hours H`` starts none that would end
+past H hours, so the 9 hours of the full bench can be spread over sessions:
+
+    python -m bench.search_vs_keras_tuner --resume --hours 2.5
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import statistics
 import tempfile
@@ -377,7 +383,7 @@ def main(argv=None) -> dict:
 
     import spaces
     from bench.overhead import load
-    from bench.results import below_defaults
+    from bench.results import below_defaults, fits, reduced_key, resumable
     from bench.vs_hand import SHARED, parse_sets
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -389,6 +395,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--tuners", default=",".join(SIDES), help="comma-separated sides, in the first seed's order (default: %(default)s)")
     ap.add_argument("--seeds", type=int, default=3, help="seeds per data set (default 3)")
     ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--resume", action="store_true", help="keep the (seed, set)s already recorded with these flags; run the rest")
+    ap.add_argument("--hours", type=float, help="start no (seed, set) that would end past this many hours from now")
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args(argv)
     sets = parse_sets(ap, args.sets, ("chest_xray", "covid19"))
@@ -412,45 +420,76 @@ def main(argv=None) -> dict:
         print(f"{name}: {len(data.train)} train, {len(data.val)} validation, {len(test)} test images, {args.image_size} px", flush=True)
     print(f"{args.budget:.0f} s per side, at most {args.epochs} epochs per trial, seeds {args.first_seed}.."
           f"{args.first_seed + args.seeds - 1}", flush=True)
-    seeds: list[dict] = []
-    figures: dict = {}
-    for i in range(args.seeds):
-        seed = args.first_seed + i
-        order = rotated(sides, i)
-        entry = {"seed": seed, "order": order, "sets": {}}
-        seeds.append(entry)
+    key = reduced_key("search_vs_keras_tuner", {"reduced": args.reduced})
+    kept = {e["seed"]: e for e in (resumable(key, settings(args, sets)) if args.resume else [])}
+    seeds = [kept.get(args.first_seed + i) or {"seed": args.first_seed + i, "order": rotated(sides, i), "sets": {}}
+             for i in range(args.seeds)]
+    unit_seconds = len(sides) * (args.budget + 120)  # a side's budget, its calibration epoch and its scoring
+    start = time.monotonic()
+    for entry in seeds:
         for name in sets:
-            data, test = loaded[name]
-            here = entry["sets"].setdefault(name, {"calibration_seconds": {}, "sides": {}})
-            for side in order:
-                here["calibration_seconds"][side] = calibrate(data, seed)
-                with tempfile.TemporaryDirectory() as folder:
-                    if side == "lungsearch":
-                        s = run_lungsearch(space, data, budget=args.budget, epochs=args.epochs, seed=seed, folder=folder, keep=True)
-                    else:
-                        s = run_keras_tuner(side, space, data, budget=args.budget, epochs=args.epochs, seed=seed, folder=folder, keep=True)
-                    model = s.pop("_model", None)
-                    s["pick"] = score(model, data, test) if model is not None else None
-                s["mean_best_so_far"] = mean_best_so_far(s["curve"], args.budget)
-                s["time_to"] = times_to(s["curve"], targets_for(name))
-                here["sides"][side] = s
-                pick = s["pick"] or {}
-                print(f"seed {seed} {name} {s['tuner']} (calibration epoch {here['calibration_seconds'][side]} s): "
-                      f"{s['trials_finished']} trials, best val AUC {s['best']}, mean best-so-far {s['mean_best_so_far']}, "
-                      f"time to {s['time_to']}; pick {s.get('pick_trial')}: test AUC {pick.get('test_auc')} "
-                      f"{pick.get('test_auc_ci95')}, accuracy {pick.get('test_accuracy')} {pick.get('test_accuracy_ci95')}", flush=True)
-                # recorded after every side, so a run stopped early keeps the sides it finished
-                figures = summarise(args, sets, seeds, complete=i == args.seeds - 1 and name == sets[-1] and side == order[-1])
+            if done(entry, name, sides):
+                print(f"seed {entry['seed']} {name}: kept from the record ({entry['sets'][name].get('date', 'an earlier run')})", flush=True)
+                continue
+            if not fits(start, args.hours, unit_seconds):
+                print(f"stopped before seed {entry['seed']} {name} (about {unit_seconds / 60:.0f} min, past --hours {args.hours}); "
+                      "run again with --resume to go on", flush=True)
+                return summarise(args, sets, seeds)
+            run_unit(args, entry, name, loaded[name], space, sets, seeds)
+    figures = summarise(args, sets, seeds)
     for name in sets:
         print(f"== {name}: {figures['sets'][name]}")
     return figures
 
 
-def summarise(args, sets: list[str], seeds: list[dict], *, complete: bool) -> dict:
-    """The figures of the seeds and sides run so far; recorded unless ``--no-record``."""
-    figures = {"reduced": args.reduced, "sets_run": sets, "image_size": args.image_size, "budget_seconds": args.budget,
-               "epochs": args.epochs, "train_limit": args.train_limit, "tuners": args.tuners.split(","),
-               "all_run": complete, "targets": {n: list(targets_for(n)) for n in sets},
+def settings(args, sets: list[str]) -> dict:
+    """What makes two runs the same bench (``--resume`` continues only such a run), as the record keeps it."""
+    return {"sets_run": sets, "image_size": args.image_size, "budget_seconds": args.budget, "epochs": args.epochs,
+            "train_limit": args.train_limit, "tuners": args.tuners.split(","), "first_seed": args.first_seed,
+            "seeds_asked": args.seeds}
+
+
+def done(entry: dict, name: str, sides: list[str]) -> bool:
+    """Whether every side of one (seed, set) is recorded: the unit that runs whole or again."""
+    return set(sides) <= set(entry["sets"].get(name, {}).get("sides", {}))
+
+
+def run_unit(args, entry: dict, name: str, arrays, space, sets: list[str], seeds: list[dict]) -> None:
+    """Every side of one (seed, set), in the seed's order, in one sitting (so their calibration epochs compare);
+    recorded after every side, so a run stopped early keeps the sides it finished."""
+    from bench.results import machine
+
+    data, test = arrays
+    seed = entry["seed"]
+    here = entry["sets"][name] = {"calibration_seconds": {}, "sides": {}, "machine": machine(),
+                                  "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    for side in entry["order"]:
+        here["calibration_seconds"][side] = calibrate(data, seed)
+        with tempfile.TemporaryDirectory() as folder:
+            if side == "lungsearch":
+                s = run_lungsearch(space, data, budget=args.budget, epochs=args.epochs, seed=seed, folder=folder, keep=True)
+            else:
+                s = run_keras_tuner(side, space, data, budget=args.budget, epochs=args.epochs, seed=seed, folder=folder, keep=True)
+            model = s.pop("_model", None)
+            s["pick"] = score(model, data, test) if model is not None else None
+        s["mean_best_so_far"] = mean_best_so_far(s["curve"], args.budget)
+        s["time_to"] = times_to(s["curve"], targets_for(name))
+        here["sides"][side] = s
+        pick = s["pick"] or {}
+        print(f"seed {seed} {name} {s['tuner']} (calibration epoch {here['calibration_seconds'][side]} s): "
+              f"{s['trials_finished']} trials, best val AUC {s['best']}, mean best-so-far {s['mean_best_so_far']}, "
+              f"time to {s['time_to']}; pick {s.get('pick_trial')}: test AUC {pick.get('test_auc')} "
+              f"{pick.get('test_auc_ci95')}, accuracy {pick.get('test_accuracy')} {pick.get('test_accuracy_ci95')}", flush=True)
+        summarise(args, sets, seeds)
+
+
+def summarise(args, sets: list[str], seeds: list[dict]) -> dict:
+    """The figures of the seeds and sides run so far (``--resume``: kept ones too); recorded unless ``--no-record``."""
+    sides = args.tuners.split(",")
+    complete = all(done(e, n, sides) for e in seeds for n in sets)
+    seeds = [e for e in seeds if e["sets"]]  # the seeds with something run
+    figures = {"reduced": args.reduced, **settings(args, sets), "all_run": complete,
+               "targets": {n: list(targets_for(n)) for n in sets},
                "seeds": seeds, "sets": {n: summarise_set(n, seeds) for n in sets}}
     if not args.no_record:
         from bench.results import record

@@ -6,14 +6,15 @@ import argparse
 import json
 
 import numpy as np
+import pytest
 
 from bench import pruning
 from lungsearch.data import Arrays, SearchData
 
 
 def _args(**over):
-    base = dict(data="demo", image_size=64, budget=1800.0, epochs=10, pruners="none,median,sha", seeds=3, no_record=True,
-                reduced=False)
+    base = dict(data="demo", image_size=64, budget=1800.0, epochs=10, train_limit=None, pruners="none,median,sha", seeds=3,
+                first_seed=0, no_record=True, reduced=False)
     return argparse.Namespace(**{**base, **over})
 
 
@@ -62,3 +63,44 @@ def test_recorded_after_each_pruner(tmp_path, monkeypatch):
     pruning.summarise(_args(no_record=False), _data(), [_seed(0, {"none": _side(10.0, 0.99)})])
     stored = json.loads((tmp_path / "results.json").read_text())["pruning"]
     assert [s["seed"] for s in stored["seeds"]] == [0] and "command" in stored and "machine" in stored
+
+
+def test_resume_keeps_whole_seeds_and_reruns_a_broken_one_and_hours_stops_before_one(tmp_path, monkeypatch, capsys):
+    """main() with made-up searches: seed 0 whole, seed 1 cut short; --resume runs seed 1 again, whole."""
+    import types
+
+    import bench.overhead
+    import bench.results
+    from bench import search_vs_keras_tuner as kt_bench
+
+    calls, clock = [], [0.0]
+    fake_time = types.SimpleNamespace(monotonic=lambda: clock[0])
+    monkeypatch.setattr(bench.results, "RESULTS", str(tmp_path / "results.json"))
+    monkeypatch.setattr(bench.results, "time", fake_time)
+    monkeypatch.setattr(pruning, "time", fake_time)
+    monkeypatch.setattr(bench.overhead, "load", lambda *a, **k: _data())
+    monkeypatch.setattr(kt_bench, "calibrate", lambda *a, **k: 1.0)
+
+    def search(space, data, *, budget, seed, pruner, fail_at=None, **kw):
+        calls.append((seed, pruner))
+        clock[0] += budget
+        if len(calls) == fail_at:
+            raise RuntimeError("the machine went away")
+        return {"trials_finished": 4, "pruned": 1, "best": 0.9, "selected_best": 0.9}
+
+    flags = ["--data", "demo", "--pruners", "none,median", "--seeds", "2"]
+    monkeypatch.setattr(kt_bench, "run_lungsearch", lambda *a, **k: search(*a, fail_at=4, **k))
+    with pytest.raises(RuntimeError):
+        pruning.main(flags)
+    stored = json.loads((tmp_path / "results.json").read_text())["pruning_reduced"]
+    assert [(e["seed"], sorted(e["runs"])) for e in stored["seeds"]] == [(0, ["median", "none"]), (1, ["median"])]
+
+    calls.clear()
+    monkeypatch.setattr(kt_bench, "run_lungsearch", search)
+    assert pruning.main(flags + ["--resume", "--hours", "0.5"])["all_run"] is False  # a seed is 2 x 31 minutes
+    assert calls == [] and "stopped before seed 1" in capsys.readouterr().out
+    figures = pruning.main(flags + ["--resume"])
+    assert calls == [(1, "median"), (1, "none")] and figures["all_run"]
+    assert figures["seeds"][0]["date"] == stored["seeds"][0]["date"] and figures["trials_per_hour_ratio"]["n"] == 2
+    with pytest.raises(SystemExit, match="has pruners"):
+        pruning.main(flags[:2] + ["--pruners", "none,sha", "--seeds", "2", "--resume"])

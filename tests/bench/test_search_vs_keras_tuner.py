@@ -3,6 +3,9 @@ trains with the same class weights and plateau callbacks as lungsearch (a fake m
 
 from __future__ import annotations
 
+import time
+import types
+
 import numpy as np
 import pytest
 
@@ -83,3 +86,74 @@ def test_keras_tuner_trains_with_lungsearchs_class_weights_and_plateau_callbacks
     assert kinds[1:3] == [keras.callbacks.ReduceLROnPlateau, keras.callbacks.EarlyStopping]
     assert kwargs["callbacks"][2].monitor == "val_auc" and kwargs["callbacks"][2].restore_best_weights
     assert kwargs["batch_size"] in (16, 32, 64, 128) and kwargs["epochs"] == 3
+
+
+def _fake_bench(monkeypatch, tmp_path, calls: list, fail_at: int | None = None):
+    """main() with no data and no training: each side a made-up result; call ``fail_at`` raises, as a run cut short."""
+    import bench.overhead
+    import bench.results
+    import bench.vs_hand
+    import lungsearch.data
+
+    x = np.zeros((4, 8, 8, 1), dtype=np.uint8)
+    data = SearchData(["a", "b"], Arrays(x, np.array([0, 1, 0, 1])), Arrays(x[:2], np.array([0, 1])), {})
+    monkeypatch.setattr(bench.results, "RESULTS", str(tmp_path / "results.json"))
+    monkeypatch.setattr(bench.vs_hand, "SHARED", str(tmp_path))
+    monkeypatch.setattr(bench.overhead, "load", lambda *a, **k: data)
+    monkeypatch.setattr(lungsearch.data, "load_test", lambda *a, **k: data.val)
+    monkeypatch.setattr(kt_bench, "calibrate", lambda *a, **k: 1.0)
+    clock = [0.0]  # each side takes its whole budget on this clock
+    fake_time = types.SimpleNamespace(monotonic=lambda: clock[0], perf_counter=time.perf_counter)
+    monkeypatch.setattr(kt_bench, "time", fake_time)
+    monkeypatch.setattr(bench.results, "time", fake_time)
+
+    def side(kind):
+        def run(*args, seed, budget, **kw):
+            name = kind if kind == "lungsearch" else args[0]
+            calls.append((seed, name))
+            clock[0] += budget
+            if fail_at is not None and len(calls) == fail_at:
+                raise RuntimeError("the machine went away")
+            return {"tuner": name, "trials_finished": 3, "best": 0.9, "curve": [[10.0, 0.9]], "_model": None}
+        return run
+
+    monkeypatch.setattr(kt_bench, "run_lungsearch", side("lungsearch"))
+    monkeypatch.setattr(kt_bench, "run_keras_tuner", side("keras-tuner"))
+
+
+FLAGS = ["--sets", "covid19", "--seeds", "2", "--tuners", "lungsearch,hyperband"]
+
+
+def test_resume_keeps_the_finished_units_and_reruns_a_broken_one_whole(tmp_path, monkeypatch):
+    import json
+
+    calls: list = []
+    _fake_bench(monkeypatch, tmp_path, calls, fail_at=4)  # seed 0 whole, seed 1 one side, then its second fails
+    with pytest.raises(RuntimeError):
+        kt_bench.main(FLAGS)
+    stored = json.loads((tmp_path / "results.json").read_text())["search_vs_keras_tuner_reduced"]
+    assert [e["seed"] for e in stored["seeds"]] == [0, 1] and not stored["all_run"]
+    assert list(stored["seeds"][1]["sets"]["covid19"]["sides"]) == ["hyperband"]  # the side it finished
+    first_date = stored["seeds"][0]["sets"]["covid19"]["date"]
+
+    calls.clear()
+    _fake_bench(monkeypatch, tmp_path, calls)
+    figures = kt_bench.main(FLAGS + ["--resume"])
+    assert calls == [(1, "hyperband"), (1, "lungsearch")]  # seed 1 again, whole, in its rotated order; seed 0 kept
+    assert figures["all_run"] and [e["seed"] for e in figures["seeds"]] == [0, 1]
+    assert figures["seeds"][0]["sets"]["covid19"]["date"] == first_date
+    assert figures["sets"]["covid19"]["sides"]["lungsearch"]["seeds"] == 2
+
+    calls.clear()
+    assert kt_bench.main(FLAGS + ["--resume"])["all_run"] and calls == []  # nothing left to run
+    with pytest.raises(SystemExit, match=r"has budget_seconds 1800(\.0)?, this run 600\.0"):
+        kt_bench.main(FLAGS + ["--resume", "--budget", "600"])
+
+
+def test_hours_stops_before_a_unit_that_would_not_fit(tmp_path, monkeypatch, capsys):
+    calls: list = []
+    _fake_bench(monkeypatch, tmp_path, calls)
+    figures = kt_bench.main(FLAGS + ["--hours", "1.5"])  # a unit is 2 sides of 30 minutes (and 2 minutes each): one fits
+    assert calls == [(0, "lungsearch"), (0, "hyperband")] and not figures["all_run"]
+    assert [e["seed"] for e in figures["seeds"]] == [0]
+    assert "stopped before seed 1 covid19" in capsys.readouterr().out
