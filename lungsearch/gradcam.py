@@ -188,23 +188,29 @@ def _resized(m: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(m.astype(np.float32), mode="F").resize(shape[::-1], Image.BILINEAR))
 
 
+def _ensemble_map(c: EnsembleCut, image: np.ndarray, class_index: int, rel_eps: float) -> np.ndarray:
+    """The members' weighted maps, on the finest member's grid, summed: the score is the log of the averaged probability."""
+    probs = [predict(image[None])[0][class_index] for _, predict in c.members]
+    maps = []
+    for (member, _), p in zip(c.members, probs):
+        rest = sum(probs) - p  # the other members' probabilities, held while this member's head output moves
+
+        def score(h, member=member, rest=rest):
+            return np.log(np.clip((_softmax(member.to_scores(h))[:, class_index] + rest) / len(probs), 1e-12, None))
+
+        maps.append(_weighted_map(member, member.features(image[None])[0].astype(np.float32), score, rel_eps))
+    shape = max((m.shape for m in maps), key=lambda s: s[0] * s[1])
+    return sum(_resized(m, shape) for m in maps)
+
+
 def grad_cam(c: Cut | EnsembleCut, image: np.ndarray, class_index: int, rel_eps: float = 1e-3) -> np.ndarray:
     """Heatmap in [0, 1] at the conv map's resolution (an ensemble's: its finest member's) for one uint8 image (H, W, C)."""
     if isinstance(c, EnsembleCut):
-        probs = [predict(image[None])[0] for _, predict in c.members]
-        total = float(sum(p[class_index] for p in probs))
-        maps = []
-        for (member, _), p in zip(c.members, probs):
-            rest = total - float(p[class_index])
-            # the ensemble's score as this member's head output moves, the others' held
-            score = lambda h, member=member, rest=rest: np.log(
-                np.clip((_softmax(member.to_scores(h))[:, class_index] + rest) / len(probs), 1e-12, None))
-            maps.append(_weighted_map(member, member.features(image[None])[0].astype(np.float32), score, rel_eps))
-        shape = max((m.shape for m in maps), key=lambda s: s[0] * s[1])
-        cam = np.maximum(sum(_resized(m, shape) for m in maps), 0.0)
+        weighted = _ensemble_map(c, image, class_index, rel_eps)
     else:
         a = c.features(image[None])[0].astype(np.float32)  # (h, w, K)
-        cam = np.maximum(_weighted_map(c, a, lambda h: c.to_scores(h)[:, class_index], rel_eps), 0.0)
+        weighted = _weighted_map(c, a, lambda h: c.to_scores(h)[:, class_index], rel_eps)
+    cam = np.maximum(weighted, 0.0)
     top = cam.max()
     return cam / top if top > 0 else cam
 
