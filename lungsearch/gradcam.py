@@ -23,6 +23,7 @@ members' contributions to one score, as Grad-CAM takes the channels'.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from typing import Callable
 
@@ -240,7 +241,8 @@ def overlay_png(image: np.ndarray, cam: np.ndarray, path: str, title: str, *, ex
     axes[0].set_title(f"X-ray ({size})", fontsize=9)
     axes[1].imshow(gray, cmap="gray", vmin=0, vmax=255)
     shown = axes[1].imshow(heat, cmap="jet", alpha=0.4, vmin=0, vmax=1)
-    axes[1].set_title(f"Grad-CAM of {explained}" if explained else "Grad-CAM", fontsize=9)
+    # wrapped, so a long layer name (an ensemble's members, a nested backbone) stays inside the figure
+    axes[1].set_title(textwrap.fill(f"Grad-CAM of {explained}" if explained else "Grad-CAM", 60), fontsize=9)
     fig.colorbar(shown, ax=axes[1], fraction=0.046, pad=0.02, label="share of the strongest evidence")
     for ax in axes:
         ax.axis("off")
