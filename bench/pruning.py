@@ -23,7 +23,6 @@ past H hours, so the 6 hours of the full bench can be spread over sessions.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import tempfile
 import time
@@ -36,7 +35,7 @@ def main(argv=None) -> dict:
 
     import spaces
     from bench.overhead import SHARED, load
-    from bench.results import below_defaults, fits, machine, reduced_key, resumable
+    from bench.results import below_defaults, fits, machine, now, reduced_key, resumable
     from bench.search_vs_keras_tuner import calibrate, rotated, run_lungsearch
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -76,7 +75,7 @@ def main(argv=None) -> dict:
             break
         # a seed runs whole, in one sitting, so its pruners' calibration epochs compare; a broken one's figures go
         fresh = {"seed": entry["seed"], "order": entry["order"], "calibration_seconds": {}, "runs": {}, "machine": machine(),
-                 "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+                 "date": now()}
         entry.clear()
         entry.update(fresh)
         for pruner in entry["order"]:

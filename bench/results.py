@@ -36,6 +36,11 @@ def machine() -> str:
     return f"{platform.node() or 'host'}: {platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
+def now() -> str:
+    """The time in UTC as the records write it."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
 def load() -> dict:
     """Everything recorded so far (an empty dict before the first record)."""
     if not os.path.isfile(RESULTS):
@@ -57,7 +62,7 @@ def stamp(figures: dict, *, command: str | None = None) -> dict:
     return relative_paths({
         "command": command or "python -m " + " ".join(shlex.quote(a) for a in [_module(), *sys.argv[1:]]),
         "machine": machine(),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": now(),
         **figures,
     })
 

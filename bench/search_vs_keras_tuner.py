@@ -47,7 +47,6 @@ past H hours, so the 9 hours of the full bench can be spread over sessions:
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import statistics
 import tempfile
@@ -457,12 +456,12 @@ def done(entry: dict, name: str, sides: list[str]) -> bool:
 def run_unit(args, entry: dict, name: str, arrays, space, sets: list[str], seeds: list[dict]) -> None:
     """Every side of one (seed, set), in the seed's order, in one sitting (so their calibration epochs compare);
     recorded after every side, so a run stopped early keeps the sides it finished."""
-    from bench.results import machine
+    from bench.results import machine, now
 
     data, test = arrays
     seed = entry["seed"]
     here = entry["sets"][name] = {"calibration_seconds": {}, "sides": {}, "machine": machine(),
-                                  "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+                                  "date": now()}
     for side in entry["order"]:
         here["calibration_seconds"][side] = calibrate(data, seed)
         with tempfile.TemporaryDirectory() as folder:
