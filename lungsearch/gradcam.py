@@ -137,10 +137,10 @@ def cut_inner(model):
 
 @dataclass
 class EnsembleCut:
-    """An averaging ensemble: each member's :class:`Cut` and, beside it, its probabilities for an image."""
+    """An averaging ensemble: each member's :class:`Cut`."""
 
     layer_name: str
-    members: list[tuple[Cut, Callable[[np.ndarray], np.ndarray]]]
+    members: list[Cut]
 
 
 def _ensemble_members(model) -> list | None:
@@ -160,7 +160,7 @@ def explain(model) -> Cut | EnsembleCut:
     names = {c.layer_name for c in cuts}
     where = (f"{names.pop()} in each of the {len(cuts)} members" if len(names) == 1
              else ", ".join(f"{m.name}/{c.layer_name}" for m, c in zip(members, cuts)))
-    return EnsembleCut(where, [(c, _predictor(m)) for c, m in zip(cuts, members)])
+    return EnsembleCut(where, cuts)
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -191,15 +191,17 @@ def _resized(m: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 def _ensemble_map(c: EnsembleCut, image: np.ndarray, class_index: int, rel_eps: float) -> np.ndarray:
     """The members' weighted maps, on the finest member's grid, summed: the score is the log of the averaged probability."""
-    probs = [predict(image[None])[0][class_index] for _, predict in c.members]
+    feats = [member.features(image[None])[0].astype(np.float32) for member in c.members]
+    # each member's probability of the class, from its own head (no second pass through the member)
+    probs = [float(_softmax(m.to_scores(m.head(a[None])))[0, class_index]) for m, a in zip(c.members, feats)]
     maps = []
-    for (member, _), p in zip(c.members, probs):
+    for member, a, p in zip(c.members, feats, probs):
         rest = sum(probs) - p  # the other members' probabilities, held while this member's head output moves
 
         def score(h, member=member, rest=rest):
             return np.log(np.clip((_softmax(member.to_scores(h))[:, class_index] + rest) / len(probs), 1e-12, None))
 
-        maps.append(_weighted_map(member, member.features(image[None])[0].astype(np.float32), score, rel_eps))
+        maps.append(_weighted_map(member, a, score, rel_eps))
     shape = max((m.shape for m in maps), key=lambda s: s[0] * s[1])
     return sum(_resized(m, shape) for m in maps)
 
