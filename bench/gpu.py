@@ -168,6 +168,8 @@ def run_search(args) -> dict:
     lungsearch("best", "--storage", args.storage, "--export", model, "--out", args.out)
     with open(os.path.join(args.out, "evaluation.json")) as fh:
         evaluation = json.load(fh)
+    with open(os.path.join(args.out, "model.json")) as fh:  # best's default: the 3 best averaged where they are kept
+        exported = [m["trial"] for m in json.load(fh).get("ensemble", [])] or [evaluation["trial"]]
     metrics = evaluation["test"]["metrics"]
     test = {k: metrics[k] for k in METRICS if k in metrics}
     for k, m in test.items():
@@ -176,7 +178,7 @@ def run_search(args) -> dict:
     acc, auc = test["accuracy"]["value"], test.get("roc_auc", {}).get("value")
     figures.update({"test": test, "test_accuracy": acc, "test_auc": auc, "goal": GOAL,
                     "goal_met": acc >= GOAL["accuracy"] and (auc or 0) >= GOAL["roc_auc"],
-                    "decision": evaluation.get("decision")})
+                    "decision": evaluation.get("decision"), "exported_trials": exported})
     import keras
 
     figures["device"], figures["backend"] = device_name(), keras.backend.backend()

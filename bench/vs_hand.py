@@ -4,8 +4,8 @@
     python -m bench.vs_hand --sets covid_normal --budget 300 --seeds 2   # a reduced run (recorded apart)
 
 Per data set, in one invocation, each side through the real executable on a
-fresh SQLite study, then ``lungsearch best --export`` (validation picks the
-threshold; the test split is read there, once):
+fresh SQLite study, then ``lungsearch best --export --ensemble 1`` (the pick
+alone; validation picks the threshold; the test split is read there, once):
 
 - ``hand``: ``bench/hand_cnn.py`` (the seeds' CNN, nothing tuned), one trial
   of 10 epochs per seed (``--seed`` also re-draws the validation split);
@@ -24,8 +24,8 @@ Data sets: ``chest_xray`` (NORMAL/PNEUMONIA: the disease class at index 1),
 ``covid_normal``, made here as symbolic links to covid19's Covid and Normal
 folders (the disease class at index 0, where the inverted-AUC bug hid).
 
-After each search, ``best --export --ensemble 3`` (the kept top 3 averaged)
-is tested beside the single pick; after the default search, the best trial
+After each search, ``best --export --ensemble 3`` (the kept top 3 averaged,
+what ``best`` exports by default) is tested beside the single pick; after the default search, the best trial
 of each value of the cnn space's switches (augmentation off/on,
 normalisation none/image) is exported too (``--retrain`` where its model was
 not kept), so each study also says which won on test.  Key ``vs_hand`` (``vs_hand_reduced`` for a
@@ -138,7 +138,7 @@ def side_hand(folder: str, work: str, seeds: int) -> dict:
         lungsearch("run", "--data", folder, "--space", HAND, "--trials", "1", "--epochs", "10", "--image-size", "64",
                    "--seed", str(seed), "--storage", storage, "--study", "hand", "--recycle", "0")
         seconds = time.perf_counter() - start
-        runs.append({"seed": seed, "seconds": round(seconds, 1), **export(storage, f"{work}/hand-{seed}")})
+        runs.append({"seed": seed, "seconds": round(seconds, 1), **export(storage, f"{work}/hand-{seed}", "--ensemble", "1")})
         print(f"  hand seed {seed}: test AUC {runs[-1]['test_auc']:.3f}, accuracy {runs[-1]['test_accuracy']:.3f} ({seconds:.0f} s)", flush=True)
     aucs = [r["test_auc"] for r in runs]
     return {"seeds": runs, "auc_median": statistics.median(aucs), "auc_best": max(aucs), "auc_min": min(aucs),
@@ -153,7 +153,7 @@ def side_search(folder: str, work: str, name: str, flags: list[str], *, on_off: 
     lungsearch("run", "--data", folder, *flags, "--storage", storage, "--study", name)
     seconds = time.perf_counter() - start
     study, facts = study_facts(storage, switches=on_off)
-    out = {"flags": flags, "seconds": round(seconds, 1), **facts, **export(storage, f"{work}/{name}")}
+    out = {"flags": flags, "seconds": round(seconds, 1), **facts, **export(storage, f"{work}/{name}", "--ensemble", "1")}  # the pick alone
     print(f"  {name}: {facts['complete']} complete / {facts['trials']} trials in {seconds:.0f} s, best #{facts.get('best_trial')} "
           f"val {facts.get('best_val', float('nan')):.4f}: test AUC {out['test_auc']:.3f}, accuracy {out['test_accuracy']:.3f}", flush=True)
     if facts["complete"] >= ENSEMBLE:  # the kept top K averaged: does it carry to test better than the single pick?

@@ -17,8 +17,10 @@ def register(sub) -> None:
     which.add_argument("--trial", type=int, help="export this trial instead of the best")
     which.add_argument("--max-train-seconds", type=float, metavar="S",
                        help="export the most accurate trial (a Pareto point) that trained within S seconds")
-    p.add_argument("--ensemble", type=int, default=1, metavar="K",
-                   help="average the probabilities of the K best trials in one model (their models kept by `run --keep-top`, default 3)")
+    p.add_argument("--ensemble", type=int, default=None, metavar="K",
+                   help="average the probabilities of the K best trials in one model (their models kept by `run --keep-top`); "
+                        "default: the 3 best where their models are kept, else the best alone (bench/RESULTS.md says why); "
+                        "1: the best trial alone")
     p.add_argument("--retrain", action="store_true",
                    help="train the trial again from its stored params (needed when its model was not kept)")
     p.add_argument("--min-sensitivity", type=float, metavar="F",

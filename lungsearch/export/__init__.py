@@ -29,7 +29,7 @@ import optuna
 from lungsearch import __version__
 from lungsearch.export.base import FORMAT, ExportError, meta_path
 from lungsearch.export.model import check_loads, ensemble_model
-from lungsearch.export.pick import pick_trial, pick_trials
+from lungsearch.export.pick import default_ensemble, pick_trial, pick_trials
 from lungsearch.export.rebuild import _keeper, _search_data, data_source, retrain
 
 
@@ -44,13 +44,16 @@ def export_best(
     threshold_rule: str = "youden",
     out_dir: str | None = None,
     n_bootstrap: int | None = None,
-    ensemble: int = 1,
+    ensemble: int | None = None,
     log=print,
 ) -> dict:
     """Write ``dest`` (.keras), its .json and the evaluation files into ``out_dir`` (default: beside it).
 
     ``ensemble`` K > 1: the K best trials by the objective, their probabilities
     averaged in one model, thresholded and evaluated like a single model.
+    ``None`` (the default): the best trial alone where ``trial_number``,
+    ``max_train_seconds`` or ``retrain_model`` is given, else
+    :func:`~lungsearch.export.pick.default_ensemble` (the 3 best where their models are kept).
     ``threshold_rule``: how the threshold of a two-class model is chosen on
     validation (:data:`lungsearch.evaluate.THRESHOLD_RULES`; default Youden's J).
     """
@@ -62,6 +65,12 @@ def export_best(
 
     if not dest.endswith(".keras"):
         raise ExportError(f"--export must name a .keras file, got {dest}")
+    keeper, why = _keeper(study), None
+    if ensemble is None:
+        if trial_number is not None or max_train_seconds is not None or retrain_model:
+            ensemble = 1
+        else:
+            ensemble, why = default_ensemble(study, lambda t: keeper is not None and keeper.has_model(t))
     if ensemble < 1:
         raise ExportError(f"--ensemble must be at least 1, got {ensemble}")
     if threshold_rule not in evaluate.THRESHOLD_RULES:
@@ -72,7 +81,6 @@ def export_best(
         raise ExportError("--ensemble takes the K best trials; it cannot be combined with --trial or --max-train-seconds")
     trials = pick_trials(study, ensemble) if ensemble > 1 else [pick_trial(study, trial_number, max_train_seconds)]
     trial = trials[0]
-    keeper = _keeper(study)
     missing = [t.number for t in trials if not (keeper is not None and keeper.has_model(t))]
     if missing and not retrain_model:
         from search.keep import why_no_model
@@ -84,6 +92,8 @@ def export_best(
             f"the models of trial{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} of the {len(trials)} best are not "
             f"on disk ({why_no_model(study, first)}; `run --keep-top K` keeps the K best); add --retrain to train them again"
         )
+    if why:  # said once the export can go ahead: where no model is kept at all, the error above says what to do
+        log(f"exporting {why}")
     attrs = study.user_attrs
     class_names = tuple(attrs.get("class_names") or ())
     log(f"trial{'s' if len(trials) > 1 else ''} #{', #'.join(str(t.number) for t in trials)}: loading the study's train/validation data")

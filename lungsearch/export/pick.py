@@ -11,6 +11,11 @@ from optuna.trial import TrialState
 
 from lungsearch.export.base import ExportError
 
+# `best` averages the 3 best trials unless told otherwise: over 14 searches in bench/RESULTS.md ("Averaging the top 3:
+# `best`'s default"), the top 3 averaged scored a higher test AUC than the single pick in 11 (median +0.009, from -0.010 to
+# +0.053); its 3 losses were all 30-minute cnn searches on chest_xray.
+DEFAULT_ENSEMBLE = 3
+
 
 def pick_trial(study: optuna.Study, trial_number: int | None = None, max_train_seconds: float | None = None) -> optuna.trial.FrozenTrial:
     """The best trial; or trial ``trial_number``; or the most accurate one trained within ``max_train_seconds``."""
@@ -43,3 +48,19 @@ def pick_trials(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
     if k > len(done):
         raise ExportError(f"--ensemble {k} needs {k} completed trials; study {study.study_name!r} has {len(done)}")
     return sorted(done, key=lambda t: (-t.value, t.number))[:k]
+
+
+def default_ensemble(study: optuna.Study, has_model) -> tuple[int, str]:
+    """How many trials ``best`` averages when ``--ensemble`` is not given, and why: :data:`DEFAULT_ENSEMBLE` where the
+    study has that many completed trials and each of the best ones has its model kept (``has_model(trial)``), else the
+    best trial alone (so that a small study, or one kept with ``--keep-top 1``, still exports without ``--retrain``)."""
+    k = DEFAULT_ENSEMBLE
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if len(done) < k:
+        return 1, f"the best trial alone: the default average of the {k} best needs {k} completed trials, the study has {len(done)}"
+    missing = [t.number for t in pick_trials(study, k) if not has_model(t)]
+    if missing:
+        return 1, (f"the best trial alone: the default average of the {k} best needs their kept models, and trial"
+                   f"{'s' if len(missing) > 1 else ''} #{', #'.join(map(str, missing))} {'have' if len(missing) > 1 else 'has'} none "
+                   f"(`run --keep-top {k}` keeps them; `--ensemble {k} --retrain` trains them again)")
+    return k, f"the {k} best trials averaged (the default; --ensemble 1 exports the best trial alone)"

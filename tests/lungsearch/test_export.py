@@ -87,7 +87,7 @@ def test_retrain_rebuilds_a_trial_whose_model_is_gone(study_db, tmp_path, capsys
         store.write_bytes(saved)
 
 
-def test_ensemble_of_the_three_best_averages_their_probabilities(study_db, tmp_path, capsys):
+def test_by_default_best_averages_the_three_best_trials(study_db, tmp_path, capsys):
     import keras
     import numpy as np
 
@@ -98,8 +98,9 @@ def test_ensemble_of_the_three_best_averages_their_probabilities(study_db, tmp_p
     top = export.pick_trials(study, 3)
     assert [t.value for t in top] == sorted((t.value for t in top), reverse=True)
     dest = tmp_path / "ens" / "model.keras"
-    assert main(["best", "--storage", url, "--export", str(dest), "--ensemble", "3", "--bootstrap", "20"]) == 0
+    assert main(["best", "--storage", url, "--export", str(dest), "--bootstrap", "20"]) == 0
     out = capsys.readouterr().out
+    assert "exporting the 3 best trials averaged (the default; --ensemble 1" in out
     assert "ensemble of trials" in out and "reloaded in a fresh process: ok" in out
     meta = json.loads((tmp_path / "ens" / "model.json").read_text())
     assert [m["trial"] for m in meta["ensemble"]] == [t.number for t in top]
@@ -116,6 +117,33 @@ def test_ensemble_of_the_three_best_averages_their_probabilities(study_db, tmp_p
     np.testing.assert_allclose(keras.models.load_model(dest).predict(x, verbose=0), mean, atol=1e-5)
     ev = json.loads((tmp_path / "ens" / "evaluation.json").read_text())
     assert ev["test"]["n"] == 32
+
+
+def test_the_default_falls_back_to_the_best_trial_alone_and_says_why(study_db, tmp_path, capsys):
+    url, root = study_db
+    study = optuna.load_study(study_name="tiny", storage=url)
+    best, second, third = export.pick_trials(study, 3)
+    kept = {best.number, second.number, third.number}
+    assert export.default_ensemble(study, lambda t: t.number in kept)[0] == 3
+    k, why = export.default_ensemble(study, lambda t: t.number != third.number)
+    assert k == 1 and f"trial #{third.number} has none" in why and "--keep-top 3" in why
+    two = optuna.create_study(direction="maximize")
+    for value in (0.9, 0.8):
+        two.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.COMPLETE, value=value))
+    assert export.default_ensemble(two, lambda t: True) == (1, "the best trial alone: the default average of the 3 best "
+                                                               "needs 3 completed trials, the study has 2")
+    # through the command: the third model gone, `best` exports the best trial alone and says so
+    store = root / "s.artifacts" / third.user_attrs["model_artifact"]
+    saved = store.read_bytes()
+    store.unlink()
+    try:
+        dest = tmp_path / "model.keras"
+        assert main(["best", "--storage", url, "--export", str(dest), "--bootstrap", "20"]) == 0
+        assert "exporting the best trial alone" in capsys.readouterr().out
+        meta = json.loads((tmp_path / "model.json").read_text())
+        assert "ensemble" not in meta and meta["trial"] == best.number
+    finally:
+        store.write_bytes(saved)
 
 
 def test_ensemble_larger_than_the_study_or_with_trial_is_one_line(study_db, tmp_path, capsys):
