@@ -127,15 +127,29 @@ def quiet_frameworks() -> None:
     if debugging():
         return
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if not os.environ.get("LUNGSEARCH_TRACEBACK"):
-        import logging
+    import logging
 
+    tf_logger = logging.getLogger("tensorflow")
+    if _expected_retracing not in tf_logger.filters:
+        tf_logger.addFilter(_expected_retracing)
+    if not os.environ.get("LUNGSEARCH_TRACEBACK"):
         logger = logging.getLogger("optuna.study._optimize")
         if _one_line_failures not in logger.filters:
             logger.addFilter(_one_line_failures)
 
 
 _VALUE_NONE = re.compile(r"^Trial \d+ failed with value None\.$")
+
+
+def _expected_retracing(record) -> bool:
+    """Drop TensorFlow's "N out of the last N calls ... triggered tf.function retracing" warning.
+
+    Grad-CAM cuts a model into a feature part and a head (one of each per
+    ensemble member), each a Keras model whose ``predict`` is traced once, as
+    any new model's is.  TensorFlow counts those first traces of
+    ``make_predict_function`` together and warns of a loop that is not there.
+    """
+    return "triggered tf.function retracing" not in record.getMessage()
 
 
 def _one_line_failures(record) -> bool:

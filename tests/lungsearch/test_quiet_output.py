@@ -65,3 +65,16 @@ def test_a_failed_trial_is_one_line_without_traceback() -> None:
     assert _common._one_line_failures(record)
     assert record.exc_info is None and "LUNGSEARCH_TRACEBACK=1" in record.getMessage()
     assert _common._one_line_failures(_record("Trial 2 failed with value nan."))  # a value says something
+
+
+def test_tensorflow_retracing_warning_is_dropped_and_its_other_warnings_kept(monkeypatch) -> None:
+    monkeypatch.delenv(_common.DEBUG_ENV, raising=False)
+    logger = logging.getLogger("tensorflow")
+    monkeypatch.setattr(logger, "filters", list(logger.filters))  # the filter added here leaves with the test
+    _common.quiet_frameworks()
+    retracing = logging.LogRecord("tensorflow", logging.WARNING, __file__, 1, "5 out of the last 5 calls to <function "
+                                  "TensorFlowTrainer.make_predict_function.<locals>.one_step_on_data_distributed> "
+                                  "triggered tf.function retracing. Tracing is expensive ...", None, None)
+    other = logging.LogRecord("tensorflow", logging.WARNING, __file__, 1, "something else", None, None)
+    assert not logger.filter(retracing)
+    assert logger.filter(other)
