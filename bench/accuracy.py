@@ -43,7 +43,11 @@ def hand_cnn(stored: dict, data: str) -> dict:
     if not hand:
         return {"measured": False, "why": f"no stored bench.vs_hand run of the hand CNN on {name} "
                                           f"(python -m bench.vs_hand --sets {name} --sides hand)"}
-    return {"measured": True, "source": f"bench.vs_hand, {run.get('date')}, {run.get('command')}", "seeds": len(hand.get("seeds", [])),
+    if hand.get("date"):
+        source = f"bench.vs_hand, {hand['date']}, {hand.get('command')}"
+    else:  # recorded before each side carried its own stamp: the key's stamp is that of its last run, maybe of other sides
+        source = f"bench.vs_hand (key vs_hand), the hand side of a run on or before {run.get('date')}"
+    return {"measured": True, "source": source, "seeds": len(hand.get("seeds", [])),
             **{k: hand[k] for k in ("auc_median", "auc_best", "accuracy_median")}}
 
 

@@ -206,7 +206,7 @@ def main(argv=None) -> dict:
     sides = set(args.sides.split(","))
     reduced = args.budget < 1800 or args.seeds < 5
     key = "vs_hand_reduced" if reduced else "vs_hand"
-    from bench.results import load, record
+    from bench.results import load, record, stamp
 
     results = (load().get(key) or {}).get("sets", {}) if not args.no_record else {}
     with tempfile.TemporaryDirectory(prefix="vs_hand-") as tmp:
@@ -225,7 +225,7 @@ def main(argv=None) -> dict:
             for side, stored_as, run in runs:
                 if side not in sides:
                     continue
-                entry[stored_as] = run()
+                entry[stored_as] = stamp(run())  # each side its own date and command: a later run of other sides keeps them
                 entry.update(summary(entry))
                 if not args.no_record:
                     record(key, {"reduced": reduced, "budget_seconds": args.budget, "seeds": args.seeds, "sets": results,

@@ -22,3 +22,22 @@ def test_summary_judges_every_space_against_the_hand_cnn():
 def test_summary_without_hand_figures_leaves_goals_open():
     out = vs_hand.summary({"quick@efficientnet-lite0": {"test_auc": 0.9}})
     assert out["spaces"]["efficientnet-lite0"]["quick_beats_hand_median"] is None
+
+
+def test_each_side_keeps_its_own_date_when_a_later_run_adds_another(tmp_path, monkeypatch):
+    from bench import results
+
+    monkeypatch.setattr(results, "RESULTS", str(tmp_path / "results.json"))
+    monkeypatch.setattr(vs_hand, "SHARED", str(tmp_path))
+    monkeypatch.setattr(vs_hand, "data_folder", lambda name, work: str(tmp_path))
+    monkeypatch.setattr(vs_hand, "side_hand", lambda folder, work, seeds: {"auc_median": 0.94, "auc_best": 0.95})
+    monkeypatch.setattr(vs_hand, "side_search", lambda folder, work, name, flags, on_off=False: {"test_auc": 0.9})
+    monkeypatch.setattr(results, "now", lambda: "2026-12-01T00:00:00+00:00")
+    vs_hand.main(["--sets", "covid19", "--sides", "hand"])
+    monkeypatch.setattr(results, "now", lambda: "2026-12-02T00:00:00+00:00")
+    vs_hand.main(["--sets", "covid19", "--sides", "quick"])
+    stored = results.load()["vs_hand"]  # default budget and seeds: the full-size key
+    sides = stored["sets"]["covid19"]
+    assert sides["hand"]["date"] == "2026-12-01T00:00:00+00:00" and sides["hand"]["auc_median"] == 0.94
+    assert sides["quick"]["date"] == "2026-12-02T00:00:00+00:00" and stored["date"] == "2026-12-02T00:00:00+00:00"
+    assert "command" in sides["hand"] and "machine" in sides["hand"]
