@@ -59,11 +59,19 @@ def variant_key(space: str | None, image_size: int | None, data: str = "chest_xr
     return key + (f"@{image_size}px" if image_size else "") + ("" if name == "chest_xray" else f"@{name}")
 
 
+class LungsearchFailed(SystemExit):
+    """A ``lungsearch`` command of the bench exited non-zero; ``error`` is the last line it wrote on stderr."""
+
+    def __init__(self, args: tuple[str, ...], returncode: int, stderr: str):
+        super().__init__(f"lungsearch {' '.join(args)} failed ({returncode}): {stderr[-2000:]}")
+        self.error = (stderr.strip().splitlines() or [""])[-1]
+
+
 def lungsearch(*args: str) -> None:
     exe = shutil.which("lungsearch", path=os.path.dirname(sys.executable)) or "lungsearch"
     done = subprocess.run([exe, *args], capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     if done.returncode != 0:
-        raise SystemExit(f"lungsearch {' '.join(args)} failed ({done.returncode}): {done.stderr[-2000:]}")
+        raise LungsearchFailed(args, done.returncode, done.stderr)
 
 
 def main(argv=None) -> dict:
@@ -90,6 +98,8 @@ def main(argv=None) -> dict:
         start = time.perf_counter()
         lungsearch(*run)
         search_seconds = time.perf_counter() - start
+        import optuna
+
         import search
 
         study = search.load_study(search.open_storage(storage, heartbeat=None), None)
@@ -98,15 +108,20 @@ def main(argv=None) -> dict:
         lungsearch("best", "--storage", storage, "--export", model, "--out", folder, "--ensemble", "1")  # the pick alone
         with open(os.path.join(folder, "evaluation.json")) as fh:
             evaluation = json.load(fh)
-        ensemble = None
+        completed = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+        ensemble, not_made = None, None
         if args.ensemble:
             out = os.path.join(folder, "ensemble")
-            lungsearch("best", "--storage", storage, "--export", os.path.join(out, "ensemble.keras"), "--out", out,
-                       "--ensemble", str(args.ensemble))
-            with open(os.path.join(out, "evaluation.json")) as fh:
-                ensemble = json.load(fh)
-            with open(os.path.join(out, "ensemble.json")) as fh:  # the model's metadata names its members
-                ensemble["members"] = [t["trial"] for t in json.load(fh).get("ensemble", [])]
+            try:  # a search too short for K completed trials still records its pick
+                lungsearch("best", "--storage", storage, "--export", os.path.join(out, "ensemble.keras"), "--out", out,
+                           "--ensemble", str(args.ensemble))
+            except LungsearchFailed as exc:
+                not_made = exc.error
+            else:
+                with open(os.path.join(out, "evaluation.json")) as fh:
+                    ensemble = json.load(fh)
+                with open(os.path.join(out, "ensemble.json")) as fh:  # the model's metadata names its members
+                    ensemble["members"] = [t["trial"] for t in json.load(fh).get("ensemble", [])]
     metrics = evaluation["test"]["metrics"]
     test = {k: metrics[k] for k in METRICS if k in metrics}
     from bench.results import load, record
@@ -114,7 +129,7 @@ def main(argv=None) -> dict:
     hand = hand_cnn(load(), args.data)
     hand_of = {"accuracy": hand.get("accuracy_median"), "roc_auc": hand.get("auc_median")}
     chest = os.path.basename(os.path.normpath(args.data)) == "chest_xray"  # Kermany's figures are for chest_xray only
-    print(f"search {search_seconds:.0f} s, {finished} finished trials; test metrics (95% CI) vs Kermany et al. / hand CNN (median of seeds):")
+    print(f"search {search_seconds:.0f} s, {finished} finished trials ({completed} completed); test metrics (95% CI) vs Kermany et al. / hand CNN (median of seeds):")
     for k, m in test.items():
         lo, hi = m["ci95"]
         mine = "-" if hand_of.get(k) is None else f"{hand_of[k]:.3f}"
@@ -128,9 +143,11 @@ def main(argv=None) -> dict:
         ens = {k: ensemble["test"]["metrics"][k] for k in METRICS if k in ensemble["test"]["metrics"]}
         print(f"top {args.ensemble} averaged: " + ", ".join(f"{k} {m['value']:.3f} [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}]"
                                                             for k, m in ens.items()))
+    elif not_made:
+        print(f"top {args.ensemble} averaged: not made ({not_made})")
     figures = {"reduced": args.budget < 1800, "data": args.data, "space": args.space or "cnn", "epochs": args.epochs,
                "image_size": args.image_size, "budget_seconds": args.budget,
-               "search_seconds": round(search_seconds, 1), "trials_finished": finished, "pick": evaluation.get("trial"),
+               "search_seconds": round(search_seconds, 1), "trials_finished": finished, "trials_completed": completed, "pick": evaluation.get("trial"),
                "decision": evaluation.get("decision"), "test": test,
                "test_accuracy": test["accuracy"]["value"], "test_auc": test.get("roc_auc", {}).get("value"),
                "goal_met": test["accuracy"]["value"] >= 0.90 and (test.get("roc_auc", {}).get("value") or 0) >= 0.97,
@@ -138,6 +155,8 @@ def main(argv=None) -> dict:
     if ensemble:
         figures["ensemble"] = {"k": args.ensemble, "trials": ensemble["members"], "test": ens, "test_accuracy": ens["accuracy"]["value"],
                                "test_auc": ens.get("roc_auc", {}).get("value")}
+    elif not_made:
+        figures["ensemble"] = {"k": args.ensemble, "made": False, "why": not_made}
     if not args.no_record:
         record(variant_key(args.space, args.image_size, args.data), figures)
     return figures

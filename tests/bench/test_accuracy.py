@@ -51,3 +51,35 @@ def test_each_variant_keeps_its_own_key():
 
 def test_hand_figures_of_the_same_data_set():
     assert accuracy.hand_cnn(STORED, "../shared/data/covid19")["auc_median"] == 0.916
+
+
+def test_a_search_too_short_for_the_ensemble_still_records_its_pick(tmp_path, monkeypatch):
+    import json
+
+    import optuna
+
+    from bench import results
+
+    monkeypatch.setattr(results, "RESULTS", str(tmp_path / "results.json"))
+    metric = {"value": 0.8, "ci95": [0.7, 0.9]}
+
+    def fake_lungsearch(*args):  # `run` finishes 2 trials; `best --ensemble 3` refuses, as it does
+        if args[0] == "run":
+            storage = args[args.index("--storage") + 1]
+            study = optuna.create_study(storage=storage, study_name="cnn-chest_xray", direction="maximize")
+            for value in (0.9, 0.8):
+                study.enqueue_trial({})
+                study.optimize(lambda t: value, n_trials=1)
+            return
+        if args[args.index("--ensemble") + 1] == "3":
+            raise accuracy.LungsearchFailed(args, 2, "lungsearch: error: --ensemble 3 needs 3 completed trials; "
+                                                     "study 'cnn-chest_xray' has 2\n\n")
+        with open(f"{args[args.index('--out') + 1]}/evaluation.json", "w") as fh:
+            json.dump({"trial": 0, "test": {"metrics": {"accuracy": metric, "roc_auc": metric}}}, fh)
+
+    monkeypatch.setattr(accuracy, "lungsearch", fake_lungsearch)
+    figures = accuracy.main(["--data", str(tmp_path / "chest_xray"), "--image-size", "128", "--ensemble", "3"])
+    assert figures["pick"] == 0 and figures["test_auc"] == 0.8 and figures["trials_completed"] == 2
+    assert figures["ensemble"] == {"k": 3, "made": False,
+                                   "why": "lungsearch: error: --ensemble 3 needs 3 completed trials; study 'cnn-chest_xray' has 2"}
+    assert results.load()["accuracy_cpu@128px"]["test_auc"] == 0.8
