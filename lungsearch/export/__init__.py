@@ -96,7 +96,8 @@ def export_best(
         log(f"exporting {why}")
     attrs = study.user_attrs
     class_names = tuple(attrs.get("class_names") or ())
-    log(f"trial{'s' if len(trials) > 1 else ''} #{', #'.join(str(t.number) for t in trials)}: loading the study's train/validation data")
+    which = f"trial{'s' if len(trials) > 1 else ''} #{', #'.join(str(t.number) for t in trials)}"
+    log(f"{which}: loading the study's train/validation data")
     data = _search_data(study)
     if class_names and tuple(data.class_names) != class_names:
         raise ExportError(f"the data folder now has classes {list(data.class_names)}, the study was made with {list(class_names)}")
@@ -150,7 +151,7 @@ def export_best(
     validation = evaluate.evaluate(data.val.y, val_probs, class_names, threshold=decision["threshold"], positive=positive, n_bootstrap=n_boot)
 
     config = attrs.get("config", {})
-    log(f"trial #{trial.number}: reading the test split (once) and evaluating")
+    log(f"{which}{' averaged' if len(trials) > 1 else ''}: reading the test split (once) and evaluating")
     test = data_mod.load_test(
         data_source(study), image_size=int(data.input_shape[0]), color_mode=color, class_names=class_names,
         seed=config.get("seed", 0), group_pattern=attrs.get("group_pattern", data_mod.DEFAULT_GROUP_PATTERN),

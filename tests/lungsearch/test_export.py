@@ -104,6 +104,8 @@ def test_by_default_best_averages_the_three_best_trials(study_db, tmp_path, caps
     assert "ensemble of trials" in out and "reloaded in a fresh process: ok" in out
     meta = json.loads((tmp_path / "ens" / "model.json").read_text())
     assert [m["trial"] for m in meta["ensemble"]] == [t.number for t in top]
+    members = ", ".join(f"#{t.number}" for t in top)
+    assert f"trials {members} averaged: reading the test split (once)" in out  # the ensemble is tested, not the first trial
     assert META_FIELDS <= set(meta)
     # the one file averages what the three kept models say, image by image
     augment.register()
