@@ -99,7 +99,11 @@ def test_two_workers_take_the_warm_start_once(tmp_path):
                            "--image-size", "24", "--val-fraction", "0.3", "--storage", url, "--study", "s", "--workers", "2"],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    trials = optuna.load_study(study_name="s", storage=url).trials
+    from search.loop import SURPLUS_ATTR
+
+    # a worker that asks for a trial as the other fills the study stores it failed as surplus, never
+    # trained (SURPLUS_ATTR): a race that a loaded machine wins now and then, not a failure
+    trials = [t for t in optuna.load_study(study_name="s", storage=url).trials if not t.user_attrs.get(SURPLUS_ATTR)]
     assert [t.state.name for t in trials].count("FAIL") == 0
     assert [t.user_attrs.get("warm_start") for t in trials] == ["hand-cnn", "hand-cnn-standardized", None]
 
