@@ -15,6 +15,7 @@ import pytest
 
 import spaces
 from lungsearch.cli import main
+from search.loop import SURPLUS_ATTR
 from tests.conftest import make_folder
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -99,8 +100,6 @@ def test_two_workers_take_the_warm_start_once(tmp_path):
                            "--image-size", "24", "--val-fraction", "0.3", "--storage", url, "--study", "s", "--workers", "2"],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    from search.loop import SURPLUS_ATTR
-
     # a worker that asks for a trial as the other fills the study stores it failed as surplus, never
     # trained (SURPLUS_ATTR): a race that a loaded machine wins now and then, not a failure
     trials = [t for t in optuna.load_study(study_name="s", storage=url).trials if not t.user_attrs.get(SURPLUS_ATTR)]
