@@ -1,6 +1,7 @@
 """The same study with each pruner and with none, same wall budget: finished trials per hour and best validation AUC.
 
-    python -m bench.pruning                                   # 3 seeds, 30 minutes per pruner, chest_xray, 64 px
+    python -m bench.pruning                                   # 3 seeds, none and median, 30 minutes each, chest_xray, 64 px
+    python -m bench.pruning --pruners none,median,sha,hyperband   # and the other two pruners (about 6 hours)
     python -m bench.pruning --seeds 3 --budget 300 --epochs 5 --train-limit 2048   # a reduced run
 
 Each pruner runs lungsearch's in-process search (``search.Objective`` +
@@ -13,11 +14,14 @@ shows in the record.  Finished = COMPLETE + PRUNED (what ``--trials`` counts).
 For the default pruner, per seed: trials_per_hour_ratio = its trials per hour
 / no pruning's, best_auc_delta = its best validation AUC - no pruning's; the
 summary gives the median, min and max over seeds.  Goal: median ratio >= 3
-with median best AUC delta >= -0.005.  Key ``pruning`` (``_reduced`` below the
+with median best AUC delta >= -0.005.  The full size runs the default pruner
+and none, the two the goal compares (about 3 hours for 3 seeds on 2 cores);
+``--pruners`` adds sha and hyperband, which the first, one-seed run measured
+(key ``pruning@2026-11-23``).  Key ``pruning`` (``_reduced`` below the
 defaults), written after every pruner, with a ``seeds`` list.  A seed runs whole,
 in one sitting; ``--resume`` keeps the seeds a run with the same flags
 recorded and runs the rest, and ``--hours H`` starts no seed that would end
-past H hours, so the 6 hours of the full bench can be spread over sessions.
+past H hours, so a bench of hours can be spread over sessions.
 """
 
 from __future__ import annotations
@@ -44,7 +48,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--budget", type=float, default=1800, help="wall seconds per pruner (default 1800)")
     ap.add_argument("--epochs", type=int, default=10, help="epoch cap per trial (default: lungsearch's 10)")
     ap.add_argument("--train-limit", type=int, default=None, help="train on this many images (validation whole)")
-    ap.add_argument("--pruners", default="none,median,sha,hyperband", help="comma-separated, the first seed's order")
+    ap.add_argument("--pruners", default="none,median",
+                    help="comma-separated, the first seed's order (default: none and lungsearch's default, median; "
+                         "sha and hyperband may be added)")
     ap.add_argument("--seeds", type=int, default=3, help="seeds (default 3)")
     ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--resume", action="store_true", help="keep the seeds already recorded with these flags; run the rest")
