@@ -36,8 +36,9 @@ medians with min and max over seeds.  Goal: lungsearch's pick at least
 keras-tuner's on test AUC (median over seeds), on both sets.  Use 64 px or
 more: at 32 px the cnn space's 5-block trials cannot be built.  Key
 ``search_vs_keras_tuner`` (``_reduced`` below the defaults), written after every
-side, so a run cut short keeps what it finished.  The sides of one (seed, set)
-run in one sitting; ``--resume`` keeps the (seed, set)s a run with the same
+side, so a run cut short keeps what it finished.  Each side runs in a fresh
+process (``in_child``: TensorFlow's memory grows with every model trained).
+The sides of one (seed, set) run in one sitting; ``--resume`` keeps the (seed, set)s a run with the same
 flags recorded and runs the rest, and ``--hours H`` starts none that would end
 past H hours, so the 9 hours of the full bench can be spread over sessions:
 
@@ -464,13 +465,7 @@ def run_unit(args, entry: dict, name: str, arrays, space, sets: list[str], seeds
                                   "date": now()}
     for side in entry["order"]:
         here["calibration_seconds"][side] = calibrate(data, seed)
-        with tempfile.TemporaryDirectory() as folder:
-            if side == "lungsearch":
-                s = run_lungsearch(space, data, budget=args.budget, epochs=args.epochs, seed=seed, folder=folder, keep=True)
-            else:
-                s = run_keras_tuner(side, space, data, budget=args.budget, epochs=args.epochs, seed=seed, folder=folder, keep=True)
-            model = s.pop("_model", None)
-            s["pick"] = score(model, data, test) if model is not None else None
+        s = in_child(run_side, side, space, data, test, budget=args.budget, epochs=args.epochs, seed=seed)
         s["mean_best_so_far"] = mean_best_so_far(s["curve"], args.budget)
         s["time_to"] = times_to(s["curve"], targets_for(name))
         here["sides"][side] = s
@@ -480,6 +475,31 @@ def run_unit(args, entry: dict, name: str, arrays, space, sets: list[str], seeds
               f"time to {s['time_to']}; pick {s.get('pick_trial')}: test AUC {pick.get('test_auc')} "
               f"{pick.get('test_auc_ci95')}, accuracy {pick.get('test_accuracy')} {pick.get('test_accuracy_ci95')}", flush=True)
         summarise(args, sets, seeds)
+
+
+def run_side(side: str, space, data, test, *, budget: float, epochs: int, seed: int) -> dict:
+    """One side's search, its pick scored once on ``test`` (``pick``: None when it completed no trial)."""
+    with tempfile.TemporaryDirectory() as folder:
+        if side == "lungsearch":
+            s = run_lungsearch(space, data, budget=budget, epochs=epochs, seed=seed, folder=folder, keep=True)
+        else:
+            s = run_keras_tuner(side, space, data, budget=budget, epochs=epochs, seed=seed, folder=folder, keep=True)
+        model = s.pop("_model", None)
+        s["pick"] = score(model, data, test) if model is not None else None
+    return s
+
+
+def in_child(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` in a fresh Python process, its result (or its exception) returned here.  Each side runs
+    in its own process: TensorFlow keeps memory from every model a process has trained (``clear_session`` does not
+    give it all back), and on covid19, where a trial takes seconds, one process running the sides one after another
+    grew past the 24 GiB of the 2-core machine within its second side (seed 0, 2026-12-03).  A process per side
+    also starts each side on the same footing, whatever ran before it."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(fn, *args, **kwargs).result()
 
 
 def summarise(args, sets: list[str], seeds: list[dict]) -> dict:

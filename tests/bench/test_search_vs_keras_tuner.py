@@ -119,6 +119,7 @@ def _fake_bench(monkeypatch, tmp_path, calls: list, fail_at: int | None = None):
 
     monkeypatch.setattr(kt_bench, "run_lungsearch", side("lungsearch"))
     monkeypatch.setattr(kt_bench, "run_keras_tuner", side("keras-tuner"))
+    monkeypatch.setattr(kt_bench, "in_child", lambda fn, *a, **k: fn(*a, **k))  # the made-up sides live in this process
 
 
 FLAGS = ["--sets", "covid19", "--seeds", "2", "--tuners", "lungsearch,hyperband"]
@@ -157,3 +158,11 @@ def test_hours_stops_before_a_unit_that_would_not_fit(tmp_path, monkeypatch, cap
     assert calls == [(0, "lungsearch"), (0, "hyperband")] and not figures["all_run"]
     assert [e["seed"] for e in figures["seeds"]] == [0]
     assert "stopped before seed 1 covid19" in capsys.readouterr().out
+
+
+def test_a_side_runs_in_a_fresh_process_and_its_error_comes_back():
+    import os
+
+    assert kt_bench.in_child(os.getpid) != os.getpid()
+    with pytest.raises(ValueError, match="invalid literal"):
+        kt_bench.in_child(int, "not a number")
