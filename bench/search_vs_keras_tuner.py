@@ -38,8 +38,8 @@ more: at 32 px the cnn space's 5-block trials cannot be built.  Key
 ``search_vs_keras_tuner`` (``_reduced`` below the defaults), written after every
 side, so a run cut short keeps what it finished.  Each side runs in a fresh
 process (``in_child``: TensorFlow's memory grows with every model trained).
-The sides of one (seed, set) run in one sitting; ``--resume`` keeps the (seed, set)s a run with the same
-flags recorded and runs the rest, and ``--hours H`` starts none that would end
+The sides of one (seed, set) run in one sitting; ``--resume`` keeps the (seed,
+set)s a run with the same flags recorded and runs the rest, and ``--hours H`` starts none that would end
 past H hours, so the 9 hours of the full bench can be spread over sessions:
 
     python -m bench.search_vs_keras_tuner --resume --hours 2.5
