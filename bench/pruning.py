@@ -40,7 +40,7 @@ def main(argv=None) -> dict:
     import spaces
     from bench.overhead import SHARED, load
     from bench.results import below_defaults, fits, machine, now, reduced_key, resumable
-    from bench.search_vs_keras_tuner import calibrate, rotated, run_lungsearch
+    from bench.search_vs_keras_tuner import CALIBRATION, calibrate, rotated, run_lungsearch
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=os.path.normpath(SHARED), help="image folder or 'demo' (default: ../shared/data/chest_xray)")
@@ -80,8 +80,8 @@ def main(argv=None) -> dict:
                   "run again with --resume to go on", flush=True)
             break
         # a seed runs whole, in one sitting, so its pruners' calibration epochs compare; a broken one's figures go
-        fresh = {"seed": entry["seed"], "order": entry["order"], "calibration_seconds": {}, "runs": {}, "machine": machine(),
-                 "date": now()}
+        fresh = {"seed": entry["seed"], "order": entry["order"], "calibration_seconds": {}, "calibration_timing": CALIBRATION,
+                 "runs": {}, "machine": machine(), "date": now()}
         entry.clear()
         entry.update(fresh)
         for pruner in entry["order"]:

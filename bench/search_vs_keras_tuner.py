@@ -37,7 +37,8 @@ keras-tuner's on test AUC (median over seeds), on both sets.  Use 64 px or
 more: at 32 px the cnn space's 5-block trials cannot be built.  Key
 ``search_vs_keras_tuner`` (``_reduced`` below the defaults), written after every
 side, so a run cut short keeps what it finished.  Each side runs in a fresh
-process (``in_child``: TensorFlow's memory grows with every model trained).
+process (``in_child``: TensorFlow's memory grows with every model trained),
+and records its peak resident memory (``peak_rss_mib``).
 The sides of one (seed, set) run in one sitting; ``--resume`` keeps the (seed,
 set)s a run with the same flags recorded and runs the rest, and ``--hours H`` starts none that would end
 past H hours, so the 9 hours of the full bench can be spread over sessions:
@@ -60,6 +61,10 @@ DEFAULT_SETS = ("chest_xray", "covid19")
 # Validation AUC targets for time-to-target: chest_xray's validation saturates near 0.997, covid19's is small
 TARGETS = {"chest_xray": (0.99, 0.995, 0.997)}
 OTHER_TARGETS = (0.95, 0.98, 0.99)
+
+
+# What calibration_seconds times, as each (seed, set) records it; records without it timed one cold epoch
+CALIBRATION = "the second of two epochs"
 
 
 class OutOfBudget(Exception):
@@ -203,7 +208,10 @@ def summarise_set(name: str, seeds: list[dict]) -> dict:
 
 def calibrate(data, seed: int = 0) -> float:
     """Seconds of one epoch of a fixed small CNN on ``data``'s train split: the same work before every side, so a
-    change of machine speed between sides shows in the record."""
+    change of machine speed between sides shows in the record.  The second of two epochs is timed: the first
+    carries one-time start-up costs (the process's first fit, the model's tracing), which read as drift: on
+    chest_xray at 64 px a process's first calibration took 3.1 s and its second 1.7-2.0 s (pruning seeds 0 and
+    1, 2026-12-03/04), whichever side came first."""
     import keras
 
     keras.backend.clear_session(free_memory=True)
@@ -213,9 +221,17 @@ def calibrate(data, seed: int = 0) -> float:
                               layers.MaxPooling2D(), layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(),
                               layers.GlobalAveragePooling2D(), layers.Dense(len(data.class_names), activation="softmax")])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    start = time.perf_counter()
-    model.fit(data.train.x, data.train.y, epochs=1, batch_size=32, verbose=0)
-    return round(time.perf_counter() - start, 2)
+    seconds = []
+
+    class Clock(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            seconds.append(time.perf_counter() - self.start)
+
+    model.fit(data.train.x, data.train.y, epochs=2, batch_size=32, verbose=0, callbacks=[Clock()])
+    return round(seconds[-1], 2)
 
 
 def score(model, data, test, n_bootstrap: int = 1000) -> dict:
@@ -461,8 +477,8 @@ def run_unit(args, entry: dict, name: str, arrays, space, sets: list[str], seeds
 
     data, test = arrays
     seed = entry["seed"]
-    here = entry["sets"][name] = {"calibration_seconds": {}, "sides": {}, "machine": machine(),
-                                  "date": now()}
+    here = entry["sets"][name] = {"calibration_seconds": {}, "calibration_timing": CALIBRATION, "sides": {},
+                                  "machine": machine(), "date": now()}
     for side in entry["order"]:
         here["calibration_seconds"][side] = calibrate(data, seed)
         s = in_child(run_side, side, space, data, test, budget=args.budget, epochs=args.epochs, seed=seed)
@@ -473,7 +489,8 @@ def run_unit(args, entry: dict, name: str, arrays, space, sets: list[str], seeds
         print(f"seed {seed} {name} {s['tuner']} (calibration epoch {here['calibration_seconds'][side]} s): "
               f"{s['trials_finished']} trials, best val AUC {s['best']}, mean best-so-far {s['mean_best_so_far']}, "
               f"time to {s['time_to']}; pick {s.get('pick_trial')}: test AUC {pick.get('test_auc')} "
-              f"{pick.get('test_auc_ci95')}, accuracy {pick.get('test_accuracy')} {pick.get('test_accuracy_ci95')}", flush=True)
+              f"{pick.get('test_auc_ci95')}, accuracy {pick.get('test_accuracy')} {pick.get('test_accuracy_ci95')}; "
+              f"peak RSS {s.get('peak_rss_mib')} MiB", flush=True)
         summarise(args, sets, seeds)
 
 
@@ -486,7 +503,16 @@ def run_side(side: str, space, data, test, *, budget: float, epochs: int, seed: 
             s = run_keras_tuner(side, space, data, budget=budget, epochs=epochs, seed=seed, folder=folder, keep=True)
         model = s.pop("_model", None)
         s["pick"] = score(model, data, test) if model is not None else None
+    s["peak_rss_mib"] = peak_rss_mib()
     return s
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far, in MiB: in a side's own process (``in_child``), that side's peak,
+    so the record shows how near each side came to the machine's memory (24 GiB on the 2-core machine)."""
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux gives KiB
 
 
 def in_child(fn, *args, **kwargs):

@@ -52,6 +52,14 @@ def test_summary_over_seeds_medians_wins_and_time_ratio():
     assert out["goal_met"] is True
 
 
+def test_calibration_times_the_second_epoch_not_the_cold_first(monkeypatch):
+    ticks = iter([0.0, 10.0, 10.0, 12.5])  # epoch 1: 10 s of start-up and work; epoch 2: 2.5 s
+    monkeypatch.setattr(kt_bench, "time", types.SimpleNamespace(perf_counter=lambda: next(ticks)))
+    x = np.random.default_rng(0).integers(0, 255, (8, 16, 16, 1), dtype=np.uint8)
+    data = SearchData(["a", "b"], Arrays(x, np.array([0, 1] * 4)), Arrays(x[:2], np.array([0, 1])), {})
+    assert kt_bench.calibrate(data) == 2.5
+
+
 def test_summary_of_a_side_without_a_pick_and_no_goal_without_a_peer():
     seeds = [{"seed": 0, "sets": {"covid19": {"sides": {"lungsearch": {**_side(None, None, []), "pick": None}}}}}]
     out = kt_bench.summarise_set("covid19", seeds)
@@ -135,6 +143,7 @@ def test_resume_keeps_the_finished_units_and_reruns_a_broken_one_whole(tmp_path,
     stored = json.loads((tmp_path / "results.json").read_text())["search_vs_keras_tuner_reduced"]
     assert [e["seed"] for e in stored["seeds"]] == [0, 1] and not stored["all_run"]
     assert list(stored["seeds"][1]["sets"]["covid19"]["sides"]) == ["hyperband"]  # the side it finished
+    assert 10 < stored["seeds"][1]["sets"]["covid19"]["sides"]["hyperband"]["peak_rss_mib"] < 1e6  # MiB, not KiB
     first_date = stored["seeds"][0]["sets"]["covid19"]["date"]
 
     calls.clear()
