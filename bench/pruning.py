@@ -8,8 +8,8 @@ Each pruner runs lungsearch's in-process search (``search.Objective`` +
 ``lungsearch.train.fit`` on SQLite, default sampler, the seed's, same arrays,
 the space's warm starts first as ``run`` does) for ``--budget`` seconds; the
 pruners run one after another in this process.  Per seed (``--seeds`` of them
-from ``--first-seed``) the order of the pruners rotates, and a one-epoch
-calibration fit of a fixed small CNN is timed before each, so machine drift
+from ``--first-seed``) the order of the pruners rotates, and an epoch of a
+fixed small CNN (the second of two) is timed before each, so machine drift
 shows in the record.  Finished = COMPLETE + PRUNED (what ``--trials`` counts).
 For the default pruner, per seed: trials_per_hour_ratio = its trials per hour
 / no pruning's, best_auc_delta = its best validation AUC - no pruning's; the

@@ -24,7 +24,7 @@ lungsearch starts from the space's warm starts, as ``run`` does by default
 Per seed (``--seeds`` of them from ``--first-seed``) and data set, each side
 gets ``--budget`` seconds of wall time (epochs ending past it are not counted
 in its curve, and no trial starts after it); the order of the sides rotates
-with the seed, and a one-epoch calibration fit of a fixed small CNN is timed
+with the seed, and an epoch of a fixed small CNN (the second of two) is timed
 before each side, so machine drift shows in the record.  Each side's pick (the
 trial its own tuner ranks best on validation) is scored once on the test
 split: Youden's threshold on validation, then test AUC and accuracy with 95%
