@@ -23,7 +23,7 @@ from bench.results import below_defaults
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def _status_kb(field: str) -> int:
+def status_kb(field: str) -> int:
     with open("/proc/self/status") as fh:
         for line in fh:
             if line.startswith(field + ":"):
@@ -55,8 +55,8 @@ def _run_trials(args, url: str, count: int, queue) -> None:
     peaks, after = [], []
 
     def measure(study, trial):
-        peaks.append(_status_kb("VmHWM") / 1024)
-        after.append(_status_kb("VmRSS") / 1024)
+        peaks.append(status_kb("VmHWM") / 1024)
+        after.append(status_kb("VmRSS") / 1024)
         print(f"trial {trial.number:>3} {trial.state.name:<8} peak {peaks[-1]:7.1f} MiB  after {after[-1]:7.1f} MiB  "
               f"(pid {os.getpid()})", flush=True)
         if not args.vary and len(study.trials) < args.trials:

@@ -510,9 +510,9 @@ def run_side(side: str, space, data, test, *, budget: float, epochs: int, seed: 
 def peak_rss_mib() -> float:
     """This process's peak resident memory so far, in MiB: in a side's own process (``in_child``), that side's peak,
     so the record shows how near each side came to the machine's memory (24 GiB on the 2-core machine)."""
-    import resource
+    from bench.memory import status_kb
 
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux gives KiB
+    return round(status_kb("VmHWM") / 1024, 1)
 
 
 def in_child(fn, *args, **kwargs):
