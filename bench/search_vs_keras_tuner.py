@@ -38,7 +38,8 @@ more: at 32 px the cnn space's 5-block trials cannot be built.  Key
 ``search_vs_keras_tuner`` (``_reduced`` below the defaults), written after every
 side, so a run cut short keeps what it finished.  Each side runs in a fresh
 process (``in_child``: TensorFlow's memory grows with every model trained),
-and records its peak resident memory (``peak_rss_mib``).
+lungsearch's in a fresh one again past 8 GiB, much as ``run --recycle``
+replaces its worker every 10 trials (``run_recycled``), and records its peak resident memory (``peak_rss_mib``).
 The sides of one (seed, set) run in one sitting; ``--resume`` keeps the (seed,
 set)s a run with the same flags recorded and runs the rest, and ``--hours H`` starts none that would end
 past H hours, so the 9 hours of the full bench can be spread over sessions:
@@ -251,19 +252,27 @@ def score(model, data, test, n_bootstrap: int = 1000) -> dict:
 
 
 def run_lungsearch(space, data, *, budget: float, epochs: int, seed: int, folder: str, pruner: str | None = None,
-                   keep: bool = False) -> dict:
+                   keep: bool = False, stop_above_mib: float | None = None, clock: dict | None = None) -> dict:
     """The in-process lungsearch search (Objective + train.fit on SQLite), lungsearch's default sampler and pruner unless
     given, starting from the space's warm starts as ``run`` does by default.  ``keep``: each completed trial's model is
-    saved, and the pick's is returned as ``_model`` (not recorded)."""
+    saved, and the pick's is returned as ``_model`` (not recorded).
+
+    ``stop_above_mib``: stop after the first trial that leaves this process above that resident memory, and return
+    ``recycled`` with the ``clock`` (the curve so far) that a fresh process passes back to go on with the same study
+    in ``folder``, on the same clock (``run_recycled``)."""
     import optuna
 
     import search
+    from bench.memory import status_kb
     from lungsearch import train
+    from lungsearch.commands._run_trials import sampler_seed
     from lungsearch.config import RunConfig
 
     defaults = RunConfig()
     pruner = pruner or defaults.pruner
     curve = Curve(budget)
+    if clock:  # a recycled side goes on: perf_counter is the system's monotonic clock, the same in every process
+        curve.start, curve.points = clock["start"], [tuple(p) for p in clock["points"]]
     current = {}
 
     def fit(model, *, on_epoch, **kwargs):
@@ -280,20 +289,32 @@ def run_lungsearch(space, data, *, budget: float, epochs: int, seed: int, folder
 
     study = optuna.create_study(
         storage=search.open_storage(f"sqlite:///{folder}/lungsearch-{pruner}.db", heartbeat=None), direction="maximize",
-        sampler=search.make_sampler(defaults.sampler, seed), pruner=search.make_pruner(pruner, seed))
+        study_name="lungsearch", load_if_exists=True, pruner=search.make_pruner(pruner, seed))
+    # seeded as run seeds a recycled worker: distinct once the study has trials, so it replays no draw
+    study.sampler = search.make_sampler(defaults.sampler, sampler_seed(seed, search.started_trials(study)))
     objective = search.Objective(space, input_shape=data.input_shape, num_classes=len(data.class_names), fit=fit,
                                  metric=defaults.metric, seed=seed)
-    warm = search.enqueue_warm_starts(study, space.warm_starts) if defaults.warm_start else []
+    warm = clock["warm_starts"] if clock else search.enqueue_warm_starts(study, space.warm_starts) if defaults.warm_start else []
+    recycled = []
 
     def tracked(trial):
         current["trial"] = trial.number
         return objective(trial)
 
-    curve.start = time.perf_counter()
+    def watch(study, trial):
+        if stop_above_mib is not None and status_kb("VmRSS") / 1024 > stop_above_mib:
+            recycled.append(trial.number)
+            study.stop()
+
+    if not clock:
+        curve.start = time.perf_counter()
     try:
-        study.optimize(tracked, timeout=budget)
+        if not curve.over():
+            study.optimize(tracked, timeout=budget - curve.elapsed(), callbacks=[watch])
     except OutOfBudget:
         pass
+    if recycled:
+        return {"recycled": True, "clock": {"start": curve.start, "points": curve.points, "warm_starts": warm}}
     seconds = round(min(curve.elapsed(), budget), 1)
     finished = search.count_finished(study)
     selected = study.best_value if finished else None
@@ -481,7 +502,10 @@ def run_unit(args, entry: dict, name: str, arrays, space, sets: list[str], seeds
                                   "machine": machine(), "date": now()}
     for side in entry["order"]:
         here["calibration_seconds"][side] = calibrate(data, seed)
-        s = in_child(run_side, side, space, data, test, budget=args.budget, epochs=args.epochs, seed=seed)
+        if side == "lungsearch":
+            s = run_recycled(space, data, test, budget=args.budget, epochs=args.epochs, seed=seed)
+        else:
+            s = in_child(run_side, side, space, data, test, budget=args.budget, epochs=args.epochs, seed=seed)
         s["mean_best_so_far"] = mean_best_so_far(s["curve"], args.budget)
         s["time_to"] = times_to(s["curve"], targets_for(name))
         here["sides"][side] = s
@@ -494,17 +518,42 @@ def run_unit(args, entry: dict, name: str, arrays, space, sets: list[str], seeds
         summarise(args, sets, seeds)
 
 
-def run_side(side: str, space, data, test, *, budget: float, epochs: int, seed: int) -> dict:
-    """One side's search, its pick scored once on ``test`` (``pick``: None when it completed no trial)."""
-    with tempfile.TemporaryDirectory() as folder:
+def run_side(side: str, space, data, test, *, budget: float, epochs: int, seed: int, folder: str | None = None,
+             **recycling) -> dict:
+    """One side's search, its pick scored once on ``test`` (``pick``: None when it completed no trial); ``folder``
+    and ``recycling`` (lungsearch only): ``run_recycled``'s."""
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = folder or scratch
         if side == "lungsearch":
-            s = run_lungsearch(space, data, budget=budget, epochs=epochs, seed=seed, folder=folder, keep=True)
+            s = run_lungsearch(space, data, budget=budget, epochs=epochs, seed=seed, folder=folder, keep=True, **recycling)
         else:
             s = run_keras_tuner(side, space, data, budget=budget, epochs=epochs, seed=seed, folder=folder, keep=True)
         model = s.pop("_model", None)
-        s["pick"] = score(model, data, test) if model is not None else None
+        if not s.get("recycled"):
+            s["pick"] = score(model, data, test) if model is not None else None
     s["peak_rss_mib"] = peak_rss_mib()
     return s
+
+
+# A lungsearch side's process is replaced by a fresh one past this resident memory (the 2-core machine has 24 GiB)
+RECYCLE_MIB = 8192
+
+
+def run_recycled(space, data, test, *, budget: float, epochs: int, seed: int, above_mib: float = RECYCLE_MIB) -> dict:
+    """lungsearch's side in fresh processes (``in_child``), each going on with the study and the clock of the one before
+    once that one's memory passed ``above_mib``, much as ``run --recycle`` replaces its worker every 10 trials (a mark
+    in memory here, so that chest_xray's sides, far below it, run as before).  On covid19, where a trial takes seconds,
+    one process grew past the machine's 24 GiB within the 30 minutes (seed 1, 2026-12-05).  The start of each new
+    process counts against the side's budget.  ``processes`` and the highest ``peak_rss_mib`` are recorded."""
+    clock, peaks = None, []
+    with tempfile.TemporaryDirectory() as folder:
+        while True:
+            s = in_child(run_side, "lungsearch", space, data, test, budget=budget, epochs=epochs, seed=seed,
+                         folder=folder, stop_above_mib=above_mib, clock=clock)
+            peaks.append(s["peak_rss_mib"])
+            if not s.get("recycled"):
+                return {**s, "processes": len(peaks), "peak_rss_mib": max(peaks)}
+            clock = s["clock"]
 
 
 def peak_rss_mib() -> float:

@@ -175,3 +175,45 @@ def test_a_side_runs_in_a_fresh_process_and_its_error_comes_back():
     assert kt_bench.in_child(os.getpid) != os.getpid()
     with pytest.raises(ValueError, match="invalid literal"):
         kt_bench.in_child(int, "not a number")
+
+
+def test_a_recycled_lungsearch_side_goes_on_with_its_study_and_clock(tmp_path):
+    """Three processes' worth of one side, run here: each of the first two stops after one trial (any memory is past 0
+    MiB), the third finds the budget spent; the warm starts are enqueued once and the pick comes from the whole study."""
+    import optuna
+
+    import spaces
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, (8, 64, 64, 1), dtype=np.uint8)
+    y = np.array([0, 1] * 4)
+    data = SearchData(["a", "b"], Arrays(x, y), Arrays(x[:4], y[:4]), {})
+    space, common = spaces.get_space("cnn"), dict(budget=600, epochs=1, seed=0, folder=str(tmp_path), keep=True)
+    first = kt_bench.run_lungsearch(space, data, stop_above_mib=0, **common)
+    assert first["recycled"] and len(first["clock"]["points"]) == 1 and len(first["clock"]["warm_starts"]) == 2
+    second = kt_bench.run_lungsearch(space, data, stop_above_mib=0, clock=first["clock"], **common)
+    points = second["clock"]["points"]
+    assert len(points) == 2 and points[0] == first["clock"]["points"][0] and points[1][0] > points[0][0]
+    spent = dict(second["clock"], start=second["clock"]["start"] - 600)  # the budget runs out between processes
+    last = kt_bench.run_lungsearch(space, data, clock=spent, **common)
+    study = optuna.load_study(study_name="lungsearch", storage=f"sqlite:///{tmp_path}/lungsearch-median.db")
+    names = [t.user_attrs.get("warm_start") for t in study.trials]
+    assert len(study.trials) == 2 and names[0] and names[1] and names[0] != names[1]  # the two warm starts, once each
+    assert last["trials_finished"] == 2 and last["warm_starts"] == first["clock"]["warm_starts"]
+    assert last["pick_trial"] in (0, 1) and last["_model"] is not None
+
+
+def test_run_recycled_passes_the_clock_on_until_a_process_ends_the_side(monkeypatch):
+    seen = []
+
+    def search(*args, clock, stop_above_mib, **kwargs):
+        seen.append((clock, stop_above_mib))
+        if len(seen) < 3:
+            return {"recycled": True, "clock": {"start": 1.0, "points": [(len(seen), 0.9)], "warm_starts": []}}
+        return {"tuner": "lungsearch", "trials_finished": 3, "_model": None}
+
+    monkeypatch.setattr(kt_bench, "run_lungsearch", search)
+    monkeypatch.setattr(kt_bench, "in_child", lambda fn, *a, **k: fn(*a, **k))
+    s = kt_bench.run_recycled(None, None, None, budget=60, epochs=1, seed=0, above_mib=100)
+    assert [c and c["points"] for c, _ in seen] == [None, [(1, 0.9)], [(2, 0.9)]] and {m for _, m in seen} == {100}
+    assert s["processes"] == 3 and s["pick"] is None and s["trials_finished"] == 3 and s["peak_rss_mib"] > 10
