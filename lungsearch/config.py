@@ -58,6 +58,12 @@ class RunConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def from_dict(cls, stored: dict) -> "RunConfig":
+        """A config stored with a study (:meth:`to_dict`): keys an older lungsearch had and this one lacks are dropped."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in stored.items() if k in known})
+
     @property
     def study_name(self) -> str:
         if self.study:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from typing import Callable, Protocol
 
 import optuna
@@ -12,6 +13,27 @@ from search.keep import ModelKeeper
 from spaces.flops import count_flops
 
 METRICS = ("val_auc", "val_accuracy")
+EPOCH_CAP_ATTR = "epoch_cap"  # trial user attr: the --epochs the trial was trained under
+
+
+def trial_seed(seed: int, number: int) -> int:
+    """The Keras seed of trial ``number`` in a study run with ``--seed seed`` (its weights, shuffles, augmentation)."""
+    return seed * 100_003 + number
+
+
+@dataclass
+class Trained:
+    """A trained trial: its model (best epoch's weights where restored) and what each epoch measured."""
+
+    model: object
+    history: dict[str, list[float]]
+    epochs: int
+    final: int  # index into each history list of the epoch whose weights the model holds (-1: the last)
+    seconds: float
+
+    def value(self, key: str, default: float = float("nan")) -> float:
+        values = self.history.get(key)
+        return values[self.final] if values else default
 
 # fit(model, *, batch_size, on_epoch, ...) -> object with .history (dict of lists) and .epochs,
 # and optionally .final_epoch: the 0-based epoch whose weights the model holds (best weights restored)
@@ -42,6 +64,7 @@ class Objective:
         build_kwargs: dict | None = None,
         batch_size: int | None = None,
         watcher: Watcher | None = None,
+        epochs: int | None = None,
     ):
         if metric not in METRICS:
             raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
@@ -52,12 +75,30 @@ class Objective:
         # --batch-size: pins the batch even for a space whose fit_options do not suggest one
         self.batch_size = batch_size
         self.watcher = watcher  # progress lines: trial start, each epoch
+        self.epochs = epochs  # the epoch cap, passed to fit and stored on each trial (None: fit has its own)
 
     def __call__(self, trial: optuna.Trial) -> float:
+        trained = self.train(trial)
+        value = trained.value(self.metric)
+        if self.keeper is not None and math.isfinite(value):
+            accuracy = trained.value("val_accuracy", default=0.0)
+            if self.keeper.worth_keeping(trial.study, value, accuracy, trained.seconds):
+                self.keeper.save(trial, trained.model)
+        return value
+
+    def train(self, trial: optuna.Trial | optuna.trial.FixedTrial) -> "Trained":
+        """Build ``trial``'s model and fit it: the one way a trial is trained.
+
+        The search calls it with the live trial (reporting each epoch to the
+        pruner); ``best --retrain`` and refits call it with a ``FixedTrial`` of
+        the stored params, so the seed, the build facts, the batch size, the epoch
+        cap and the monitored metric are those the search used.  Raises
+        ``optuna.TrialPruned`` (its reason stored) when the pruner stops it.
+        """
         import keras
 
         keras.backend.clear_session(free_memory=True)
-        keras.utils.set_random_seed(self.seed * 100_003 + trial.number)
+        keras.utils.set_random_seed(trial_seed(self.seed, trial.number))
         try:
             model = self.space.build(trial, input_shape=self.input_shape, num_classes=self.num_classes, **self.build_kwargs)
         except optuna.TrialPruned as exc:  # an invalid combination for these facts, e.g. too much pooling
@@ -66,6 +107,9 @@ class Objective:
         options = self.space.fit_options(trial)
         if self.batch_size:
             options = {**options, "batch_size": self.batch_size}
+        if self.epochs is not None:
+            options = {**options, "epochs": self.epochs}
+            trial.set_user_attr(EPOCH_CAP_ATTR, self.epochs)  # --epochs may change between runs of a study; a retrain needs this one
         trial.set_user_attr("param_count", int(model.count_params()))
         flops = count_flops(model)
         if flops is not None:
@@ -98,12 +142,7 @@ class Objective:
         final = getattr(result, "final_epoch", None)
         seen["final"] = -1 if final is None or final >= seen["epochs"] else int(final)
         self._record(trial, seen)
-        value = seen["history"].get(self.metric, [float("nan")])[seen["final"]]
-        if self.keeper is not None and math.isfinite(value):
-            accuracy = seen["history"].get("val_accuracy", [0.0])[seen["final"]]
-            if self.keeper.worth_keeping(trial.study, value, accuracy, seen["seconds"]):
-                self.keeper.save(trial, model)
-        return value
+        return Trained(model, seen["history"], seen["epochs"], seen["final"], seen["seconds"])
 
     def _record(self, trial: optuna.Trial, seen: dict) -> None:
         history = seen["history"]

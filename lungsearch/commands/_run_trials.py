@@ -19,22 +19,15 @@ DEADLINE_ENV = "LUNGSEARCH_DEADLINE"  # time.time() after which workers start no
 STARTED_ENV = "LUNGSEARCH_STARTED"  # time.time() the run began: workers' elapsed time and ETA count from it
 
 
-def build_facts(config) -> dict:
-    """Fixed facts every trial's build gets beyond shape and classes (every space's build takes **_)."""
-    return {"hflip": config.hflip, "weights": config.weights, "cache_dir": config.cache_dir}  # cache_dir: converted backbone weights
-
-
 def work(config, space, storage, *, as_worker: bool = False, quiet: bool = False) -> int:
     """Run trials of the study in this process until it has config.trials finished (or recycling is due)."""
-    import functools
     import signal
     import time
 
     import optuna
 
     import search
-    from lungsearch import data as data_mod
-    from lungsearch import train
+    from lungsearch import trial as trial_mod
     from lungsearch.progress import Progress
 
     def on_term(signum, _frame):  # a SIGTERM ends the trial like Ctrl-C: FAIL, storage consistent
@@ -42,12 +35,7 @@ def work(config, space, storage, *, as_worker: bool = False, quiet: bool = False
 
     signal.signal(signal.SIGTERM, on_term)
     name = config.study_name
-    data = data_mod.load_search_data(
-        config.data, image_size=config.image_size, color_mode=config.color,
-        val_fraction=config.val_fraction, seed=config.seed,
-        cache_dir=config.cache_dir, dedupe=config.dedupe, group_pattern=config.group_pattern,
-    )
-    build_kwargs = build_facts(config)
+    data = trial_mod.search_data(config)
     fixed = {"batch_size": config.batch_size} if config.batch_size else None
 
     def sampler(trials_before: int):
@@ -75,12 +63,8 @@ def work(config, space, storage, *, as_worker: bool = False, quiet: bool = False
     started = float(os.environ[STARTED_ENV]) if as_worker and os.environ.get(STARTED_ENV) else None
     progress = Progress(config.metric, total=config.trials, epochs=config.epochs, quiet=quiet, started=started, deadline=deadline,
                         worker=worker if config.workers > 1 else None, workers=config.workers)
-    objective = search.Objective(
-        space, input_shape=data.input_shape, num_classes=len(data.class_names), metric=config.metric,
-        seed=config.seed, keeper=keeper, build_kwargs=build_kwargs, batch_size=config.batch_size, watcher=progress,
-        fit=functools.partial(train.fit, data=data, epochs=config.epochs, use_class_weights=config.class_weights, monitor=config.metric,
-                              on_batch=progress.batch if progress.bar else None),
-    )
+    objective = trial_mod.objective(config, space, data, keeper=keeper, watcher=progress,
+                                    on_batch=progress.batch if progress.bar else None)
     before = search.count_finished(study)
     print(
         (f"worker {worker}: " if as_worker and worker else "")

@@ -20,7 +20,7 @@ import sys
 from lungsearch.commands._common import quiet_frameworks, storage_args
 from lungsearch.commands._run_study import already_done, check_resumable, warm_start
 from lungsearch.commands._run_study import resume_line, summarise  # re-exported
-from lungsearch.commands._run_trials import build_facts, work
+from lungsearch.commands._run_trials import work
 from lungsearch.commands._run_trials import DEADLINE_ENV, STARTED_ENV, data_summary, sampler_seed, store_study_attrs  # re-exported
 from lungsearch.commands._run_workers import supervise
 
@@ -115,6 +115,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         import optuna
 
         import spaces
+        from lungsearch.trial import build_facts
 
         channels = 1 if config.color == "grayscale" else 3
         spaces.check_build(space, optuna.create_study(sampler=optuna.samplers.RandomSampler(config.seed)).ask(),

@@ -115,9 +115,10 @@ def export_best(
     for t in trials:
         if t.number in missing or retrain_model:
             log(f"trial #{t.number}: training again from its params {t.params}")
-            model, result = retrain(study, t, data)
+            trained = retrain(study, t, data)
+            model = trained.model
             if t is trial:  # the curves shown are the best trial's
-                history, kept_epoch = result.history, result.final + 1
+                history, kept_epoch = trained.history, (trained.final % max(trained.epochs, 1)) + 1
         else:
             with tempfile.TemporaryDirectory() as tmp:
                 path = os.path.join(tmp, "kept.keras")

@@ -1,0 +1,77 @@
+"""The one training path: a run's settings and data in, the objective that trains any trial of the study out.
+
+`run` trains the study's trials with :func:`objective`; `best --retrain` (and
+anything after it that trains a stored trial again) calls :func:`retrain`,
+which goes through the very same :meth:`search.Objective.train` with a
+``FixedTrial`` of the stored params.  So the seed formula
+(:func:`search.trial_seed`), the build facts (:func:`build_facts`), the pinned
+batch size, the epoch cap and the monitored metric exist in one place, and a
+retrained trial reproduces the search's validation figures.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import optuna
+
+import search
+from lungsearch.config import RunConfig
+from search.objective import EPOCH_CAP_ATTR
+
+
+def build_facts(config: RunConfig) -> dict:
+    """Fixed facts every trial's build gets beyond shape and classes (every space's build takes **_)."""
+    return {"hflip": config.hflip, "weights": config.weights, "cache_dir": config.cache_dir}  # cache_dir: converted backbone weights
+
+
+def objective(config: RunConfig, space, data, *, keeper=None, watcher=None, on_batch=None, epochs: int | None = None) -> search.Objective:
+    """The objective that trains trials of a study run with ``config`` on ``data``.
+
+    ``epochs``: the cap, where it is not ``config.epochs`` (a retrain of a
+    trial that was run under another ``--epochs``).
+    """
+    from lungsearch import train
+
+    return search.Objective(
+        space, input_shape=data.input_shape, num_classes=len(data.class_names), metric=config.metric, seed=config.seed,
+        keeper=keeper, build_kwargs=build_facts(config), batch_size=config.batch_size, watcher=watcher,
+        epochs=int(epochs or config.epochs),
+        fit=functools.partial(train.fit, data=data, use_class_weights=config.class_weights, monitor=config.metric, on_batch=on_batch),
+    )
+
+
+def search_data(config: RunConfig, *, source: str | None = None, color_mode: str | None = None, group_pattern: str | None = None):
+    """The train/validation data of a study run with ``config``, decoded as the search decodes it (never the test split).
+
+    ``source``, ``color_mode`` and ``group_pattern`` override the config's with
+    what a stored study resolved them to (an absolute data path, the space's color).
+    """
+    from lungsearch import data as data_mod
+
+    return data_mod.load_search_data(
+        source or config.data, image_size=config.image_size, color_mode=color_mode or config.color or "grayscale",
+        val_fraction=config.val_fraction, seed=config.seed, cache_dir=config.cache_dir, dedupe=config.dedupe,
+        group_pattern=group_pattern or config.group_pattern,
+    )
+
+
+def stored_config(study: optuna.Study) -> RunConfig:
+    """The config a study was last run with, as a :class:`RunConfig` (keys of older versions dropped, new ones defaulted)."""
+    return RunConfig.from_dict(study.user_attrs.get("config") or {})
+
+
+def retrain(study: optuna.Study, trial: optuna.trial.FrozenTrial, data, *, space=None) -> search.Trained:
+    """Train ``trial`` again from its stored params, exactly as the search trained it.
+
+    The epoch cap is the one the trial ran under (``epoch_cap``, stored since
+    this function exists; older trials fall back to the study's ``--epochs``).
+    """
+    from spaces import get_space
+
+    config = stored_config(study)
+    if space is None:
+        space = get_space((study.user_attrs.get("space") or {}).get("source") or config.space)
+    fixed = optuna.trial.FixedTrial(space.fixed_params(trial.params), number=trial.number)
+    cap = trial.user_attrs.get(EPOCH_CAP_ATTR)
+    return objective(config, space, data, epochs=cap).train(fixed)
