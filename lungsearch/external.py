@@ -52,6 +52,14 @@ def labelled_files(folder: str, class_names) -> tuple[list[str], np.ndarray, str
     return paths, np.asarray(labels, dtype=int), root
 
 
+def _needs(names: list[str], absent: list[str], meta: dict) -> str:
+    """The per-class metrics a folder without the ``absent`` classes cannot give: sensitivity without the disease class."""
+    positive = (meta.get("decision") or {}).get("positive")
+    if len(names) != 2 or positive is None:
+        return "their recall"
+    return " and ".join("sensitivity" if names.index(n) == int(positive) else "specificity" for n in absent)
+
+
 def evaluate_folder(model_path: str, folder: str, *, out_dir: str | None = None, n_bootstrap: int | None = None, log=print) -> dict:
     """Score the exported model at ``model_path`` on ``folder``; writes evaluation.json/.md and PNGs into ``out_dir``."""
     from lungsearch import data as data_mod
@@ -63,8 +71,7 @@ def evaluate_folder(model_path: str, folder: str, *, out_dir: str | None = None,
     paths, y, root = labelled_files(folder, names)
     absent = [n for i, n in enumerate(names) if not np.any(y == i)]
     if absent:
-        log(f"note: {root} has no {', '.join(absent)} images: metrics that need them (AUC, "
-            f"{'specificity' if len(names) == 2 else 'their recall'}) are n/a")
+        log(f"note: {root} has no {', '.join(absent)} images: metrics that need them (AUC, {_needs(names, absent, meta)}) are n/a")
     x, kept, skipped = data_mod.decode_all(paths, int(meta["image_size"]), meta["color_mode"], desc="decoding")
     for line in skipped:
         log(f"skipped unreadable image {line}")
@@ -72,11 +79,9 @@ def evaluate_folder(model_path: str, folder: str, *, out_dir: str | None = None,
         raise ExternalError(f"no image of {root} could be read")
     x, y = x[kept], y[kept]
 
-    import keras
+    from lungsearch.predict import load_model
 
-    model = keras.models.load_model(model_path, compile=False)
-    if tuple(model.input_shape[1:]) != tuple(x.shape[1:]):
-        raise ExternalError(f"{model_path} takes {model.input_shape[1:]} but its .json says {x.shape[1:]}; export it again")
+    model = load_model(model_path, meta)  # refused where it is not the model its .json describes
     probs = np.asarray(model.predict(x, batch_size=64, verbose=0), dtype=np.float64)
     d = meta.get("decision") or {}
     n_boot = n_bootstrap or evaluate.N_BOOTSTRAP

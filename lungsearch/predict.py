@@ -52,6 +52,41 @@ def load_meta(model_path: str) -> dict:
     return meta
 
 
+def load_model(model_path: str, meta: dict):
+    """The Keras model at ``model_path``, refused unless it is the model its .json describes.
+
+    The checksum stored by `best` must match the file (a model overwritten
+    without its JSON, or the other way round), and so must the class count
+    and the input shape, for JSONs written before the checksum was stored.
+    """
+    import keras
+
+    from lungsearch.export.staging import sha256
+    from spaces import augment
+
+    again = "export it again with `lungsearch best --export`"
+    stored = meta.get("model_sha256")
+    if stored and sha256(model_path) != stored:
+        raise PredictError(f"{model_path} is not the model {meta_path(model_path)} describes (its checksum differs); {again}")
+    augment.register()  # models exported before augmentation was left out of the file hold RandomAffine
+    try:
+        model = keras.models.load_model(model_path, compile=False)  # predicting needs no optimizer (nor its stored state)
+    except Exception as exc:  # Keras raises many kinds on a file that is not a model (ValueError, OSError, zipfile errors)
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise PredictError(f"{model_path} does not load as a Keras model ({type(exc).__name__}: {reason[:200]}); {again}") from None
+    names = list(meta["class_names"])
+    outputs = model.output_shape[-1] if isinstance(model.output_shape, tuple) else None
+    if outputs != len(names):
+        raise PredictError(f"{model_path} gives {outputs} class probabilities, its .json names {len(names)} classes "
+                           f"({', '.join(names)}): the two files are not one export; {again}")
+    channels = 1 if meta["color_mode"] == "grayscale" else 3
+    wanted = tuple(meta.get("input_shape") or (int(meta["image_size"]), int(meta["image_size"]), channels))
+    if tuple(model.input_shape[1:]) != wanted:
+        raise PredictError(f"{model_path} takes inputs of shape {tuple(model.input_shape[1:])}, its .json says {wanted}: "
+                           f"the two files are not one export; {again}")
+    return model
+
+
 def image_files(targets: list[str]) -> list[str]:
     """Files named, and the image files under folders named (recursively, sorted)."""
     files = []

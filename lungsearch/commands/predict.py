@@ -22,12 +22,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     paths = predict_mod.image_files(args.images)
     images = [predict_mod.decode_for(meta, p) for p in paths]  # a non-image fails here, before Keras loads
     quiet_frameworks()
-    import keras
-
-    from spaces import augment
-
-    augment.register()  # models exported before augmentation was left out of the file hold RandomAffine
-    model = keras.models.load_model(args.model, compile=False)  # predicting needs no optimizer (nor its stored state)
+    model = predict_mod.load_model(args.model, meta)  # refused where it is not the model its .json describes
     predictions = predict_mod.predict(model, meta, paths, images)
     names = list(meta["class_names"])
     width = max(len(p.path) for p in predictions)

@@ -31,6 +31,7 @@ from lungsearch.export.base import FORMAT, ExportError, meta_path
 from lungsearch.export.model import check_loads, ensemble_model
 from lungsearch.export.pick import default_ensemble, pick_trial, pick_trials
 from lungsearch.export.rebuild import _keeper, _search_data, data_source, retrain
+from lungsearch.export.staging import Staging, sha256
 
 
 def export_best(
@@ -57,11 +58,7 @@ def export_best(
     ``threshold_rule``: how the threshold of a two-class model is chosen on
     validation (:data:`lungsearch.evaluate.THRESHOLD_RULES`; default Youden's J).
     """
-    import keras
-
-    from lungsearch import data as data_mod
-    from lungsearch import evaluate, train
-    from spaces import augment
+    from lungsearch import evaluate
 
     if not dest.endswith(".keras"):
         raise ExportError(f"--export must name a .keras file, got {dest}")
@@ -79,6 +76,13 @@ def export_best(
         raise ExportError(f"give --min-sensitivity or --threshold-rule {threshold_rule}, not both: each picks the threshold")
     if ensemble > 1 and (trial_number is not None or max_train_seconds is not None):
         raise ExportError("--ensemble takes the K best trials; it cannot be combined with --trial or --max-train-seconds")
+    stored_classes = tuple(study.user_attrs.get("class_names") or ())
+    if stored_classes and evaluate.positive_class(stored_classes) is None:  # said now, before any data is read or file written
+        if min_sensitivity is not None:
+            raise ExportError("--min-sensitivity needs a two-class study (a disease class and a normal one)")
+        if threshold_rule != "youden":
+            raise ExportError(f"--threshold-rule {threshold_rule} needs a two-class study (a disease class and a normal one); "
+                              "more classes are decided by the most probable class")
     trials = pick_trials(study, ensemble) if ensemble > 1 else [pick_trial(study, trial_number, max_train_seconds)]
     trial = trials[0]
     missing = [t.number for t in trials if not (keeper is not None and keeper.has_model(t))]
@@ -92,24 +96,45 @@ def export_best(
             f"the models of trial{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} of the {len(trials)} best are not "
             f"on disk ({why_no_model(study, first)}; `run --keep-top K` keeps the K best); add --retrain to train them again"
         )
-    if why:  # said once the export can go ahead: where no model is kept at all, the error above says what to do
-        log(f"exporting {why}")
+    check_test_split(study)  # a study without test/ fails now, not after the models are trained and the threshold chosen
+    dest_dir = os.path.dirname(os.path.abspath(dest))
+    eval_dir = os.path.abspath(out_dir or dest_dir)
+    with Staging([dest_dir, eval_dir]) as stage:  # an unwritable folder fails here; nothing lands until every check has passed
+        if why:  # said once the export can go ahead: where no model is kept at all, the error above says what to do
+            log(f"exporting {why}")
+        class_names = tuple(study.user_attrs.get("class_names") or ())
+        which = f"trial{'s' if len(trials) > 1 else ''} #{', #'.join(str(t.number) for t in trials)}"
+        log(f"{which}: loading the study's train/validation data")
+        data = _search_data(study)
+        if class_names and tuple(data.class_names) != class_names:
+            raise ExportError(f"the data folder now has classes {list(data.class_names)}, the study was made with {list(class_names)}")
+        stored_fp = (study.user_attrs.get("data") or {}).get("fingerprint")
+        now_fp = data.info.get("fingerprint")
+        if stored_fp and now_fp and stored_fp != now_fp:
+            log(f"warning: the training data changed since the search (fingerprint {stored_fp} then, {now_fp} now)")
+        meta = _export(study, trials, dest, data, keeper, missing, stage=stage, eval_dir=eval_dir, retrain_model=retrain_model,
+                       min_sensitivity=min_sensitivity, threshold_rule=threshold_rule, n_bootstrap=n_bootstrap, log=log)
+        stage.commit()
+    return meta
+
+
+def _export(study, trials, dest, data, keeper, missing, *, stage, eval_dir, retrain_model, min_sensitivity, threshold_rule,
+            n_bootstrap, log) -> dict:
+    """Everything of an export, written into ``stage``'s folders: the model, its JSON, the evaluation files."""
+    import keras
+
+    from lungsearch import data as data_mod
+    from lungsearch import evaluate, train
+    from spaces import augment
+
     attrs = study.user_attrs
-    class_names = tuple(attrs.get("class_names") or ())
+    trial = trials[0]
     which = f"trial{'s' if len(trials) > 1 else ''} #{', #'.join(str(t.number) for t in trials)}"
-    log(f"{which}: loading the study's train/validation data")
-    data = _search_data(study)
-    if class_names and tuple(data.class_names) != class_names:
-        raise ExportError(f"the data folder now has classes {list(data.class_names)}, the study was made with {list(class_names)}")
     class_names = tuple(data.class_names)
     color = "grayscale" if data.input_shape[-1] == 1 else "rgb"
-    stored_fp = (attrs.get("data") or {}).get("fingerprint")
     now_fp = data.info.get("fingerprint")
-    if stored_fp and now_fp and stored_fp != now_fp:
-        log(f"warning: the training data changed since the search (fingerprint {stored_fp} then, {now_fp} now)")
-
     kept_epoch = trial.user_attrs.get("final_epoch")  # 1-based: the epoch whose weights the search kept
-    os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
+    staged_model = os.path.join(stage.folder(os.path.dirname(os.path.abspath(dest))), os.path.basename(dest))
     augment.register()  # a kept model may hold RandomAffine
     members, history = [], None
     for t in trials:
@@ -129,7 +154,7 @@ def export_best(
     if history is None:
         history = trial.user_attrs.get("history") or {}
     model = members[0] if len(members) == 1 else ensemble_model(members)
-    model.save(dest)
+    model.save(staged_model)
 
     positive = evaluate.positive_class(class_names)
     val_probs = train.predict_proba(model, data.val)
@@ -141,13 +166,16 @@ def export_best(
                                                  prevalence=float(np.mean(data.train.y == positive)))
             decision["threshold_rule"] = threshold_rule
     else:
-        if min_sensitivity is not None:
+        if min_sensitivity is not None:  # checked before anything was written where the study records its classes
             raise ExportError("--min-sensitivity needs a two-class study (a disease class and a normal one)")
         if threshold_rule != "youden":
             raise ExportError(f"--threshold-rule {threshold_rule} needs a two-class study (a disease class and a normal one); "
                               "more classes are decided by the most probable class")
         decision = {"threshold": None, "rule": "argmax (more than two classes)"}
     decision["positive"] = positive
+    if decision.get("threshold") is not None and decision["threshold"] >= 1.0:
+        log(f"warning: the threshold chosen on validation is {decision['threshold']:.4f}, so this model never decides "
+            f"{class_names[positive]}; try --threshold-rule youden-mid or --min-sensitivity, or a larger validation split")
     n_boot = n_bootstrap or evaluate.N_BOOTSTRAP
     validation = evaluate.evaluate(data.val.y, val_probs, class_names, threshold=decision["threshold"], positive=positive, n_bootstrap=n_boot)
 
@@ -164,6 +192,7 @@ def export_best(
     versions = {"lungsearch": __version__, "keras": keras.__version__, "optuna": optuna.__version__, "backend": keras.backend.backend()}
     meta = {
         "format": FORMAT,
+        "model_sha256": sha256(staged_model),  # predict and evaluate refuse a model file that is not the one this JSON describes
         "class_names": list(class_names),
         "image_size": int(data.input_shape[0]),
         "input_shape": list(data.input_shape),
@@ -188,7 +217,7 @@ def export_best(
         "data": {**(attrs.get("data") or {}), "fingerprint_now": now_fp, "test_count": len(test)},
         "versions": {"search": attrs.get("versions", {}), "export": versions},
     }
-    with open(meta_path(dest), "w") as fh:
+    with open(meta_path(staged_model), "w") as fh:
         json.dump(meta, fh, indent=2)
 
     evaluation = {
@@ -197,7 +226,22 @@ def export_best(
         "objective": config.get("metric"), "kept_epoch": kept_epoch,
         "_y": test.y, "_probs": test_probs,
     }
-    files = evaluate.write_files(evaluation, out_dir or os.path.dirname(os.path.abspath(dest)), history=history)
-    check_loads(dest, sample=test.x[:8], expected=test_probs[:8])
-    meta["files"] = [os.path.abspath(dest), os.path.abspath(meta_path(dest)), *files]
+    files = evaluate.write_files(evaluation, stage.folder(eval_dir), history=history)
+    check_loads(staged_model, sample=test.x[:8], expected=test_probs[:8])
+    meta["files"] = [os.path.abspath(dest), os.path.abspath(meta_path(dest)), *(stage.final(f) for f in files)]
     return meta
+
+
+def check_test_split(study: optuna.Study) -> None:
+    """The study's data folder still has test/<class>/ images: `best` evaluates on them, so it says so before any work."""
+    from lungsearch import data as data_mod
+
+    source = data_source(study)
+    if source == data_mod.DEMO:
+        return
+    config = study.user_attrs.get("config") or {}
+    layout = data_mod.read_layout(source, seed=config.get("seed", 0), cache_dir=config.get("cache_dir"),
+                                  group_pattern=study.user_attrs.get("group_pattern", data_mod.DEFAULT_GROUP_PATTERN))
+    if not layout.files("test")[0]:
+        raise ExportError(f"{source} has no test/<class>/ images, and `best` evaluates the exported model on them once; "
+                          "add a test split (images of patients not in train/) and run `best` again")
