@@ -8,10 +8,13 @@ or after the last; :mod:`lungsearch.commands._run_trials` runs the trials and
 from __future__ import annotations
 
 
-def check_resumable(storage, config) -> int:
-    """Refuse to resume a study with settings that would make its trials incomparable.
+def check_resumable(storage, config, identity: dict | None = None) -> int:
+    """Refuse to resume a study with settings, or data, that would make its trials incomparable.
 
-    Returns how many trials are still to run.
+    ``identity``: :func:`lungsearch.data.content_fingerprint` of ``--data`` now
+    (None for the demo).  The data is compared by content, not by the text of
+    ``--data``: the same folder given by another path resumes, another folder
+    of the same name is refused.  Returns how many trials are still to run.
     """
     import optuna
 
@@ -25,11 +28,41 @@ def check_resumable(storage, config) -> int:
     study = optuna.load_study(study_name=name, storage=storage)
     stored = study.user_attrs.get("config", {})
     mine = config.to_dict()
-    differ = [k for k in IDENTITY_KEYS if k in stored and stored[k] != mine[k]]
+    differ = [k for k in IDENTITY_KEYS if k != "data" and k in stored and stored[k] != mine[k]]
+    check_same_data(study, config, identity)
     if differ:
         what = ", ".join(f"{k}={stored[k]!r} (now {mine[k]!r})" for k in differ)
         raise ConfigError(f"study {name!r} was made with {what}; resume with the same settings or pass a new --study name")
     return max(0, config.trials - search.count_finished(study))
+
+
+def check_same_data(study, config, identity: dict | None) -> None:
+    """Refuse ``--data`` when it is not the folder the study was made on (compared by its files, or by its resolved path)."""
+    import os
+
+    from lungsearch.config import ConfigError
+
+    was = study.user_attrs.get("data") or {}
+    then = was.get("source") or (study.user_attrs.get("config") or {}).get("data")
+    now = "demo" if identity is None else os.path.abspath(config.data)
+    new_study = "resume with the folder the study was made on, or pass a new --study name to start a study on this one"
+    if then is None:
+        return
+    if (then == "demo") != (identity is None):
+        raise ConfigError(f"study {config.study_name!r} was made on {then}, not {now}; {new_study}")
+    if identity is None:
+        return
+    stored = was.get("content_fingerprint")
+    if stored is None:  # a study from before fingerprints: the resolved paths must agree
+        if os.path.realpath(then) != os.path.realpath(now):
+            raise ConfigError(f"study {config.study_name!r} was made on {then}, and --data is {now}; {new_study}")
+        return
+    if stored != identity["content_fingerprint"]:
+        files_then, files_now = was.get("files") or {}, identity["files"]
+        counts = ", ".join(f"{k} {files_then.get(k, '?')} then, {files_now.get(k, 0)} now" for k in ("train", "val"))
+        same = "the same folder, whose images changed" if os.path.realpath(then) == os.path.realpath(now) else "another folder"
+        raise ConfigError(f"study {config.study_name!r} was made on {then}; --data {now} is {same} (image files by name and size "
+                          f"differ: {counts}); {new_study}")
 
 
 def already_done(storage, config) -> int:

@@ -97,12 +97,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"note: {space.name}: {space.weights_note}", file=sys.stderr, flush=True)
 
     class_names = ("NORMAL", "PNEUMONIA")  # the demo's
+    identity = None  # what a resume compares the study's data with (None: the demo)
     if config.data != "demo":  # a bad folder is one line now, not one per worker later
         from lungsearch import data as data_mod
 
         layout = data_mod.read_layout(config.data, seed=config.seed, group_pattern=config.group_pattern,
                                       cache_dir=config.cache_dir, splits_wanted=("train", "val"))
         class_names = layout.class_names
+        identity = data_mod.content_fingerprint(layout)
         images = len(layout.files("train")[0]) + len(layout.files("val")[0])  # an image size that cannot fit: before decoding
         data_mod.check_image_size(config.image_size, images, config.color, processes=1 if args.worker else config.workers)
 
@@ -123,7 +125,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                            **build_facts(config))
 
     storage = search.open_storage(config.storage, heartbeat=config.heartbeat)
-    left = check_resumable(storage, config)
+    left = check_resumable(storage, config, identity)
     if not left and not args.worker:
         return already_done(storage, config)
     if not args.worker:

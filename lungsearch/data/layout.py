@@ -37,6 +37,27 @@ class Layout:
         return paths, np.asarray(labels, dtype=np.int64)
 
 
+def content_fingerprint(layout: Layout) -> dict:
+    """What a study remembers of its data: the train and val images by name within the folder, with their sizes.
+
+    Names are relative to the data folder, so the same folder given by another
+    path (``base/``, its absolute path, a symlink, a copy) has the same
+    fingerprint, and another folder that happens to share its name has not.
+    """
+    digest = hashlib.sha256(b"lungsearch-data-1\n")
+    files = {}
+    for split in ("train", "val"):
+        paths, labels = layout.files(split)
+        files[split] = len(paths)
+        for path, label in sorted(zip(paths, labels.tolist())):
+            try:
+                size = os.stat(path).st_size
+            except OSError:
+                size = -1
+            digest.update(f"{split}|{layout.class_names[label]}|{os.path.relpath(path, layout.root)}|{size}\n".encode())
+    return {"content_fingerprint": digest.hexdigest()[:24], "files": files}
+
+
 def scan(root: str, **kwargs) -> dict[str, dict[str, list[str]]]:
     """``{split: {class: [paths]}}`` of the data folder ``root`` (see :func:`read_layout`)."""
     return read_layout(root, **kwargs).splits

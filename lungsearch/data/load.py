@@ -11,7 +11,7 @@ from lungsearch.data.base import Arrays, DataError, SearchData, channels
 from lungsearch.data.decoding import decode_cached
 from lungsearch.data.dedupe import duplicate_sets, hash_files
 from lungsearch.data.groups import DEFAULT_GROUP_PATTERN, _split_cached, group_report, patient_groups, split_validation
-from lungsearch.data.layout import ignored_message, read_layout
+from lungsearch.data.layout import content_fingerprint, ignored_message, read_layout
 from lungsearch.data.limits import check_image_size
 
 DEMO = "demo"
@@ -118,6 +118,7 @@ def load_search_data(
         "ignored_subfolders": layout.ignored,
         "notes": notes,
         "fingerprint": decoded.fingerprint,
+        **content_fingerprint(layout),  # what a resume compares: names within the folder and sizes, not the path given
         "cache_hit": decoded.cache_hit,
     }
     if layout.split_record:
