@@ -83,14 +83,61 @@ def load_toml(path: str) -> dict:
     return {k.replace("-", "_"): v for k, v in raw.items()}
 
 
+# The names some settings take (the search's own tables, kept here so `--help` and checking a config import no Optuna;
+# tests/search/test_choices.py holds them equal).
+CHOICES = {
+    "metric": ("val_auc", "val_accuracy"),  # = search.METRICS
+    "sampler": ("tpe", "random", "cmaes", "qmc", "grid"),  # = search.SAMPLERS
+    "pruner": ("median", "sha", "hyperband", "none"),  # = search.PRUNERS
+    "color": ("grayscale", "rgb"),
+}
+
+
+def check_types(config: RunConfig, origin: str = "setting") -> None:
+    """Every setting of the type and among the names it takes: one line naming the key, before anything is stored."""
+    import re
+    import typing
+
+    hints = typing.get_type_hints(RunConfig)
+    for f in fields(config):
+        value, hint = getattr(config, f.name), hints[f.name]
+        allowed = typing.get_args(hint) or (hint,)
+        if value is None and type(None) in allowed:
+            continue
+        want = next(t for t in allowed if t is not type(None))
+        ok = isinstance(value, bool) if want is bool else (
+            isinstance(value, want) and not isinstance(value, bool) if want is int else
+            isinstance(value, (int, float)) and not isinstance(value, bool) if want is float else isinstance(value, want))
+        if not ok:
+            kind = {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}[want]
+            raise ConfigError(f"{origin} {f.name} = {value!r} is not {kind}; give {f.name} {kind}"
+                              + (f" (default {getattr(RunConfig(), f.name)!r})" if getattr(RunConfig(), f.name) is not None else ""))
+        if f.name in CHOICES and value not in CHOICES[f.name]:
+            raise ConfigError(f"{origin} {f.name} = {value!r} is not one of {', '.join(CHOICES[f.name])}")
+    if config.group_pattern is not None:
+        try:
+            compiled = re.compile(config.group_pattern)
+        except re.error as exc:
+            raise ConfigError(f"--group-pattern {config.group_pattern!r} is not a regular expression ({exc})") from None
+        if compiled.groups < 1:
+            raise ConfigError(f"--group-pattern {config.group_pattern!r} has no group: put the patient id in parentheses, "
+                              r"e.g. '(person\d+)_'")
+
+
 def resolve(file: str | None = None, **flags) -> RunConfig:
-    """Defaults < TOML file < flags (flags left as None do not override)."""
+    """Defaults < TOML file < flags (flags left as None do not override); every value checked before it is used."""
     config = RunConfig()
     if file:
         config = config.with_updates(**load_toml(file))
+        check_types(config, f"config file {file}:")
     config = config.with_updates(**flags)
+    check_types(config)
     if config.trials < 1 or config.epochs < 1:
         raise ConfigError("--trials and --epochs must be at least 1")
+    if config.timeout is not None and config.timeout <= 0:
+        raise ConfigError(f"--timeout must be more than 0 seconds (got {config.timeout:g}); leave it out to run until --trials")
+    if not 0 < config.val_fraction < 0.5:  # split_validation's own bounds, checked here before a study is stored
+        raise ConfigError(f"--val-fraction must be between 0 and 0.5 (got {config.val_fraction:g}); the default is 0.15")
     if config.keep_top < 1:
         raise ConfigError(f"--keep-top must be at least 1 (got {config.keep_top}): the best trial's model is always kept")
     if config.workers < 1 or config.heartbeat < 1 or config.recycle < 0:

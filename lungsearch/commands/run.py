@@ -23,10 +23,11 @@ from lungsearch.commands._run_study import resume_line, summarise  # re-exported
 from lungsearch.commands._run_trials import work
 from lungsearch.commands._run_trials import DEADLINE_ENV, STARTED_ENV, data_summary, sampler_seed, store_study_attrs  # re-exported
 from lungsearch.commands._run_workers import supervise
+from lungsearch.config import CHOICES
 
 WEIGHTS_ENV = "LUNGSEARCH_WEIGHTS"  # backbone weights file for offline machines, when --weights is not given
-SAMPLER_NAMES = ("tpe", "random", "cmaes", "qmc", "grid")  # = search.SAMPLERS (kept here so --help imports no Optuna)
-PRUNER_NAMES = ("median", "sha", "hyperband", "none")  # = search.PRUNERS
+SAMPLER_NAMES = CHOICES["sampler"]  # = search.SAMPLERS (kept in config so --help imports no Optuna)
+PRUNER_NAMES = CHOICES["pruner"]  # = search.PRUNERS
 
 
 def register(sub) -> None:
@@ -36,9 +37,9 @@ def register(sub) -> None:
     p.add_argument("--trials", type=int, help="total finished trials the study should reach, counting those of earlier runs (default 20)")
     p.add_argument("--epochs", type=int, help="epoch cap per trial (default 10)")
     p.add_argument("--image-size", type=int, help="input side in pixels (default: the space's, 64 for cnn)")
-    p.add_argument("--color", choices=("grayscale", "rgb"), help="color mode (default: the space's)")
+    p.add_argument("--color", choices=CHOICES["color"], help="color mode (default: the space's)")
     p.add_argument("--batch-size", type=int, help="pin the batch size, for every space (default: tuned, or 32 for a space file without fit_options)")
-    p.add_argument("--metric", choices=("val_auc", "val_accuracy"), help="objective to maximise (default val_auc)")
+    p.add_argument("--metric", choices=CHOICES["metric"], help="objective to maximise (default val_auc)")
     p.add_argument("--sampler", choices=SAMPLER_NAMES, help="tpe (default), random, cmaes, qmc or grid; seeded by --seed")
     p.add_argument("--pruner", choices=PRUNER_NAMES, help="median (default), sha, hyperband or none")
     p.add_argument("--val-fraction", type=float, help="share of train held out by patient for validation (default 0.15)")

@@ -10,7 +10,11 @@ from search.choices import PRUNERS, SAMPLERS, ChoiceError, make_pruner, make_sam
 
 
 def test_cli_names_match_the_tables():
+    from lungsearch.config import CHOICES
+    from search import METRICS
+
     assert set(SAMPLERS) == set(SAMPLER_NAMES) and set(PRUNERS) == set(PRUNER_NAMES)
+    assert set(METRICS) == set(CHOICES["metric"])
 
 
 @pytest.mark.parametrize("name", [n for n in SAMPLERS if n != "grid"])

@@ -1,0 +1,53 @@
+"""Settings are typed and checked before a study exists: one line, exit 2, and no study stored (issue 39, items 3 and 9)."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from lungsearch.cli import main
+from tests.conftest import make_folder
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return make_folder(tmp_path_factory.mktemp("settings") / "xray", per_class=4)
+
+
+@pytest.mark.parametrize("line, words", [
+    ('metric = "f1"', "metric = 'f1' is not one of val_auc, val_accuracy"),
+    ('trials = "many"', "trials = 'many' is not a whole number"),
+    ("trials = 1.7", "trials = 1.7 is not a whole number"),
+    ("space = 7", "space = 7 is not a string"),
+    ('seed = "x"', "seed = 'x' is not a whole number"),
+    ('sampler = "bayes"', "is not one of tpe, random"),
+    ('hflip = "yes"', "hflip = 'yes' is not true or false"),
+    ("val_fraction = 0.5", "--val-fraction must be between 0 and 0.5"),
+    ('group_pattern = "(unclosed"', "is not a regular expression"),
+    ('group_pattern = "person"', "has no group"),
+])
+def test_a_config_value_of_the_wrong_type_is_one_line_and_stores_nothing(folder, tmp_path, capsys, line, words):
+    config = tmp_path / "c.toml"
+    config.write_text(line + "\n")
+    db = tmp_path / "s.db"
+    assert main(["run", "--data", str(folder), "--config", str(config), "--storage", f"sqlite:///{db}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("lungsearch: error: ") and words in err, err
+    assert not db.exists()  # nothing stored: a later run with a good setting starts clean
+
+
+def test_after_a_bad_metric_the_same_study_runs_with_a_good_one(folder, tmp_path, capsys):
+    config = tmp_path / "c.toml"
+    config.write_text('metric = "f1"\n')
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    args = ["run", "--data", str(folder), "--storage", url, "--study", "s", "--trials", "1", "--epochs", "1",
+            "--image-size", "24", "--quiet", "--val-fraction", "0.4"]
+    assert main([*args, "--config", str(config)]) == 2
+    assert main(args) == 0
+    assert optuna.load_study(study_name="s", storage=url).user_attrs["config"]["metric"] == "val_auc"
+
+
+@pytest.mark.parametrize("timeout", ["0", "-5"])
+def test_a_timeout_of_zero_or_less_is_refused(folder, tmp_path, capsys, timeout):
+    assert main(["run", "--data", str(folder), "--timeout", timeout, "--storage", f"sqlite:///{tmp_path / 's.db'}"]) == 2
+    assert "--timeout must be more than 0 seconds" in capsys.readouterr().err
