@@ -134,3 +134,40 @@ def test_dashboard_on_a_taken_port_says_which_flag_picks_another(tmp_path: Path,
         port = taken.getsockname()[1]
         code, err = run_cli(capsys, "dashboard", "--storage", url, "--port", str(port))
     assert_one_line_error(code, err, f"port {port}", "already in use", "--port")
+
+
+@pytest.mark.parametrize("command", [["report"], ["studies"], ["best", "--export", "m.keras"]])
+@pytest.mark.parametrize("kind", ["other program", "empty", "not sqlite"])
+def test_read_only_commands_refuse_a_file_that_is_not_a_study_database_and_leave_it_alone(tmp_path: Path, capsys, monkeypatch,
+                                                                                        command, kind) -> None:
+    import hashlib
+
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "app.db"
+    if kind == "other program":
+        con = sqlite3.connect(db)
+        con.execute("CREATE TABLE notes (body TEXT)")
+        con.execute("INSERT INTO notes VALUES ('keep me')")
+        con.commit()
+        con.close()
+    elif kind == "empty":
+        db.write_bytes(b"")
+    else:
+        db.write_text("id,label\n1,NORMAL\n" * 50)
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    code, err = run_cli(capsys, command[0], "--storage", f"sqlite:///{db}", *command[1:])
+    words = {"other program": "is not an Optuna study database", "empty": "is an empty file",
+             "not sqlite": "is not an SQLite database"}[kind]
+    assert_one_line_error(code, err, words, "--storage")
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db"]  # no -wal, no -journal, no export
+    if kind == "other program":
+        con = sqlite3.connect(db)
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "delete"  # not switched to WAL
+        assert [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")] == ["notes"]
+        con.close()
+
+
+def test_a_postgresql_url_without_its_driver_names_the_extra_to_install(tmp_path: Path, capsys) -> None:
+    code, err = run_cli(capsys, "studies", "--storage", "postgresql+psycopg2://user@127.0.0.1/nowhere")
+    assert_one_line_error(code, err, "is not installed", "lungsearch[postgres]")

@@ -42,7 +42,7 @@ def cmd_best(args: argparse.Namespace) -> int:
 
     if args.bootstrap < 10:
         raise export.ExportError("--bootstrap needs at least 10 resamples")
-    study = search.load_study(search.open_storage(args.storage, must_exist=True), args.study)
+    study = search.load_study(search.open_storage(args.storage, read_only=True), args.study)
     meta = export.export_best(
         study, args.export, trial_number=args.trial, max_train_seconds=args.max_train_seconds, retrain_model=args.retrain,
         min_sensitivity=args.min_sensitivity, threshold_rule=args.threshold_rule, out_dir=args.out, n_bootstrap=args.bootstrap, ensemble=args.ensemble,

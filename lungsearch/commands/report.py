@@ -19,7 +19,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     import search
     from lungsearch import report
 
-    study = search.load_study(search.open_storage(args.storage, must_exist=True), args.study)
+    study = search.load_study(search.open_storage(args.storage, read_only=True), args.study)
     for path in report.write_report(study, args.out, storage=args.storage):
         print(f"wrote {path}")
     return 0

@@ -20,7 +20,7 @@ def cmd_studies(args: argparse.Namespace) -> int:
     import search
     from search.overview import overview
 
-    rows = overview(search.open_storage(args.storage, must_exist=True, heartbeat=None))
+    rows = overview(search.open_storage(args.storage, read_only=True))
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
