@@ -38,6 +38,30 @@ def enqueue_warm_starts(study: optuna.Study, points, *, limit: int | None = None
     return names
 
 
+def requeue_interrupted(study: optuna.Study) -> list[str]:
+    """Enqueue again each warm start whose trial was interrupted (Ctrl-C, SIGTERM) and that no other trial stands for.
+
+    Without this a resumed study never ran a warm start that Ctrl-C stopped, and
+    "the best is never below the warm starts" quietly stopped holding.  A warm
+    start that failed for another reason (a bug, out of memory) is left failed:
+    running it again on every resume would fail again.  Returns the names enqueued.
+    """
+    from search.loop import REASON_ATTR
+
+    trials = study.get_trials(deepcopy=False)
+    standing = {t.user_attrs[ATTR] for t in trials if t.user_attrs.get(ATTR) and t.state != TrialState.FAIL}
+    names = []
+    for t in trials:
+        name = t.user_attrs.get(ATTR)
+        reason = str(t.user_attrs.get(REASON_ATTR) or t.system_attrs.get("fail_reason") or "")
+        if name and t.state == TrialState.FAIL and name not in standing and reason.startswith("interrupted"):
+            # the point as it was enqueued (Optuna's fixed_params): complete even where Ctrl-C came before every suggest
+            study.enqueue_trial(dict(t.system_attrs.get("fixed_params") or t.params), user_attrs={ATTR: name})
+            standing.add(name)
+            names.append(name)
+    return names
+
+
 def started_trials(study: optuna.Study) -> int:
     """Trials the sampler has drawn or run, not counting warm starts still waiting in the queue."""
     return len([t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING])

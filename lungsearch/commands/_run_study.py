@@ -98,6 +98,9 @@ def warm_start(storage, config, space) -> None:
     study = optuna.create_study(storage=storage, study_name=config.study_name, direction="maximize", load_if_exists=True)
     pinned = {"batch_size": config.batch_size} if config.batch_size else None
     names = search.enqueue_warm_starts(study, space.warm_starts, limit=config.trials, pinned=pinned)
+    again = search.requeue_interrupted(study)  # a resumed study: a warm start Ctrl-C stopped runs again
+    if again:
+        print(f"warm start: running again {', '.join(repr(n) for n in again)}, interrupted in an earlier run", flush=True)
     if names:
         quoted = [f'"{n}"' for n in names]  # a name may hold commas ("frozen backbone, small head")
         listed = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} and {quoted[-1]}"

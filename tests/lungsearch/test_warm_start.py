@@ -124,3 +124,25 @@ def test_worker_k_waits_until_the_earlier_workers_took_their_warm_starts():
     search.wait_for_earlier_workers(study, 1, timeout=5, poll=0.05)  # worker 1 never waits
     assert time.monotonic() - start < 1
     assert search.enqueue_warm_starts(study, points) == []  # a study with trials gets none again
+
+
+@pytest.mark.parametrize("reason, again", [("interrupted (Ctrl-C or SIGTERM)", True), ("ValueError: a bug", False)])
+def test_a_warm_start_stopped_by_ctrl_c_runs_again_on_resume(tmp_path, capsys, reason, again):
+    """The study as Ctrl-C left it: the warm start FAIL with its reason; the printed resume command runs it after all."""
+    from search.loop import REASON_ATTR
+
+    data = make_folder(tmp_path / "xray", per_class=10, size=24)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = optuna.create_study(storage=url, study_name="s", direction="maximize")
+    study.enqueue_trial(HAND["params"], user_attrs={"warm_start": HAND["name"]})
+    trial = study.ask()
+    trial.set_user_attr(REASON_ATTR, reason)
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    assert _run(data, url, 1) == 0
+    out = capsys.readouterr().out
+    assert ("running again 'hand-cnn', interrupted in an earlier run" in out) is again
+    finished = [t for t in optuna.load_study(study_name="s", storage=url).trials if t.state != optuna.trial.TrialState.FAIL]
+    assert len(finished) == 1
+    assert (finished[0].user_attrs.get("warm_start") == "hand-cnn") is again
+    if again:
+        assert finished[0].params == HAND["params"]
