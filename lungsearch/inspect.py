@@ -44,6 +44,7 @@ def inspect_folder(
     readable = np.zeros(len(all_paths), bool)
     readable[decoded.kept] = True
     groups = data.patient_groups(all_paths, pattern)
+    grouping = data.group_coverage(all_paths, pattern)
 
     # the search's view: train (+ a tiny val merged) split into train / carved validation
     search_idx = np.flatnonzero(readable & (split_of != "test"))
@@ -74,6 +75,7 @@ def inspect_folder(
         "patient_overlap": overlaps["train-val"],
         "patient_overlap_pairs": overlaps,
         "group_pattern": pattern,
+        "grouping": grouping,  # how many names held a patient id, by which known scheme, images per patient
         "duplicates": int(sum(len(s) - 1 for s in dups)),
         "duplicates_across_splits": len(across),
         "duplicates_across_patients": sum(len({groups[i] for i in s}) > 1 for s in dups),  # could straddle train/val
@@ -147,8 +149,17 @@ def format_text(summary: dict) -> str:
     lines.append("split  " + "".join(f"{n:>{width}}" for n in names) + f"{'patients':>10}")
     for split, counts in summary["search_splits"].items():
         lines.append(f"{split:<7}" + "".join(f"{counts[n]:>{width}}" for n in names) + f"{summary['patients'][split]:>10}")
-    lines.append(f"validation: {summary['validation']}; patient overlap train-val {summary['patient_overlap']}, "
-                 + ", ".join(f"{k} {v}" for k, v in summary["patient_overlap_pairs"].items() if k != "train-val"))
+    g = summary["grouping"]
+    schemes = ", ".join(f"{k} x{v}" for k, v in (g.get("schemes") or {}).items()) or "the --group-pattern"
+    per = g["images_per_patient"]
+    lines.append(f"patients: an id in {g['matched']} of {g['of']} file names ({schemes})"
+                 + (f", {g['patients']} patients, images per patient median {per['median']:g}, max {per['max']}" if per else ""))
+    if g["by"] == "image":
+        lines.append("validation: " + summary["validation"].replace("by patient", "BY IMAGE")
+                     + "; no patient id in most names, so one patient may be on both sides; give --group-pattern REGEX")
+    else:
+        lines.append(f"validation: {summary['validation']}; patient overlap train-val {summary['patient_overlap']}, "
+                     + ", ".join(f"{k} {v}" for k, v in summary["patient_overlap_pairs"].items() if k != "train-val"))
     lines.append(f"duplicates: {summary['duplicates']} byte-identical copies ({summary['duplicates_across_splits']} sets across splits, "
                  f"{summary['duplicates_across_patients']} across patients; --dedupe drops them)")
     lines.append("sizes: " + ", ".join(f"{k} x{v}" for k, v in list(summary["sizes"].items())[:5])

@@ -115,7 +115,9 @@ def sampler_seed(seed: int, trials_before: int = 0) -> int:
 def data_summary(info: dict) -> str:
     """``; 2260/375 patients (overlap 0), 3 unreadable files skipped`` for the start line."""
     parts = []
-    if "groups" in info:
+    if (info.get("grouping") or {}).get("by") == "image":  # no patient ids in the names: never "overlap 0"
+        parts.append("split by image (no patient id in most file names)")
+    elif "groups" in info:
         parts.append(f"{info['groups'].get('train')}/{info['groups'].get('val')} patients (overlap {info.get('group_overlap')})")
     if info.get("skipped"):
         parts.append(f"{len(info['skipped'])} unreadable files skipped (listed in the study)")

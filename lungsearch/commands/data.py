@@ -21,7 +21,7 @@ def register(sub) -> None:
     i.add_argument("--color", choices=("grayscale", "rgb"), default="grayscale", help="color mode (default grayscale)")
     i.add_argument("--val-fraction", type=float, default=0.15, help="validation share, as `run` carves it (default 0.15)")
     i.add_argument("--seed", type=int, default=0, help="split seed, as `run` uses it (default 0)")
-    i.add_argument("--group-pattern", metavar="REGEX", help="regex for the patient id in file names (default: Kermany names)")
+    i.add_argument("--group-pattern", metavar="REGEX", help="regex for the patient id in file names (default: Kermany, NIH ChestX-ray14, CheXpert and MIMIC-CXR names)")
     i.add_argument("--cache-dir", help="decoded-image cache (default: the user's cache dir, lungsearch/)")
     i.set_defaults(func=cmd_inspect)
 

@@ -51,7 +51,7 @@ def register(sub) -> None:
     p.add_argument("--cache-dir", help="where decoded images are cached (default: the user's cache dir, lungsearch/)")
     p.add_argument("--dedupe", action="store_true", help="drop byte-identical copies of test images and repeats from train/validation")
     p.add_argument("--group-pattern", metavar="REGEX",
-                   help="regex whose first matching group is the patient id in a file name (default: Kermany names)")
+                   help="regex whose first matching group is the patient id in a file name (default: Kermany, NIH ChestX-ray14, CheXpert and MIMIC-CXR names)")
     p.add_argument("--hflip", action="store_true", default=None, help="augment with random horizontal flips (off by default: X-rays have a fixed orientation)")
     p.add_argument("--weights", metavar="PATH", help=f"transfer spaces: local backbone weights file, or 'random' (default ${WEIGHTS_ENV}, else ImageNet: installed for efficientnet-lite0, downloaded by Keras for the others)")
     p.add_argument("--workers", type=int, help="worker processes on this machine, one study (default 1; one GPU each where there are several)")
@@ -106,6 +106,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                                       cache_dir=config.cache_dir, splits_wanted=("train", "val"))
         class_names = layout.class_names
         identity = data_mod.content_fingerprint(layout)
+        names = layout.files("train")[0] + layout.files("val")[0]
+        by_image = data_mod.check_coverage(data_mod.group_coverage(names, config.group_pattern), config.group_pattern, config.data)
+        if by_image and not args.worker:  # a pattern of the user's that finds no patient at all has raised instead
+            print(f"warning: {by_image}", file=sys.stderr, flush=True)
         images = len(layout.files("train")[0]) + len(layout.files("val")[0])  # an image size that cannot fit: before decoding
         data_mod.check_image_size(config.image_size, images, config.color, processes=1 if args.worker else config.workers)
 

@@ -13,8 +13,20 @@ import numpy as np
 from lungsearch import cache
 from lungsearch.data.base import DataError
 
-# Patient id in Kermany file names: person1000_bacteria_2931.jpeg, IM-0115-0001.jpeg, NORMAL2-IM-1427-0001.jpeg
-DEFAULT_GROUP_PATTERN = r"person(\d+)_|IM-(\d+)-"
+# The patient id in the file names of the common chest X-ray sets, one capture group each (their ids are kept apart):
+# Kermany: person1000_bacteria_2931.jpeg, IM-0115-0001.jpeg, NORMAL2-IM-1427-0001.jpeg; NIH ChestX-ray14: 00012345_003.png
+# (patient, then follow-up); CheXpert flattened: patient00001_study1_view1_frontal.jpg; MIMIC-CXR flattened:
+# p10000032_s50414267_02aa804e.jpg (an image's path patientNNNNN/studyN/... or pNN/pNNNNNNNN/sNN/... put into its name).
+# The first two alternatives and their group numbers are those of earlier versions: Kermany studies split as before.
+GROUP_SCHEMES = (
+    ("Kermany person<N>_", r"person(\d+)_"),
+    ("Kermany IM-<N>-", r"IM-(\d+)-"),
+    ("NIH ChestX-ray14 <patient>_<follow-up>", r"^(\d{8})_\d{3}\.\w+$"),
+    ("CheXpert patient<N>", r"patient(\d+)"),
+    ("MIMIC-CXR p<8 digits>", r"(?:^|_)p(\d{8})(?=[_.])"),
+)
+DEFAULT_GROUP_PATTERN = "|".join(regex for _, regex in GROUP_SCHEMES)
+MOST = 0.5  # a pattern that finds a patient id in no more than this share of the names: the split is by image
 
 
 def patient_groups(paths: list[str], pattern: str | None = None) -> list[str]:
@@ -40,6 +52,38 @@ def patient_groups(paths: list[str], pattern: str | None = None) -> list[str]:
         i, value = found[0]
         groups.append(f"{i}:{int(value) if value.isdigit() else value}")
     return groups
+
+
+def group_coverage(paths: list[str], pattern: str | None = None) -> dict:
+    """How far ``pattern`` finds patients in the names of ``paths``: matched, of, by (patient/image), schemes, images per patient.
+
+    ``by`` is "image" where no more than half the names hold a patient id: a
+    split then keeps nothing together, and nothing may claim it is by patient.
+    """
+    groups = patient_groups(paths, pattern)
+    matched = [g for g in groups if not g.startswith("file:")]
+    per_patient = np.bincount(np.unique(matched, return_inverse=True)[1]) if matched else np.zeros(0, int)
+    out = {
+        "matched": len(matched), "of": len(groups), "by": "patient" if len(matched) > MOST * len(groups) else "image",
+        "patients": int(len(per_patient)),
+        "images_per_patient": {"median": float(np.median(per_patient)), "max": int(per_patient.max())} if len(per_patient) else None,
+    }
+    if not pattern or pattern == DEFAULT_GROUP_PATTERN:  # which of the known schemes the names follow
+        counts = np.bincount([int(g.split(":")[0]) for g in matched], minlength=len(GROUP_SCHEMES) + 1)
+        out["schemes"] = {name: int(counts[i + 1]) for i, (name, _) in enumerate(GROUP_SCHEMES) if counts[i + 1]}
+    return out
+
+
+def check_coverage(coverage: dict, pattern: str | None, where: str) -> str | None:
+    """Raise where a pattern the user gave finds no patient at all; the one-line warning where the split is by image, else None."""
+    if coverage["of"] and not coverage["matched"] and pattern and pattern != DEFAULT_GROUP_PATTERN:
+        raise DataError(f"--group-pattern {pattern!r} finds a patient id in none of the {coverage['of']} file names of {where}; "
+                        "fix the pattern (its first matching group is the id) or leave it out")
+    if coverage["by"] == "image" and coverage["of"]:
+        return (f"no patient id in {coverage['of'] - coverage['matched']} of {coverage['of']} file names of {where}, so the "
+                "validation split is by image: one patient's images may sit on both sides; give --group-pattern REGEX "
+                "(its first group is the patient id) if the names hold one")
+    return None
 
 
 def split_validation(labels: np.ndarray, groups: list[str], fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

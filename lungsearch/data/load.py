@@ -10,7 +10,7 @@ import numpy as np
 from lungsearch.data.base import Arrays, DataError, SearchData, channels
 from lungsearch.data.decoding import decode_cached
 from lungsearch.data.dedupe import duplicate_sets, hash_files
-from lungsearch.data.groups import DEFAULT_GROUP_PATTERN, _split_cached, group_report, patient_groups, split_validation
+from lungsearch.data.groups import DEFAULT_GROUP_PATTERN, _split_cached, group_coverage, group_report, patient_groups, split_validation
 from lungsearch.data.layout import content_fingerprint, ignored_message, read_layout
 from lungsearch.data.limits import check_image_size
 
@@ -112,6 +112,7 @@ def load_search_data(
         "groups": per_split,
         "group_overlap": overlap["train-val"],
         "group_pattern": group_pattern,
+        "grouping": group_coverage([paths[i] for i in file_idx], group_pattern),  # "by": "image" where names hold no patient id
         "duplicates_left": int(dup_within),
         "deduped": dropped,
         "skipped": decoded.skipped,

@@ -52,7 +52,9 @@ def test_cli_text_output(tmp_path, capsys):
     make_folder(tmp_path / "xray", classes=("Covid", "Normal", "Viral Pneumonia"), per_class=8, patients=False)
     assert main(["data", "inspect", str(tmp_path / "xray"), "--cache-dir", str(tmp_path / "c"), "--image-size", "16"]) == 0
     text = capsys.readouterr().out
-    assert "Viral Pneumonia" in text and "patient overlap train-val 0" in text and "skipped: 0" in text
+    assert "Viral Pneumonia" in text and "skipped: 0" in text
+    # names without patient ids (patients=False): the split is by image, and the text never claims "overlap 0"
+    assert "BY IMAGE" in text and "patient overlap train-val 0" not in text and "an id in 0 of 48 file names" in text
 
 
 def test_images_in_subfolders_are_counted_and_named(tmp_path, capsys):

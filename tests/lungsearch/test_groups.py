@@ -1,0 +1,83 @@
+"""Patient ids for the common chest X-ray naming schemes, and a split that says when it is by image (issue 39, item 7)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import optuna
+import pytest
+
+from lungsearch.cli import main
+from lungsearch.data import DEFAULT_GROUP_PATTERN, group_coverage, patient_groups
+from tests.conftest import write_image
+
+
+def test_the_default_finds_the_patient_in_each_known_scheme():
+    names = {
+        "NIH ChestX-ray14 <patient>_<follow-up>": ["00012345_000.png", "00012345_003.png", "00012346_000.png"],
+        "CheXpert patient<N>": ["patient00001_study1_view1_frontal.jpg", "patient00001_study2_view1_frontal.jpg",
+                                "patient00002_study1_view1_frontal.jpg"],
+        "MIMIC-CXR p<8 digits>": ["p10000032_s50414267_02aa804e.jpg", "p10000032_s53189527_2a2277a9.jpg",
+                                  "p10000033_s50414267_aaaa.jpg"],
+        "Kermany person<N>_": ["person1000_bacteria_2931.jpeg", "person1000_virus_1681.jpeg", "person7_virus_1.jpeg"],
+    }
+    for scheme, files in names.items():
+        g = patient_groups(files)
+        assert g[0] == g[1] != g[2] and not g[0].startswith("file:"), scheme
+        coverage = group_coverage(files)
+        assert coverage == {"matched": 3, "of": 3, "by": "patient", "patients": 2,
+                            "images_per_patient": {"median": 1.5, "max": 2}, "schemes": {scheme: 3}}
+
+
+def test_kermany_ids_are_those_of_earlier_versions():
+    """Studies made before the other schemes split their data the same: same group numbers, same ids."""
+    old = r"person(\d+)_|IM-(\d+)-"
+    names = ["person1000_bacteria_2931.jpeg", "IM-0115-0001.jpeg", "NORMAL2-IM-1427-0001.jpeg", "scan_7.png"]
+    assert patient_groups(names, DEFAULT_GROUP_PATTERN) == patient_groups(names, old)
+
+
+def _folder(root, stems):
+    rng = np.random.default_rng(0)
+    for label, name in enumerate(("NORMAL", "PNEUMONIA")):
+        (root / "train" / name).mkdir(parents=True)
+        for stem in stems(label):
+            write_image(root / "train" / name / f"{stem}.png", label, 24, rng)
+    return root
+
+
+def test_names_without_patient_ids_say_the_split_is_by_image(tmp_path, capsys):
+    data = _folder(tmp_path / "xray", lambda label: [f"scan{label}{i:02d}" for i in range(10)])
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    assert main(["run", "--data", str(data), "--trials", "1", "--epochs", "1", "--image-size", "24", "--quiet",
+                 "--val-fraction", "0.3", "--storage", url, "--study", "s"]) == 0
+    captured = capsys.readouterr()
+    assert "no patient id in 20 of 20 file names" in captured.err and "--group-pattern" in captured.err
+    assert "split by image" in captured.out and "overlap 0" not in captured.out
+    grouping = optuna.load_study(study_name="s", storage=url).user_attrs["data"]["grouping"]
+    assert grouping["by"] == "image" and grouping["matched"] == 0
+
+
+def test_nih_names_are_grouped_by_patient(tmp_path, capsys):
+    # 4 patients per class with 3 follow-ups each: 12 images, 4 patients
+    data = _folder(tmp_path / "nih", lambda label: [f"{label * 100 + p:08d}_{k:03d}" for p in range(4) for k in range(3)])
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    assert main(["run", "--data", str(data), "--trials", "1", "--epochs", "1", "--image-size", "24", "--quiet",
+                 "--val-fraction", "0.3", "--storage", url, "--study", "s"]) == 0
+    out = capsys.readouterr().out
+    info = optuna.load_study(study_name="s", storage=url).user_attrs["data"]
+    assert info["grouping"]["schemes"] == {"NIH ChestX-ray14 <patient>_<follow-up>": 24}
+    assert info["groups"]["train"] + info["groups"]["val"] == 8 and info["group_overlap"] == 0
+    assert f"{info['groups']['train']}/{info['groups']['val']} patients (overlap 0)" in out
+    assert main(["data", "inspect", str(data), "--image-size", "24", "--json", "--out", str(tmp_path / "fig")]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["grouping"]["images_per_patient"] == {"median": 3.0, "max": 3}
+
+
+def test_a_group_pattern_that_matches_no_name_is_refused_before_a_study_exists(tmp_path, capsys):
+    data = _folder(tmp_path / "xray", lambda label: [f"person{label * 10 + i // 2}_x_{i}" for i in range(10)])
+    db = tmp_path / "s.db"
+    assert main(["run", "--data", str(data), "--group-pattern", r"case-(\d+)", "--storage", f"sqlite:///{db}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "finds a patient id in none of the 20 file names" in err and len(err.splitlines()) == 1
+    assert not db.exists()
