@@ -22,6 +22,8 @@ import time
 import optuna
 from optuna.trial import TrialState
 
+from search.loop import trial_reason
+
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 RECENT = 10  # the ETA uses the mean duration of the latest finished trials
 KEY_PARAMS = 8  # parameters shown on a trial's start line (the rest are in the study and `report`)
@@ -197,8 +199,8 @@ class Progress:
             parts.append(f"{attrs['train_seconds']:.1f}s")
         if "epochs" in attrs:
             parts.append(f"{attrs['epochs']} ep")
-        if trial.state == TrialState.FAIL:
-            parts.append(f"({trial.system_attrs.get('fail_reason', 'failed')})")
+        if trial.state in (TrialState.FAIL, TrialState.PRUNED):
+            parts.append(f"({trial_reason(trial)})")
         try:
             best = study.best_trial
             parts.append(f"best #{best.number} {best.value:.4f}")

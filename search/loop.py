@@ -58,6 +58,15 @@ def fail_reason(trial: optuna.trial.FrozenTrial) -> str:
     return trial.user_attrs.get(REASON_ATTR) or trial.system_attrs.get("fail_reason") or "unknown error"
 
 
+def trial_reason(trial: optuna.trial.FrozenTrial) -> str:
+    """Why a trial was pruned or failed, as stored; "" for a completed or running one."""
+    if trial.state == TrialState.PRUNED:
+        return str(trial.user_attrs.get("pruned_reason") or "pruned")
+    if trial.state == TrialState.FAIL:
+        return fail_reason(trial)
+    return ""
+
+
 def fail_stale(study: optuna.Study) -> None:
     """Mark trials of dead workers FAIL (and queue their retries), where heartbeats are on."""
     with warnings.catch_warnings():

@@ -171,3 +171,13 @@ def test_read_only_commands_refuse_a_file_that_is_not_a_study_database_and_leave
 def test_a_postgresql_url_without_its_driver_names_the_extra_to_install(tmp_path: Path, capsys) -> None:
     code, err = run_cli(capsys, "studies", "--storage", "postgresql+psycopg2://user@127.0.0.1/nowhere")
     assert_one_line_error(code, err, "is not installed", "lungsearch[postgres]")
+
+
+def test_run_on_a_folder_without_test_says_best_will_need_it(tmp_path: Path, capsys) -> None:
+    from conftest import make_folder
+
+    data = make_folder(tmp_path / "xray", per_class=16, size=24, splits=("train",))
+    assert main(["run", "--data", str(data), "--trials", "1", "--epochs", "1", "--image-size", "24", "--quiet",
+                 "--val-fraction", "0.3", "--storage", f"sqlite:///{tmp_path / 's.db'}"]) == 0
+    err = capsys.readouterr().err
+    assert "has train/ but no test/" in err and "add them before `best`" in err

@@ -130,3 +130,15 @@ def summarise(study, config) -> None:
         _hints.show(_hints.after_run(config.storage, study.study_name))
     else:
         print(f"done: {finished} trials finished, none completed (all pruned or failed)", flush=True)
+        import collections
+        import sys
+
+        reasons = [search.loop.trial_reason(t) for t in study.get_trials(deepcopy=False)
+                   if t.state != optuna.trial.TrialState.RUNNING]
+        kinds = collections.Counter(r.split(":")[0].split(" at epoch")[0] for r in reasons)  # "not built", "pruned", ...
+        if kinds:
+            kind, count = kinds.most_common(1)[0]
+            example = next(r for r in reasons if r.startswith(kind))
+            hint = ("the space cannot build a model at this --image-size: give a larger one (the space's default where unsure)"
+                    if kind == "not built" else "`lungsearch report` lists every trial's reason in trials.csv")
+            print(f"warning: no trial completed; {count} of {len(reasons)} {kind} (e.g. {example}); {hint}", file=sys.stderr, flush=True)

@@ -12,6 +12,7 @@ import optuna
 import pandas as pd
 
 from search.keep import model_file
+from search.loop import trial_reason
 from search.overview import metric_name
 from search.pareto import pareto_mask
 
@@ -61,13 +62,14 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             "param_count": a.get("param_count"),
             "kept_model": model_file(study, t) is not None,  # the file on disk now, not the attribute
             "warm_start": a.get("warm_start") or "",  # the space's known-good point this trial was, if any
+            "reason": trial_reason(t),  # why it was pruned or failed ("" for a completed trial)
         }
         row.update({f"params_{k}": v for k, v in t.params.items()})
         rows.append(row)
-    columns = ["trial", "state", "value", "val_accuracy", "val_auc", "val_loss", "train_seconds", "epochs", "param_count", "kept_model",
-               "warm_start"]
+    numeric = ["value", "val_accuracy", "val_auc", "val_loss", "train_seconds", "epochs", "param_count"]
+    columns = ["trial", "state", *numeric, "kept_model", "warm_start", "reason"]
     df = pd.DataFrame(rows, columns=None if rows else columns)
-    for col in columns[2:-2]:
+    for col in numeric:
         df[col] = pd.to_numeric(df[col], errors="coerce")  # None -> NaN, so missing attributes are just gaps
     majority = majority_rate(study)
     df["degenerate"] = degenerate_mask(df, majority[0] if majority else None, metric_name(study))

@@ -148,3 +148,23 @@ def test_a_transfer_trial_says_which_weights_its_backbone_started_from():
     trial.set_user_attr("backbone_weights", "imagenet (efficientnet-lite0-57934424.pth)")
     Progress("val_auc", total=1, epochs=1, stream=stream).trial_started(trial, param_count=10)
     assert "backbone weights: imagenet (efficientnet-lite0-57934424.pth)" in stream.getvalue()
+
+
+def test_a_run_whose_trials_are_all_pruned_says_why_and_report_lists_the_reasons(tmp_path, capsys):
+    """--image-size 8: every cnn trial is pruned before it is built; each line, the closing warning and trials.csv say why."""
+    import csv
+
+    from lungsearch.cli import main
+    from tests.conftest import make_folder
+
+    data = make_folder(tmp_path / "xray", per_class=16, size=24)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    assert main(["run", "--data", str(data), "--trials", "2", "--epochs", "1", "--image-size", "8", "--quiet",
+                 "--val-fraction", "0.3", "--storage", url]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.count("PRUNED    (not built: ") == 2
+    assert "warning: no trial completed; 2 of 2 not built" in captured.err and "give a larger one" in captured.err
+    assert main(["report", "--storage", url, "--out", str(tmp_path / "rep")]) == 0
+    with open(tmp_path / "rep" / "trials.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["reason"].split(":")[0] for r in rows] == ["not built", "not built"]
