@@ -135,9 +135,9 @@ def check_build(space: Space, trial, **facts) -> None:
     import optuna
 
     try:
-        space.build(trial, **facts)
+        model = space.build(trial, **facts)
     except optuna.TrialPruned:
-        pass
+        return
     except SpaceError:
         raise
     except Exception as exc:
@@ -145,6 +145,26 @@ def check_build(space: Space, trial, **facts) -> None:
         if isinstance(exc, TypeError) and "unexpected keyword argument" in first:
             first += f" (build must accept **_ for the facts it does not use: {', '.join(sorted(set(facts) - {'input_shape', 'num_classes'}))})"
         raise SpaceError(f"space {space.source or space.name} raised while building: {type(exc).__name__}: {first}") from exc
+    check_model(space, model, facts.get("input_shape"), facts.get("num_classes"))
+
+
+def check_model(space: Space, model, input_shape, num_classes) -> None:
+    """Raise :class:`SpaceError` unless ``model`` is what a trial can fit: a compiled Keras model, one probability per class."""
+    import keras
+
+    where = f"space {space.source or space.name}: build() returned"
+    if not isinstance(model, keras.Model):
+        raise SpaceError(f"{where} {type(model).__name__ if model is not None else 'None'}, not a keras.Model; "
+                         "end build() with `return model` after model.compile(...)")
+    if getattr(model, "optimizer", None) is None or not getattr(model, "compiled", True):
+        raise SpaceError(f"{where} a model that is not compiled; call model.compile(optimizer=..., "
+                         "loss='sparse_categorical_crossentropy') before returning it")
+    outputs = model.output_shape[-1] if isinstance(model.output_shape, tuple) else None
+    if num_classes is not None and outputs != num_classes:
+        raise SpaceError(f"{where} a model with {outputs} outputs for {num_classes} classes; end it with "
+                         f"keras.layers.Dense(num_classes, activation='softmax')")
+    if input_shape is not None and tuple(model.input_shape[1:]) != tuple(input_shape):
+        raise SpaceError(f"{where} a model taking {tuple(model.input_shape[1:])}, not the input_shape {tuple(input_shape)} it was given")
 
 
 def check_warm_start(space: Space, point: dict) -> None:

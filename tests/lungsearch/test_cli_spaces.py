@@ -101,6 +101,10 @@ def test_sampler_seed_is_the_given_seed_only_for_a_new_study():
     ("def build(trial, *, input_shape, num_classes, **_):\n    raise RuntimeError('my bug')\n",
      "raised while building: RuntimeError: my bug"),
     ("import nonexistent_module_xyz\n", "failed to import: ModuleNotFoundError"),
+    # a model a trial could not fit: found by the one build before anything is stored, not by three FAIL trials
+    ("def build(trial, *, input_shape, num_classes, **_):\n    trial.suggest_int('n', 1, 2)\n", "build() returned None"),
+    (USER_SPACE.replace('    model.compile(keras.optimizers.Adam(p["lr"]), "sparse_categorical_crossentropy")\n', ""), "not compiled"),
+    (USER_SPACE.replace("Dense(num_classes,", "Dense(num_classes + 1,"), "a model with 3 outputs for 2 classes"),
 ])
 def test_bad_space_file_is_one_line_and_exit_2(tmp_path, content, problem):
     data = make_folder(tmp_path / "xray", per_class=12, size=24)
