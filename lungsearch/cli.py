@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
+import warnings
 
 from lungsearch import __version__
 from lungsearch.commands import COMMANDS
@@ -20,6 +22,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one of lungsearch's own lines: ``warning: <its first line>``, without file, line or source."""
+    text = (str(message).strip().splitlines() or [category.__name__])[0]
+    text = re.sub(r"\s*<_io\.\w+ object at 0x[0-9a-f]+>", "", text)  # Pillow names the bytes it read, not the file
+    try:
+        print(f"warning: {text}", file=file or sys.stderr, flush=True)
+    except (OSError, ValueError):  # stderr closed
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     quiet_tensorflow()  # before any command imports Keras: TensorFlow's start-up lines stay off stderr
     parser = build_parser()
@@ -28,7 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return args.func(args)
+        with warnings.catch_warnings():  # restored on return: a caller's own warning handling is left as it was
+            warnings.showwarning = show_warning
+            warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")  # matplotlib: a box is drawn instead
+            return args.func(args)
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130

@@ -181,3 +181,18 @@ def test_run_on_a_folder_without_test_says_best_will_need_it(tmp_path: Path, cap
                  "--val-fraction", "0.3", "--storage", f"sqlite:///{tmp_path / 's.db'}"]) == 0
     err = capsys.readouterr().err
     assert "has train/ but no test/" in err and "add them before `best`" in err
+
+
+def test_warnings_are_lungsearch_lines_without_file_or_line(tmp_path: Path, capsys) -> None:
+    """A skipped image and a merged val/ come out as `warning: ...` lines: no module path, no line number, no buffer address."""
+    from conftest import make_folder
+
+    data = make_folder(tmp_path / "xray", per_class=16, size=24, splits=("train", "val", "test"))
+    (data / "train" / "NORMAL" / "broken.png").write_bytes(b"not a png at all")
+    assert main(["run", "--data", str(data), "--trials", "1", "--epochs", "1", "--image-size", "24", "--quiet",
+                 "--val-fraction", "0.3", "--storage", f"sqlite:///{tmp_path / 's.db'}"]) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert any(line.startswith("warning: skipped unreadable image") and "broken.png" in line for line in lines), err
+    assert any(line.startswith("warning: ") and "merged into train" in line for line in lines), err
+    assert "UserWarning" not in err and ".py:" not in err and "object at 0x" not in err and "warnings.warn" not in err

@@ -6,6 +6,7 @@ import hashlib
 import io
 import math
 import os
+import re
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -63,7 +64,8 @@ def _read_one(path: str, image_size: int, color_mode: str) -> dict:
     try:
         arr, size, mode = _decode_bytes(raw, image_size, color_mode)
     except Exception as exc:  # Pillow raises many kinds on a bad file; skip it, say so
-        return {"error": f"{type(exc).__name__}: {exc}", "sha1": digest}
+        why = re.sub(r"\s*<_io\.\w+ object at 0x[0-9a-f]+>", "", str(exc))  # Pillow names the buffer, not the file
+        return {"error": f"{type(exc).__name__}: {why}", "sha1": digest}
     return {"x": arr, "sha1": digest, "size": size, "mode": mode}
 
 
