@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import re
 import sys
 import warnings
 
@@ -25,7 +24,6 @@ def build_parser() -> argparse.ArgumentParser:
 def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """A warning as one of lungsearch's own lines: ``warning: <its first line>``, without file, line or source."""
     text = (str(message).strip().splitlines() or [category.__name__])[0]
-    text = re.sub(r"\s*<_io\.\w+ object at 0x[0-9a-f]+>", "", text)  # Pillow names the bytes it read, not the file
     try:
         print(f"warning: {text}", file=file or sys.stderr, flush=True)
     except (OSError, ValueError):  # stderr closed

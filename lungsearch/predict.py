@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lungsearch.data import IMAGE_EXTENSIONS, decode
+from lungsearch.data.decoding import reason
 from lungsearch.evaluate import decide
 from lungsearch.export import FORMAT, meta_path
 
@@ -110,7 +111,28 @@ def decode_for(meta: dict, path: str) -> np.ndarray:
     try:
         return decode(path, int(meta["image_size"]), meta["color_mode"])
     except Exception as exc:  # Pillow raises many kinds on a file that is not an image
-        raise PredictError(f"cannot read {path} as an image ({type(exc).__name__}: {exc})") from None
+        raise PredictError(f"cannot read {path} as an image ({reason(exc)})") from None
+
+
+def readable(meta: dict, paths: list[str]) -> tuple[list[str], list[np.ndarray]]:
+    """The files that decode, and their images; an unreadable one is skipped with a warning line, as `run` and `evaluate` do.
+
+    Only where none can be read is it an error.
+    """
+    import sys
+
+    kept, images = [], []
+    for path in paths:
+        try:
+            images.append(decode_for(meta, path))
+            kept.append(path)
+        except PredictError as exc:
+            if len(paths) == 1:
+                raise
+            print(f"warning: skipped: {exc}", file=sys.stderr, flush=True)
+    if not kept:
+        raise PredictError(f"none of the {len(paths)} files could be read as an image")
+    return kept, images
 
 
 def predict(model, meta: dict, paths: list[str], images: list[np.ndarray] | None = None) -> list[Prediction]:

@@ -196,3 +196,20 @@ def test_warnings_are_lungsearch_lines_without_file_or_line(tmp_path: Path, caps
     assert any(line.startswith("warning: skipped unreadable image") and "broken.png" in line for line in lines), err
     assert any(line.startswith("warning: ") and "merged into train" in line for line in lines), err
     assert "UserWarning" not in err and ".py:" not in err and "object at 0x" not in err and "warnings.warn" not in err
+
+
+def test_data_inspect_on_a_file_names_no_flag_it_lacks(tmp_path: Path, capsys) -> None:
+    (tmp_path / "x.png").write_bytes(b"\x89PNG")
+    code, err = run_cli(capsys, "data", "inspect", str(tmp_path / "x.png"))
+    assert_one_line_error(code, err, "is a file, not a folder", "give `data inspect` the folder")
+    assert "--data" not in err
+
+
+def test_more_workers_than_trials_starts_as_many_as_trials(tmp_path: Path, capsys) -> None:
+    from conftest import make_folder
+
+    data = make_folder(tmp_path / "xray", per_class=16, size=24)
+    assert main(["run", "--data", str(data), "--trials", "1", "--epochs", "1", "--image-size", "24", "--quiet", "--workers", "4",
+                 "--val-fraction", "0.3", "--storage", f"sqlite:///{tmp_path / 's.db'}"]) == 0
+    err = capsys.readouterr().err
+    assert "--workers 4 is more than the 1 trials; starting 1" in err

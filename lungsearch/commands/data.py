@@ -35,7 +35,11 @@ def register(sub) -> None:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from lungsearch import inspect
+    from lungsearch.data import DataError
 
+    if not os.path.isdir(args.dir):  # read_layout's own line names run's --data, which inspect does not have
+        what = "is a file, not a folder" if os.path.exists(args.dir) else "does not exist"
+        raise DataError(f"{args.dir} {what}; give `data inspect` the folder that holds train/<class>/ or <class>/ images")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # skipped files are part of the summary, listed once there
         summary, samples = inspect.inspect_folder(

@@ -19,8 +19,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from lungsearch.commands._common import quiet_frameworks
 
     meta = predict_mod.load_meta(args.model)  # fail on a bad model or image before importing Keras
-    paths = predict_mod.image_files(args.images)
-    images = [predict_mod.decode_for(meta, p) for p in paths]  # a non-image fails here, before Keras loads
+    paths, images = predict_mod.readable(meta, predict_mod.image_files(args.images))  # before Keras loads
     quiet_frameworks()
     model = predict_mod.load_model(args.model, meta)  # refused where it is not the model its .json describes
     predictions = predict_mod.predict(model, meta, paths, images)

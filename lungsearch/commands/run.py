@@ -94,6 +94,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if config.weights not in (None, "imagenet", "random") and not os.path.isfile(config.weights):
         raise ConfigError(f"weights file {config.weights} does not exist; give --weights (or ${WEIGHTS_ENV}) a backbone weights file, or 'random'")
 
+    if config.workers > config.trials and not args.worker:  # a process beyond the trials would never train one
+        print(f"warning: --workers {config.workers} is more than the {config.trials} trials; starting {config.trials}",
+              file=sys.stderr, flush=True)
+        config = config.with_updates(workers=config.trials)
+    if config.workers > (os.cpu_count() or 1) and not args.worker:
+        print(f"warning: --workers {config.workers} on {os.cpu_count()} cores: the workers share them, so each trial "
+              "trains slower (the memory check below counts every worker)", file=sys.stderr, flush=True)
     if space.weights_note and config.weights in (None, "imagenet") and not args.worker:  # once per run, not per trial
         print(f"note: {space.name}: {space.weights_note}", file=sys.stderr, flush=True)
 

@@ -52,6 +52,14 @@ def _decode_bytes(raw: bytes, image_size: int, color_mode: str) -> tuple[np.ndar
     return (arr[..., None] if arr.ndim == 2 else arr), size, mode
 
 
+_BUFFER = re.compile(r"\s*<_io\.\w+ object at 0x[0-9a-f]+>")
+
+
+def reason(exc: BaseException) -> str:
+    """``Type: message`` of a decoding error, without the ``<_io.BytesIO object at 0x...>`` Pillow names instead of the file."""
+    return f"{type(exc).__name__}: {_BUFFER.sub('', str(exc))}"
+
+
 def _read_one(path: str, image_size: int, color_mode: str) -> dict:
     try:
         with open(path, "rb") as fh:
@@ -64,8 +72,7 @@ def _read_one(path: str, image_size: int, color_mode: str) -> dict:
     try:
         arr, size, mode = _decode_bytes(raw, image_size, color_mode)
     except Exception as exc:  # Pillow raises many kinds on a bad file; skip it, say so
-        why = re.sub(r"\s*<_io\.\w+ object at 0x[0-9a-f]+>", "", str(exc))  # Pillow names the buffer, not the file
-        return {"error": f"{type(exc).__name__}: {why}", "sha1": digest}
+        return {"error": reason(exc), "sha1": digest}
     return {"x": arr, "sha1": digest, "size": size, "mode": mode}
 
 

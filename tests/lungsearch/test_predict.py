@@ -252,3 +252,22 @@ def test_gradcam_is_drawn_on_the_original_image_and_names_the_class_and_threshol
     assert Image.open(png).size[0] > 400
     meta["decision"] = {}  # a model without a threshold decides by argmax, and says so
     assert "the most probable class" in predict_mod.decision_text(meta, p)
+
+
+def test_predict_on_a_folder_skips_an_unreadable_file_as_run_and_evaluate_do(exported, tmp_path, capsys):
+    path, images, _ = exported
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    good = sorted(images.iterdir())[:2]
+    for image in good:
+        (folder / image.name).write_bytes(image.read_bytes())
+    (folder / "broken.png").write_bytes(b"not a png")
+    assert main(["predict", str(folder), "--model", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert "warning: skipped: cannot read" in captured.err and "broken.png" in captured.err
+    assert all(image.name in captured.out for image in good) and "broken.png" not in captured.out
+    for image in good:
+        (folder / image.name).unlink()
+    assert main(["predict", str(folder), "--model", str(path)]) == 2  # nothing readable: an error, not an empty table
+    err = capsys.readouterr().err
+    assert "cannot read" in err and "broken.png" in err and "object at 0x" not in err
