@@ -97,3 +97,16 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys, case):
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("lungsearch: error:") and expect in err[0]
+
+
+@pytest.mark.parametrize("names, disease, present, missing_metric", [
+    (("NORMAL", "PNEUMONIA"), "PNEUMONIA", "NORMAL", "sensitivity"),  # no disease images: sensitivity cannot be measured
+    (("Covid", "Normal"), "Covid", "Normal", "sensitivity"),  # the other class order
+    (("Covid", "Normal"), "Covid", "Covid", "specificity"),  # no normal images: specificity
+])
+def test_a_folder_of_one_class_names_the_metric_it_cannot_give(tmp_path, capsys, names, disease, present, missing_metric):
+    model = _exported(tmp_path, names, disease)
+    data = _folder(tmp_path / "hospital", (present,), disease)
+    assert main(["evaluate", "--model", str(model), "--data", str(data), "--out", str(tmp_path / "ev"), "--bootstrap", "20"]) == 0
+    note = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("note:"))
+    assert f"(AUC, {missing_metric}) are n/a" in note
