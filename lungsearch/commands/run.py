@@ -117,7 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         by_image = data_mod.check_coverage(data_mod.group_coverage(names, config.group_pattern), config.group_pattern, config.data)
         if by_image and not args.worker:  # a pattern of the user's that finds no patient at all has raised instead
             print(f"warning: {by_image}", file=sys.stderr, flush=True)
-        if layout.kind != "class-folders" and not os.path.isdir(os.path.join(layout.root, "test")) and not args.worker:
+        if layout.kind != "class-folders" and "test" not in layout.folders and not args.worker:
             print(f"warning: {config.data} has train/ but no test/: the search runs, but `best` evaluates the exported model "
                   "once on test/<class>/ images (patients not in train/); add them before `best`", file=sys.stderr, flush=True)
         images = len(layout.files("train")[0]) + len(layout.files("val")[0])  # an image size that cannot fit: before decoding

@@ -26,6 +26,7 @@ class Layout:
     splits: dict[str, dict[str, list[str]]]  # {split: {class: [paths]}}, split in train/val/test
     split_record: str | None = None  # layout (c): the JSON file recording the carved test split
     ignored: dict[str, int] = field(default_factory=dict)  # subfolder of a class folder (relative to root): images in it, not read
+    folders: tuple[str, ...] = ()  # which of train/ val/ test/ the folder has (by name: test/ is never opened for this)
 
     def files(self, split: str) -> tuple[list[str], np.ndarray]:
         """Paths and integer labels of one split (empty when the split is absent)."""
@@ -89,7 +90,7 @@ def read_layout(
         splits = {s: _scan_classes(os.path.join(root, s), f"{root}/{s}", ignored, root) for s in splits_wanted if s in present}
         classes = _check_classes(root, splits)
         kind = "train-val-test" if "val" in splits else "train-test"
-        return Layout(root, kind, classes, splits, ignored=ignored)
+        return Layout(root, kind, classes, splits, ignored=ignored, folders=tuple(sorted(present)))
     ignored = {}
     per_class = _scan_classes(root, root, ignored, root)
     classes = _check_classes(root, {"": per_class})

@@ -65,7 +65,7 @@ def wait_for(study_of, condition, proc: subprocess.Popen, seconds: float = 240):
 
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
-    return make_folder(tmp_path / "xray", per_class=12, splits=("train",))
+    return make_folder(tmp_path / "xray", per_class=12, splits=("train", "test"))  # test/ too: run warns where it is missing
 
 
 def _sigint_as_in_a_terminal():
