@@ -134,7 +134,8 @@ class Progress:
         # the running trials are partly done already: count what is left of each (at least nothing)
         in_flight = sum(max(0.0, mean - (now - t.datetime_start).total_seconds()) for t in running[:left])
         waiting = max(0, left - len(running))
-        return (in_flight + waiting * mean) / self.workers
+        # at least a second while a trial is left: 0.0 means done, and a trial running past the mean is not done
+        return max(1.0, (in_flight + waiting * mean) / self.workers)
 
     # ------------------------------------------------------------------ called by the objective
 
