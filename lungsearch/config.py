@@ -47,6 +47,7 @@ class RunConfig:
     recycle: int = 10  # replace the worker process by a fresh one after this many trials (Keras grows); 0 = never
     keep_top: int = 3  # keep the models of this many best trials (and the accuracy/time front): `best --ensemble K` needs K
     warm_start: bool = True  # a new study's first trials are the space's known-good points (WARM_STARTS)
+    feature_cache: bool = True  # a frozen backbone runs once per image; its cached output trains the rest (transfer spaces)
 
     def with_updates(self, **changes) -> "RunConfig":
         known = {f.name for f in fields(self)}
@@ -159,7 +160,7 @@ def as_flags(config: RunConfig) -> list[str]:
         value = getattr(config, f.name)
         if value == getattr(defaults, f.name) or value is None:
             continue
-        if f.name in ("class_weights", "warm_start"):  # on by default: the flag switches it off
+        if f.name in ("class_weights", "warm_start", "feature_cache"):  # on by default: the flag switches it off
             flags.append(f"--no-{f.name.replace('_', '-')}")
         elif isinstance(value, bool):  # store_true flags (--dedupe, --hflip) take no value
             flags.append(f"--{f.name.replace('_', '-')}")

@@ -200,6 +200,10 @@ class Progress:
             parts.append(f"{attrs['train_seconds']:.1f}s")
         if "epochs" in attrs:
             parts.append(f"{attrs['epochs']} ep")
+        features = attrs.get("feature_cache")
+        if features:  # which path it took: the first phase on the frozen backbone's cached output
+            how = "read from cache" if features.get("from_cache") else "computed"
+            parts.append(f"features after {features['cut']} {how} in {features['first_pass_seconds']:.1f}s")
         if trial.state in (TrialState.FAIL, TrialState.PRUNED):
             parts.append(f"({trial_reason(trial)})")
         try:

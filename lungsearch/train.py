@@ -31,6 +31,7 @@ class FitResult:
     seconds: float = 0.0  # wall time of fit, validation included
     epochs: int = 0
     final_epoch: int | None = None  # 0-based epoch whose weights the model holds (best, restored); None: the last
+    feature_cache: dict | None = None  # where the first phase trained on cached features: cut, shape, first-pass seconds, hit
 
     @property
     def final(self) -> int:
@@ -87,6 +88,7 @@ def fit(
     verbose: int = 0,
     monitor: str = "val_loss",
     second_phase: dict | None = None,
+    features=None,
 ) -> FitResult:
     """Train ``model`` for up to ``epochs``; ``on_epoch`` sees validation metrics.
 
@@ -97,16 +99,27 @@ def fit(
     ``second_phase`` ({"start": share of epochs, "learning_rate": lr}, from a
     transfer space's ``fit_options``) unfreezes nested backbones (batch norm
     left as the space set it) from that epoch on and recompiles at the lower rate.
+    ``features`` (a :class:`lungsearch.features.FeatureCache`): where the model
+    has a fixed frozen part, the first phase trains only the rest of it, on
+    that part's cached output; the second phase trains the whole model on pixels.
     """
     import keras
 
     result = FitResult()
-    val = data.val
+    # Seeded again once the features are ready, from a draw made before: computing them builds ops of their own, which
+    # moves TensorFlow's op seeds, and the shuffles and dropout of the two paths would then differ by more than the path.
+    reseed = int(np.random.randint(2**31 - 1))
+    prepared = features.prepare(model, data.train, data.val) if features is not None else None
+    keras.utils.set_random_seed(reseed)
+    trained, train, val = (prepared.rest, prepared.train, prepared.val) if prepared else (model, data.train, data.val)
+    if prepared:
+        result.feature_cache = prepared.record
+    state = {"val": val}  # the second phase measures the whole model on pixels
 
     class _Measure(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             logs = logs if logs is not None else {}
-            metrics = validation_metrics(self.model.predict(val.x, batch_size=256, verbose=0), val.y)
+            metrics = validation_metrics(self.model.predict(state["val"].x, batch_size=256, verbose=0), state["val"].y)
             logs.update(metrics)  # later callbacks (early stopping, LR schedules) see them too
             for key, value in logs.items():
                 result.history.setdefault(key, []).append(float(value))
@@ -136,8 +149,14 @@ def fit(
         split = min(epochs - 1, max(1, round(epochs * float(second_phase.get("start", 0.5)))))
     start = time.perf_counter()
     fit_args = dict(batch_size=batch_size, class_weight=weights, callbacks=callbacks, shuffle=True, verbose=verbose)
-    model.fit(data.train.x, data.train.y, epochs=split, **fit_args)
+    trained.fit(train.x, train.y, epochs=split, **fit_args)
     if split < epochs and not stopper.stopped_epoch:
+        if prepared and stopper.best_weights is not None:  # the best epoch so far, as the whole model's weights
+            now = trained.get_weights()
+            trained.set_weights(stopper.best_weights)
+            stopper.best_weights = model.get_weights()
+            trained.set_weights(now)
+        state["val"] = data.val
         _unfreeze_backbones(model, float(second_phase["learning_rate"]))
         stopper.resume = True  # keep the best epoch of phase one
         model.fit(data.train.x, data.train.y, epochs=epochs, initial_epoch=split, **fit_args)

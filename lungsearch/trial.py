@@ -32,12 +32,17 @@ def objective(config: RunConfig, space, data, *, keeper=None, watcher=None, on_b
     trial that was run under another ``--epochs``).
     """
     from lungsearch import train
+    from lungsearch.features import FeatureCache
 
+    features = None
+    if config.feature_cache and space.feature_split is not None:
+        features = FeatureCache(space.feature_split, config.cache_dir, label=str(data.info.get("source", config.data)))
     return search.Objective(
         space, input_shape=data.input_shape, num_classes=len(data.class_names), metric=config.metric, seed=config.seed,
         keeper=keeper, build_kwargs=build_facts(config), batch_size=config.batch_size, watcher=watcher,
         epochs=int(epochs or config.epochs),
-        fit=functools.partial(train.fit, data=data, use_class_weights=config.class_weights, monitor=config.metric, on_batch=on_batch),
+        fit=functools.partial(train.fit, data=data, use_class_weights=config.class_weights, monitor=config.metric, on_batch=on_batch,
+                              features=features),
     )
 
 

@@ -14,6 +14,7 @@ from spaces.flops import count_flops
 
 METRICS = ("val_auc", "val_accuracy")
 EPOCH_CAP_ATTR = "epoch_cap"  # trial user attr: the --epochs the trial was trained under
+FEATURES_ATTR = "feature_cache"  # trial user attr: where it trained on cached features (cut, shape, first-pass seconds)
 
 
 def trial_seed(seed: int, number: int) -> int:
@@ -139,6 +140,8 @@ class Objective:
             self._record(trial, seen)
             trial.set_user_attr("pruned_reason", str(exc))
             raise
+        if getattr(result, "feature_cache", None):  # the first phase trained on the frozen part's cached output
+            trial.set_user_attr(FEATURES_ATTR, result.feature_cache)
         final = getattr(result, "final_epoch", None)
         seen["final"] = -1 if final is None or final >= seen["epochs"] else int(final)
         self._record(trial, seen)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from spaces.transfer import COLOR_MODE, DOWNLOADED_WEIGHTS, IMAGE_SIZE, WARM_STARTS, Backbone, build_transfer, fit_options, suggest
+from spaces.transfer import COLOR_MODE, DOWNLOADED_WEIGHTS, IMAGE_SIZE, WARM_STARTS, Backbone, build_transfer, feature_split, fit_options, suggest
 
 NAME = "densenet121"
 BACKBONE = Backbone(NAME, "DenseNet121", r"^(?:conv|pool)(\d)_", "torch")
 DESCRIPTION = "DenseNet121 backbone; frozen or last 1-3 blocks trainable, head, optional fine-tune phase. " + DOWNLOADED_WEIGHTS
 WEIGHTS_NOTE = DOWNLOADED_WEIGHTS  # said once at the start of `run` when no --weights is given
 
-__all__ = ["BACKBONE", "COLOR_MODE", "DESCRIPTION", "IMAGE_SIZE", "NAME", "WARM_STARTS", "WEIGHTS_NOTE", "build", "fit_options", "suggest"]
+__all__ = ["BACKBONE", "COLOR_MODE", "DESCRIPTION", "IMAGE_SIZE", "NAME", "WARM_STARTS", "WEIGHTS_NOTE", "build", "feature_split", "fit_options", "suggest"]
 
 
 def build(trial, *, input_shape, num_classes, weights=None, hflip: bool = False, **_):

@@ -32,7 +32,7 @@ import os
 import warnings
 
 from spaces.registry import SpaceError
-from spaces.transfer import COLOR_MODE, Backbone, build_transfer, fit_options, suggest
+from spaces.transfer import COLOR_MODE, Backbone, build_transfer, feature_split, fit_options, suggest
 
 NAME = "efficientnet-lite0"
 VARIANT = "lite0"
@@ -61,7 +61,7 @@ WARM_STARTS = [
     },
 ]
 
-__all__ = ["BACKBONE", "COLOR_MODE", "DESCRIPTION", "IMAGE_SIZE", "NAME", "WARM_STARTS", "build", "fit_options", "load_backbone", "suggest"]
+__all__ = ["BACKBONE", "COLOR_MODE", "DESCRIPTION", "IMAGE_SIZE", "NAME", "WARM_STARTS", "build", "feature_split", "fit_options", "load_backbone", "suggest"]
 
 
 def load_backbone(shape, weights, *, cache_dir=None):

@@ -41,6 +41,8 @@ class Space:
     # parameters added after studies were made, with the value older trials implied (FixedTrial rebuilds)
     legacy_params: dict = field(default_factory=dict)
     weights_note: str = ""  # the module's WEIGHTS_NOTE: what `run` says once about its default weights
+    # feature_split(model) -> an object with .frozen, .rest, .cut, or None: where training may run on cached features
+    feature_split: Callable[[Any], Any] | None = None
 
     def fixed_params(self, params: dict) -> dict:
         """A stored trial's params, completed with :attr:`legacy_params` it predates, for ``FixedTrial``."""
@@ -78,6 +80,7 @@ def _from_module(name: str, module: ModuleType, source: str) -> Space:
         warm_starts=_warm_starts(module, source),
         legacy_params=dict(getattr(module, "LEGACY_PARAMS", {}) or {}),
         weights_note=str(getattr(module, "WEIGHTS_NOTE", "")),
+        feature_split=getattr(module, "feature_split", None) if callable(getattr(module, "feature_split", None)) else None,
     )
 
 

@@ -154,6 +154,70 @@ def build_transfer(backbone: Backbone, trial, *, input_shape, num_classes, weigh
     return compile_model(model, p["optimizer"], p["learning_rate"])
 
 
+@dataclass
+class FeatureSplit:
+    """A transfer model cut where its frozen part ends: ``frozen`` (pixels in) and ``rest`` (the frozen part's output in).
+
+    Both are made of the model's own layers, so training ``rest`` trains the
+    model: the whole network, pixels in, is what a trial keeps and exports.
+    """
+
+    frozen: object  # keras.Model: pixels -> features (a fixed function: pretrained, batch norm in inference mode)
+    rest: object  # keras.Model: features -> class probabilities (what trains)
+    cut: str  # where: the last frozen layer's name ("gap": the whole backbone is frozen)
+
+
+def feature_split(model) -> FeatureSplit | None:
+    """Cut a model of :func:`build_transfer` after its frozen part, or None where the part is not a fixed function.
+
+    Fixed means: pretrained (every batch norm of the backbone frozen, the
+    backbone called in inference mode) and no augmentation before it
+    (``--hflip``).  With the whole backbone frozen, the cut is after the global
+    pooling (a 1,280-number vector for Lite0); with its last k blocks trainable,
+    before the first trainable layer, at a block boundary.
+    """
+    import keras
+    from keras import layers
+
+    names = [layer.name for layer in model.layers]
+    bases = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    if len(bases) != 1 or "gap" not in names or any(n.startswith("aug_") for n in names):
+        return None
+    base = bases[0]
+    if any(layer.trainable for layer in base.layers if isinstance(layer, layers.BatchNormalization)):
+        return None  # random weights: batch norm learns, so the backbone's output changes while training
+    first = next((i for i, layer in enumerate(base.layers) if layer.trainable and layer.weights), None)
+    at = names.index(base.name)
+
+    def front(x):  # the layers before the backbone, as build_transfer calls them
+        for layer in model.layers[1:at]:
+            x = layer([x, x, x]) if layer.name == "gray_to_rgb" else layer(x)
+        return x
+
+    def head(x):  # the layers after the global pooling
+        for layer in model.layers[names.index("gap") + 1:]:
+            x = layer(x)
+        return x
+
+    pixels = keras.Input(shape=tuple(model.input_shape[1:]), name="pixels")
+    try:
+        if first is None:  # the whole backbone is frozen: cut after the pooling
+            frozen_out = model.get_layer("gap")(base(front(pixels), training=False))
+            features = keras.Input(shape=tuple(frozen_out.shape[1:]), name="features")
+            rest_out, cut = head(features), "gap"
+        else:
+            inner = base.layers[first].input
+            # named, so the frozen part's config (in the feature cache's key) is the same each time; Keras refuses a cut a skip crosses
+            prefix = keras.Model(base.input, inner, name=f"{base.name}_frozen")
+            suffix = keras.Model(inner, base.output, name=f"{base.name}_trainable")
+            frozen_out = prefix(front(pixels), training=False)
+            features = keras.Input(shape=tuple(frozen_out.shape[1:]), name="features")
+            rest_out, cut = head(model.get_layer("gap")(suffix(features, training=False))), base.layers[first - 1].name
+    except ValueError:  # a graph Keras cannot cut here: train on pixels as before
+        return None
+    return FeatureSplit(keras.Model(pixels, frozen_out, name="frozen"), keras.Model(features, rest_out, name="rest"), cut)
+
+
 def block_ids(base, pattern: str) -> dict[str, tuple | None]:
     """Layer name -> block id (the regex groups); stem layers get None, top layers the last block."""
     regex = re.compile(pattern)

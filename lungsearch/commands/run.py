@@ -48,6 +48,9 @@ def register(sub) -> None:
     p.add_argument("--no-class-weights", action="store_true", help="do not weight imbalanced classes")
     p.add_argument("--no-warm-start", action="store_true",
                    help="do not start a new study from the space's known-good points (cnn: the seeds' hand CNN)")
+    p.add_argument("--no-feature-cache", action="store_true",
+                   help="train every epoch on pixels, even where a transfer model's frozen backbone could run once per image "
+                        "and its cached output train the rest (the default; the trial's line says which path it took)")
     p.add_argument("--cache-dir", help="where decoded images are cached (default: the user's cache dir, lungsearch/)")
     p.add_argument("--dedupe", action="store_true", help="drop byte-identical copies of test images and repeats from train/validation")
     p.add_argument("--group-pattern", metavar="REGEX",
@@ -78,6 +81,7 @@ def config_from_args(args: argparse.Namespace):
         batch_size=args.batch_size, metric=args.metric, sampler=args.sampler, pruner=args.pruner,
         val_fraction=args.val_fraction, seed=args.seed, timeout=args.timeout,
         class_weights=False if args.no_class_weights else None, warm_start=False if args.no_warm_start else None,
+        feature_cache=False if args.no_feature_cache else None,
         cache_dir=args.cache_dir, dedupe=True if args.dedupe else None, group_pattern=args.group_pattern,
         hflip=args.hflip, weights=args.weights or os.environ.get(WEIGHTS_ENV) or None,
         workers=args.workers, heartbeat=args.heartbeat, recycle=args.recycle, keep_top=args.keep_top,
