@@ -38,6 +38,8 @@ BENCHES = {
                  ["--sets", "covid19", "--epochs", "2"]),
     "hand_variants": ("one change at a time to the hand CNN (standardisation, intensity, affine), test split (key hand_variants)",
                       ["--sets", "covid19", "--seeds", "2", "--variants", "base;standardize"]),
+    "feature_cache": ("efficientnet-lite0 trials and searches with the feature cache on and off, side by side (key feature_cache)",
+                      ["--sets", "covid19", "--budget", "120", "--trials", "frozen"]),
     "spaces_epoch": ("parameters, FLOPs and seconds per epoch of each space (key spaces_epoch)", ["cnn", "dense"]),
 }
 
