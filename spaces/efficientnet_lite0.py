@@ -61,39 +61,50 @@ WARM_STARTS = [
     },
 ]
 
-__all__ = ["BACKBONE", "COLOR_MODE", "DESCRIPTION", "IMAGE_SIZE", "NAME", "WARM_STARTS", "build", "feature_split", "fit_options", "load_backbone", "suggest"]
+__all__ = ["BACKBONE", "COLOR_MODE", "DESCRIPTION", "IMAGE_SIZE", "NAME", "WARM_STARTS", "backbone", "build", "feature_split", "fit_options", "load_backbone", "suggest"]
 
 
-def load_backbone(shape, weights, *, cache_dir=None):
-    """The Lite0 backbone for ``shape`` and what it was initialised with: (model, weights used, warning or None)."""
-    from spaces import efficientnet_lite as lite
+def backbone_loader(variant: str, title: str):
+    """``load(shape, weights, cache_dir=...)`` of EfficientNet-``variant``: (model, weights used, warning or None)."""
 
-    model = lite.efficientnet_lite(VARIANT, shape)
-    if weights == "random":
-        return model, "random", None
-    if weights not in (None, "imagenet"):
-        path = os.path.expanduser(str(weights))
-        if not os.path.isfile(path):
-            raise SpaceError(f"backbone weights file {path} does not exist (--weights or LUNGSEARCH_WEIGHTS)")
+    def load(shape, weights, *, cache_dir=None):
+        from spaces import efficientnet_lite as lite
+
+        model = lite.efficientnet_lite(variant, shape)
+        if weights == "random":
+            return model, "random", None
+        if weights not in (None, "imagenet"):
+            path = os.path.expanduser(str(weights))
+            if not os.path.isfile(path):
+                raise SpaceError(f"backbone weights file {path} does not exist (--weights or LUNGSEARCH_WEIGHTS)")
+            try:
+                lite.load_weights(model, path, variant)
+            except SpaceError:
+                raise
+            except Exception as exc:
+                first = (str(exc).strip().splitlines() or [""])[0][:300]  # Keras's messages run to many lines
+                raise SpaceError(f"backbone weights file {path} does not fit {title}: {type(exc).__name__}: {first}") from exc
+            return model, os.path.abspath(path), None
         try:
-            lite.load_weights(model, path, VARIANT)
-        except SpaceError:
-            raise
-        except Exception as exc:
-            first = (str(exc).strip().splitlines() or [""])[0][:300]  # Keras's messages run to many lines
-            raise SpaceError(f"backbone weights file {path} does not fit EfficientNet-Lite0: {type(exc).__name__}: {first}") from exc
-        return model, os.path.abspath(path), None
-    try:
-        converted = lite.imagenet_weights(VARIANT, cache_dir=cache_dir)
-    except lite.WeightsUnavailable as exc:
-        warning = f"{exc}; the backbone starts from RANDOM weights (--weights random to ask for this)"
-        warnings.warn(warning, stacklevel=2)
-        return model, "random", warning
-    model.load_weights(converted)
-    return model, f"imagenet ({os.path.basename(lite.shipped_file(VARIANT))}, converted to {converted})", None
+            converted = lite.imagenet_weights(variant, cache_dir=cache_dir)
+        except lite.WeightsUnavailable as exc:
+            warning = f"{exc}; the backbone starts from RANDOM weights (--weights random to ask for this)"
+            warnings.warn(warning, stacklevel=2)
+            return model, "random", warning
+        model.load_weights(converted)
+        return model, f"imagenet ({os.path.basename(lite.shipped_file(variant))}, converted to {converted})", None
+
+    return load
 
 
-BACKBONE = Backbone(NAME, "EfficientNet-Lite0", r"^block(\d)[a-z]_", "lite", load=load_backbone)
+def backbone(name: str, variant: str) -> Backbone:
+    """The :class:`~spaces.transfer.Backbone` of an EfficientNet-Lite space (its blocks are named block<N><letter>_)."""
+    title = f"EfficientNet-{variant.capitalize()}"
+    return Backbone(name, title, r"^block(\d)[a-z]_", "lite", load=backbone_loader(variant, title))
+
+
+load_backbone = backbone_loader(VARIANT, "EfficientNet-Lite0")
+BACKBONE = backbone(NAME, VARIANT)
 
 
 def build(trial, *, input_shape, num_classes, weights=None, hflip: bool = False, cache_dir=None, **_):

@@ -58,6 +58,8 @@ _BUILTIN = {
     "vgg19": "spaces.vgg19",
     "efficientnet": "spaces.efficientnet",
     "efficientnet-lite0": "spaces.efficientnet_lite0",
+    "efficientnet-lite1": "spaces.efficientnet_lite1",
+    "efficientnet-lite2": "spaces.efficientnet_lite2",
 }
 DEFAULT_BATCH_SIZE = 32  # for a user space without fit_options(trial)
 _LOADED: dict[str, Space] = {}

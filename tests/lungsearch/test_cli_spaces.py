@@ -51,7 +51,8 @@ def test_spaces_lists_every_space_with_parameters():
     proc = _run("spaces")
     assert proc.returncode == 0, proc.stderr
     heads = [line.split()[0] for line in proc.stdout.splitlines() if not line.startswith(" ")]
-    assert heads == ["dense", "cnn", "mobilenet", "densenet121", "vgg19", "efficientnet", "efficientnet-lite0"]
+    assert heads == ["dense", "cnn", "mobilenet", "densenet121", "vgg19", "efficientnet", "efficientnet-lite0", "efficientnet-lite1",
+                     "efficientnet-lite2"]
     assert "(224 px grayscale)" in proc.stdout and "trainable_blocks     int 0..3" in proc.stdout
     described = json.loads(_run("spaces", "cnn", "--json").stdout)
     assert described["cnn"]["parameters"]["conv_blocks"] == "int 1..5" and described["cnn"]["image_size"] == 64

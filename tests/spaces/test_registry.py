@@ -59,15 +59,19 @@ PINNED = {
     "vgg19": _TRANSFER,
     "efficientnet": _TRANSFER,
     "efficientnet-lite0": _TRANSFER,
+    "efficientnet-lite1": _TRANSFER,
+    "efficientnet-lite2": _TRANSFER,
 }
 DEFAULT_SIZES = {"dense": 64, "cnn": 64, "mobilenet": 224, "densenet121": 224, "vgg19": 224, "efficientnet": 224,
-                 "efficientnet-lite0": 128}
+                 "efficientnet-lite0": 128, "efficientnet-lite1": 128, "efficientnet-lite2": 128}
 TINY = 32  # the smallest input the transfer backbones accept without their top
 
 
 def test_registry_lists_the_issue_spaces():
-    assert spaces.list_spaces() == ["dense", "cnn", "mobilenet", "densenet121", "vgg19", "efficientnet", "efficientnet-lite0"]
-    assert spaces.list_spaces("*net*") == ["mobilenet", "densenet121", "efficientnet", "efficientnet-lite0"]
+    assert spaces.list_spaces() == ["dense", "cnn", "mobilenet", "densenet121", "vgg19", "efficientnet", "efficientnet-lite0",
+                                    "efficientnet-lite1", "efficientnet-lite2"]
+    assert spaces.list_spaces("*net*") == ["mobilenet", "densenet121", "efficientnet", "efficientnet-lite0", "efficientnet-lite1",
+                                           "efficientnet-lite2"]
 
 
 def test_keras_application_spaces_say_their_weights_need_the_network():
@@ -75,7 +79,8 @@ def test_keras_application_spaces_say_their_weights_need_the_network():
         space = spaces.get_space(name)
         assert "need the network" in space.description and "--weights PATH" in space.description
         assert "efficientnet-lite0" in space.weights_note
-    assert spaces.get_space("efficientnet-lite0").weights_note == "" and spaces.get_space("cnn").weights_note == ""
+    for name in ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2", "cnn"):  # nothing to fetch
+        assert spaces.get_space(name).weights_note == ""
 
 
 def test_unknown_space_names_the_known_ones():
