@@ -87,6 +87,34 @@ def one_search(folder: str, work: str, cache_dir: str, cached: bool, size: int, 
             "export": picked, "cache_bytes": cache_bytes(cache_dir) if cached else 0}
 
 
+def table(entry: dict) -> str:
+    """The recorded figures as the Markdown tables of bench/RESULTS.md (``--table``): typed from the record, not by hand."""
+    lines = ["| set | trial | off: s | on: s (features) | on again: s | speedup on / on again | val AUC off / on |",
+             "|---|---|---|---|---|---|---|"]
+    for name, sets in entry.get("sets", {}).items():
+        for trial, sides in sets.get("trials", {}).items():
+            if not all(k in sides for k in ("off", "on", "on_again")):
+                continue
+            on = sides["on"]
+            how = "read" if (on.get("feature_cache") or {}).get("from_cache") else "computed"
+            first = (on.get("feature_cache") or {}).get("first_pass_seconds")
+            lines.append(f"| {name} | {trial} | {sides['off']['train_seconds']:.1f} | {on['train_seconds']:.1f} ({how} in {first}) | "
+                         f"{sides['on_again']['train_seconds']:.1f} | {sides['speedup']['on']}x / {sides['speedup']['on_again']}x | "
+                         f"{sides['off']['val_auc']:.4f} / {on['val_auc']:.4f} |")
+    lines += ["", "| set | side | trials (complete/pruned) | trials per hour | best val AUC | export test AUC [95% CI] | accuracy | "
+                  "balanced acc. | features on disk |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, sets in entry.get("sets", {}).items():
+        for side, run in (sets.get("search") or {}).items():
+            if not isinstance(run, dict):
+                continue
+            test = run["export"]["test"]
+            lines.append(f"| {name} | {side} | {run['trials']} ({run['complete']}/{run['pruned']}) | {run['trials_per_hour']} | "
+                         f"{run.get('best_val', float('nan')):.4f} | {run['export']['test_auc']:.3f} [{test['roc_auc']['ci95'][0]:.3f}, "
+                         f"{test['roc_auc']['ci95'][1]:.3f}] | {run['export']['test_accuracy']:.3f} | "
+                         f"{run['export']['test_balanced_accuracy']:.3f} | {run['cache_bytes'] / 2**20:.0f} MiB |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sets", default="chest_xray,covid19")
@@ -97,8 +125,14 @@ def main(argv=None) -> dict:
     ap.add_argument("--no-search", action="store_true", help="part 1 only")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-record", action="store_true")
+    ap.add_argument("--table", metavar="KEY", nargs="?", const="feature_cache",
+                    help="print the Markdown tables of the record under KEY (default feature_cache) and run nothing")
     args = ap.parse_args(argv)
     from bench.results import below_defaults, load, record
+
+    if args.table:
+        print(table(load().get(args.table) or {}))
+        return {}
 
     reduced = below_defaults(ap, args, "sets", "budget", "epochs", "trials") or args.no_search
     key = "feature_cache_reduced" if reduced else "feature_cache"
