@@ -213,3 +213,34 @@ def test_more_workers_than_trials_starts_as_many_as_trials(tmp_path: Path, capsy
                  "--val-fraction", "0.3", "--storage", f"sqlite:///{tmp_path / 's.db'}"]) == 0
     err = capsys.readouterr().err
     assert "--workers 4 is more than the 1 trials; starting 1" in err
+
+
+def test_report_and_studies_read_a_study_on_read_only_media(tmp_path: Path, capsys) -> None:
+    """A study database on a read-only file system (a bind mount here; skipped where this process may not mount)."""
+    import subprocess
+
+    import optuna
+
+    import search
+
+    store = tmp_path / "store"
+    store.mkdir()
+    storage = search.open_storage(f"sqlite:///{store / 's.db'}")
+    study = optuna.create_study(storage=storage, study_name="ro", direction="maximize")
+    study.add_trial(optuna.trial.create_trial(value=0.5, params={"x": 1.0},
+                                              distributions={"x": optuna.distributions.FloatDistribution(0, 2)}))
+    del study, storage  # the last connection closes: SQLite removes its -wal and -shm files
+    mounted = tmp_path / "ro"
+    mounted.mkdir()
+    done = subprocess.run(["mount", "--bind", str(store), str(mounted)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip("cannot bind-mount here")
+    try:
+        if subprocess.run(["mount", "-o", "remount,bind,ro", str(mounted)], capture_output=True).returncode != 0:
+            pytest.skip("cannot remount read-only here")
+        assert main(["studies", "--storage", f"sqlite:///{mounted / 's.db'}"]) == 0
+        assert "ro" in capsys.readouterr().out
+        assert main(["report", "--storage", f"sqlite:///{mounted / 's.db'}", "--out", str(tmp_path / "rep")]) == 0
+        assert (tmp_path / "rep" / "trials.csv").is_file()
+    finally:
+        subprocess.run(["umount", str(mounted)], capture_output=True)

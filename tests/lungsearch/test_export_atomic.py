@@ -118,3 +118,15 @@ def test_predict_and_evaluate_refuse_a_model_its_json_does_not_describe(exported
     # the pair as exported still predicts
     (tmp_path / "model.json").write_text(json.dumps(meta))
     assert main(["predict", "--model", str(mixed), str(image)]) == 0
+
+
+def test_a_threshold_of_one_is_warned_about(exported, tmp_path, monkeypatch, capsys):
+    """A validation split separated so well that Youden's J lands at 1.0: the model would never decide the disease."""
+    from lungsearch import evaluate
+
+    url, _, _ = exported
+    real = evaluate.choose_threshold
+    monkeypatch.setattr(evaluate, "choose_threshold", lambda *a, **k: {**real(*a, **k), "threshold": 1.0})
+    assert main(["best", "--storage", url, "--export", str(tmp_path / "m.keras"), "--bootstrap", "20", "--ensemble", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "warning: the threshold chosen on validation is 1.0000, so this model never decides PNEUMONIA" in out
