@@ -17,7 +17,7 @@ import optuna
 
 import search
 from lungsearch.config import RunConfig
-from search.objective import EPOCH_CAP_ATTR
+from search.objective import EPOCH_CAP_ATTR, FEATURES_ATTR
 
 
 def build_facts(config: RunConfig) -> dict:
@@ -70,7 +70,8 @@ def retrain(study: optuna.Study, trial: optuna.trial.FrozenTrial, data, *, space
     """Train ``trial`` again from its stored params, exactly as the search trained it.
 
     The epoch cap is the one the trial ran under (``epoch_cap``, stored since
-    this function exists; older trials fall back to the study's ``--epochs``).
+    this function exists; older trials fall back to the study's ``--epochs``),
+    and so is the path: on cached features where the trial recorded them.
     """
     from spaces import get_space
 
@@ -79,4 +80,6 @@ def retrain(study: optuna.Study, trial: optuna.trial.FrozenTrial, data, *, space
         space = get_space((study.user_attrs.get("space") or {}).get("source") or config.space)
     fixed = optuna.trial.FixedTrial(space.fixed_params(trial.params), number=trial.number)
     cap = trial.user_attrs.get(EPOCH_CAP_ATTR)
+    # the path the trial took: on cached features where it recorded them, else on pixels (every trial before the cache)
+    config = config.with_updates(feature_cache=bool(trial.user_attrs.get(FEATURES_ATTR)))
     return objective(config, space, data, epochs=cap).train(fixed)

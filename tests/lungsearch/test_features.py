@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import optuna
@@ -115,3 +116,26 @@ def test_a_cached_study_exports_a_whole_model_that_predicts_with_gradcam(setup, 
     image = sorted((Path(base.data) / "test" / "PNEUMONIA").glob("*.png"))[0]
     assert main(["predict", "--model", str(dest), str(image), "--gradcam", str(tmp_path / "cam")]) == 0
     assert len(list((tmp_path / "cam").glob("*.gradcam.png"))) == 1
+
+
+def test_a_retrain_takes_the_path_the_trial_took(setup, monkeypatch):
+    """best --retrain of a cached trial uses the cache; of a trial trained on pixels (every one before the cache), pixels."""
+    from lungsearch import train
+
+    base, space, data, root = setup
+    url = f"sqlite:///{root / 'retrain.db'}"
+    study = optuna.create_study(storage=url, study_name="r", direction="maximize")
+    study.set_user_attr("config", base.to_dict())
+    study.set_user_attr("space", {"name": SPACE, "source": SPACE})
+    seen = []
+    real = train.fit
+
+    def spy(model, **kwargs):
+        seen.append(kwargs.get("features") is not None)
+        return real(model, **kwargs)
+
+    monkeypatch.setattr(train, "fit", spy)
+    for recorded in ({"feature_cache": {"cut": "gap"}}, {}):
+        trial = SimpleNamespace(params=PARAMS, number=1, user_attrs={"epoch_cap": 1, **recorded})  # what retrain reads of it
+        trial_mod.retrain(study, trial, data)
+    assert seen == [True, False]
