@@ -40,6 +40,8 @@ BENCHES = {
                       ["--sets", "covid19", "--seeds", "2", "--variants", "base;standardize"]),
     "feature_cache": ("efficientnet-lite0 trials and searches with the feature cache on and off, side by side (key feature_cache)",
                       ["--sets", "covid19", "--budget", "120", "--trials", "frozen"]),
+    "backbones": ("EfficientNet-Lite0/1/2 at several sizes: frozen features, 5-fold OOF AUC on train, paired bootstrap (key backbones)",
+                  ["--set", "covid19", "--candidates", "lite0@128,lite0@160", "--folds", "3", "--epochs", "2"]),
     "spaces_epoch": ("parameters, FLOPs and seconds per epoch of each space (key spaces_epoch)", ["cnn", "dense"]),
 }
 

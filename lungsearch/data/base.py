@@ -35,6 +35,8 @@ class SearchData:
     train: Arrays
     val: Arrays
     info: dict = field(default_factory=dict)  # counts, groups, skipped files, fingerprint
+    # each image's patient (group) id, per split: the folds of a refit keep a patient's images on one side
+    groups: dict = field(default_factory=dict, repr=False)  # {"train": [...], "val": [...]}; empty where unknown
 
     @property
     def input_shape(self) -> tuple[int, int, int]:

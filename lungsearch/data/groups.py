@@ -105,6 +105,24 @@ def split_validation(labels: np.ndarray, groups: list[str], fraction: float, see
     return np.sort(train_idx), np.sort(val_idx)
 
 
+def kfold(labels: np.ndarray, groups: list[str], k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """K (fit, held-out) index pairs: stratified by label, a patient's images on one side, every image held out once."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    labels = np.asarray(labels)
+    if k < 2:
+        raise DataError(f"--folds must be at least 2, got {k}")
+    if len(set(groups)) < k:
+        raise DataError(f"only {len(set(groups))} patients (groups) for {k} folds; lower --folds")
+    counts = np.bincount(labels) if len(labels) else np.zeros(0, int)
+    if counts.size and counts[counts > 0].min() < k:
+        raise DataError(f"a class has only {counts[counts > 0].min()} images, fewer than the {k} folds; lower --folds")
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return [(np.sort(fit), np.sort(held)) for fit, held in splitter.split(np.zeros(len(labels)), labels, groups)]
+
+
 def _split_cached(labels: np.ndarray, groups: list[str], fraction: float, seed: int, cache_dir: str | None):
     """:func:`split_validation`, remembered in the cache: the splitter takes seconds on 5,000 files."""
     key = hashlib.sha256(json.dumps(["split", labels.tolist(), groups, fraction, seed]).encode()).hexdigest()[:24]

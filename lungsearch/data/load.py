@@ -45,7 +45,8 @@ def load_search_data(
         groups = [f"file:{i}" for i in range(len(y))]
         train_idx, val_idx = split_validation(y, groups, val_fraction, seed)
         info = {"source": DEMO, "counts": {"train": len(train_idx), "val": len(val_idx)}, "skipped": []}
-        return SearchData(demo.CLASS_NAMES, Arrays(x[train_idx], y[train_idx]), Arrays(x[val_idx], y[val_idx]), info)
+        return SearchData(demo.CLASS_NAMES, Arrays(x[train_idx], y[train_idx]), Arrays(x[val_idx], y[val_idx]), info,
+                          groups={"train": [groups[i] for i in train_idx], "val": [groups[i] for i in val_idx]})
 
     # test/ is listed only to find byte copies of test images under --dedupe; it is never decoded here
     wanted = ("train", "val", "test") if dedupe else ("train", "val")
@@ -130,6 +131,7 @@ def load_search_data(
         Arrays(x[rows[train_rows]], row_labels[train_rows]),
         Arrays(x[rows[val_rows]], row_labels[val_rows]),
         info,
+        groups={"train": [groups[i] for i in train_rows], "val": [groups[i] for i in val_rows]},
     )
 
 
