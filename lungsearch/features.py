@@ -48,6 +48,10 @@ class FeatureCache:
     split: Callable
     cache_dir: str | None = None
     label: str = ""  # names the data in the cache's group (a folder whose images change replaces its entries)
+    # a refit's folds: every image's features computed once (pool: all images) and each fold's rows taken from them,
+    # rather than the features of each fold's own subset, which would cost a full pass per fold
+    pool: np.ndarray | None = None
+    rows: dict | None = None  # {"train": indices into pool, "val": indices into pool}, the fold's images
 
     def prepare(self, model, train: Arrays, val: Arrays) -> Prepared | None:
         """The rest of ``model`` compiled as the model is, and its features; None where the model has no fixed frozen part."""
@@ -57,10 +61,19 @@ class FeatureCache:
         start = time.perf_counter()
         hits = []
         out = {}
-        for name, arrays in (("train", train), ("val", val)):
-            features, hit = features_of(cut.frozen, arrays.x, cache_dir=self.cache_dir, group=f"features|{self.label}|{name}|{cut.cut}")
-            out[name] = Arrays(features, arrays.y)
+        if self.pool is not None:
+            features, hit = features_of(cut.frozen, self.pool, cache_dir=self.cache_dir, group=f"features|{self.label}|pool|{cut.cut}")
+            for name, arrays in (("train", train), ("val", val)):
+                rows = np.asarray(self.rows[name])
+                if len(rows) != len(arrays) or (len(rows) and not np.array_equal(self.pool[rows[0]], arrays.x[0])):
+                    raise ValueError(f"the feature pool's {name} rows are not the fold's {name} images")
+                out[name] = Arrays(features[rows], arrays.y)
             hits.append(hit)
+        else:
+            for name, arrays in (("train", train), ("val", val)):
+                features, hit = features_of(cut.frozen, arrays.x, cache_dir=self.cache_dir, group=f"features|{self.label}|{name}|{cut.cut}")
+                out[name] = Arrays(features, arrays.y)
+                hits.append(hit)
         rest = cut.rest
         optimizer = model.optimizer
         rest.compile(optimizer=type(optimizer).from_config(optimizer.get_config()), loss=model.loss, metrics=["accuracy"])

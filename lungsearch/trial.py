@@ -25,18 +25,22 @@ def build_facts(config: RunConfig) -> dict:
     return {"hflip": config.hflip, "weights": config.weights, "cache_dir": config.cache_dir}  # cache_dir: converted backbone weights
 
 
-def objective(config: RunConfig, space, data, *, keeper=None, watcher=None, on_batch=None, epochs: int | None = None) -> search.Objective:
+def objective(config: RunConfig, space, data, *, keeper=None, watcher=None, on_batch=None, epochs: int | None = None,
+              pool=None) -> search.Objective:
     """The objective that trains trials of a study run with ``config`` on ``data``.
 
     ``epochs``: the cap, where it is not ``config.epochs`` (a retrain of a
-    trial that was run under another ``--epochs``).
+    trial that was run under another ``--epochs``).  ``pool`` (all images,
+    {"train": rows, "val": rows}): ``data`` is a fold of those images, and the
+    cached features are computed once for all of them (a refit).
     """
     from lungsearch import train
     from lungsearch.features import FeatureCache
 
     features = None
     if config.feature_cache and space.feature_split is not None:
-        features = FeatureCache(space.feature_split, config.cache_dir, label=str(data.info.get("source", config.data)))
+        features = FeatureCache(space.feature_split, config.cache_dir, label=str(data.info.get("source", config.data)),
+                                pool=pool[0] if pool else None, rows=pool[1] if pool else None)
     return search.Objective(
         space, input_shape=data.input_shape, num_classes=len(data.class_names), metric=config.metric, seed=config.seed,
         keeper=keeper, build_kwargs=build_facts(config), batch_size=config.batch_size, watcher=watcher,

@@ -42,5 +42,17 @@ def overview(storage: optuna.storages.BaseStorage) -> list[dict]:
             "best_trial": best.number if best else None,
             "train_seconds": sum(float(t.user_attrs.get("train_seconds", 0.0)) for t in trials),
             "started": summary.datetime_start.isoformat(timespec="seconds") if summary.datetime_start else None,
+            "refined": refined(summary.user_attrs),
         })
     return rows
+
+
+def refined(attrs: dict) -> dict | None:
+    """What `lungsearch refine` stored (study user attr ``refine``): finalists refined in full, of how many, and the best out of fold."""
+    record = attrs.get("refine") or {}
+    results = record.get("results") or {}
+    if not record:
+        return None
+    best = max(results, key=lambda n: results[n]["oof_auc"]) if results else None
+    return {"folds": record.get("folds"), "finalists": len(record.get("finalists") or []), "done": len(results),
+            "best_trial": int(best) if best is not None else None, "best_oof_auc": results[best]["oof_auc"] if best else None}

@@ -3,6 +3,7 @@
 COMMANDS = (
     "lungsearch.commands.run",
     "lungsearch.commands.report",
+    "lungsearch.commands.refine",
     "lungsearch.commands.best",
     "lungsearch.commands.dashboard",
     "lungsearch.commands.data",

@@ -21,6 +21,10 @@ def register(sub) -> None:
                    help="average the probabilities of the K best trials in one model (their models kept by `run --keep-top`); "
                         "default: the 3 best where their models are kept, else the best alone (bench/RESULTS.md says why); "
                         "1: the best trial alone")
+    p.add_argument("--refined", choices=("bag", "select", "off"), default=None,
+                   help="where `lungsearch refine` has refitted the best trials on folds: bag (default: the finalist with the "
+                        "highest out-of-fold AUC, its fold models averaged), select (ensemble selection over the finalists on "
+                        "their out-of-fold predictions), off (as without refine); the threshold is chosen on out-of-fold predictions")
     p.add_argument("--retrain", action="store_true",
                    help="train the trial again from its stored params (needed when its model was not kept)")
     p.add_argument("--min-sensitivity", type=float, metavar="F",
@@ -46,6 +50,7 @@ def cmd_best(args: argparse.Namespace) -> int:
     meta = export.export_best(
         study, args.export, trial_number=args.trial, max_train_seconds=args.max_train_seconds, retrain_model=args.retrain,
         min_sensitivity=args.min_sensitivity, threshold_rule=args.threshold_rule, out_dir=args.out, n_bootstrap=args.bootstrap, ensemble=args.ensemble,
+        refined_rule=args.refined,
     )
     for path in meta["files"]:
         print(f"wrote {path}")
@@ -55,6 +60,10 @@ def cmd_best(args: argparse.Namespace) -> int:
     rule = f"threshold {d['threshold']:.4f} ({d['rule']})" if d.get("threshold") is not None else d["rule"]
     which = (f"ensemble of trials #{', #'.join(str(m['trial']) for m in meta['ensemble'])} (probabilities averaged)"
              if meta.get("ensemble") else f"trial #{meta['trial']}")
+    if meta.get("refined"):
+        r = meta["refined"]
+        which = (f"refined ({r['rule']}): trial{'s' if len(r['weights']) > 1 else ''} "
+                 f"#{', #'.join(r['weights'])}, {r['folds']} fold models each, averaged")
     print(f"{which}, {rule}; reloaded in a fresh process: ok")
     print(f"test ({meta['data']['test_count']} images, 95% CI): {evaluate.summary_line(test)}")
     from lungsearch.commands import _hints

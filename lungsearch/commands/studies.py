@@ -37,13 +37,22 @@ def _duration(seconds: float) -> str:
     return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
 
 
+def _refined(facts: dict | None) -> str:
+    if not facts:
+        return "-"
+    text = f"{facts['done']}/{facts['finalists']} x {facts['folds']} folds"
+    if facts.get("best_trial") is not None:
+        text += f", OOF AUC {facts['best_oof_auc']:.4f} (#{facts['best_trial']})"
+    return text
+
+
 def format_table(rows: list[dict]) -> str:
-    header = ("study", "space", "complete", "pruned", "fail", "running", "waiting", "best", "train time")
+    header = ("study", "space", "complete", "pruned", "fail", "running", "waiting", "best", "train time", "refined")
     lines = [header]
     for r in rows:
         t = r["trials"]
         best = "-" if r["best_value"] is None else f"{r['metric']}={r['best_value']:.4f} (#{r['best_trial']})"
         lines.append((r["study"], r["space"], *(str(t[k]) for k in ("complete", "pruned", "fail", "running", "waiting")),
-                      best, _duration(r["train_seconds"])))
+                      best, _duration(r["train_seconds"]), _refined(r.get("refined"))))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)

@@ -46,6 +46,7 @@ def export_best(
     out_dir: str | None = None,
     n_bootstrap: int | None = None,
     ensemble: int | None = None,
+    refined_rule: str | None = None,
     log=print,
 ) -> dict:
     """Write ``dest`` (.keras), its .json and the evaluation files into ``out_dir`` (default: beside it).
@@ -57,11 +58,35 @@ def export_best(
     :func:`~lungsearch.export.pick.default_ensemble` (the 3 best where their models are kept).
     ``threshold_rule``: how the threshold of a two-class model is chosen on
     validation (:data:`lungsearch.evaluate.THRESHOLD_RULES`; default Youden's J).
+    ``refined_rule`` (:data:`lungsearch.export.refined.RULES`): where `refine`
+    has refitted finalists and no trial or ensemble is asked for, the model is
+    chosen and thresholded on their out-of-fold predictions
+    (:mod:`lungsearch.export.refined`; default ``bag``); ``off``: as without them.
     """
     from lungsearch import evaluate
+    from lungsearch.export import refined as refined_mod
 
     if not dest.endswith(".keras"):
         raise ExportError(f"--export must name a .keras file, got {dest}")
+    if refined_rule is not None and refined_rule not in refined_mod.RULES:
+        raise ExportError(f"unknown --refined {refined_rule!r}; choose one of {', '.join(refined_mod.RULES)}")
+    # said now, before any data is read or file written
+    _check_rules(tuple(study.user_attrs.get("class_names") or ()), min_sensitivity, threshold_rule)
+    asked = trial_number is not None or max_train_seconds is not None or retrain_model or ensemble is not None
+    if refined_rule not in (None, "off") and asked:
+        raise ExportError(f"--refined {refined_rule} exports from the refined finalists; it cannot be combined with --trial, "
+                          "--max-train-seconds, --retrain or --ensemble (give --refined off with those)")
+    if not asked and refined_rule != "off":
+        refined = refined_mod.plan(study, refined_rule or refined_mod.DEFAULT_RULE)
+        if refined is None and refined_rule is not None:
+            raise ExportError(f"--refined {refined_rule} needs refined finalists, and study {study.study_name!r} has none; "
+                              "run `lungsearch refine` first")
+        if refined is not None:
+            return _export_refined(study, dest, refined, min_sensitivity=min_sensitivity, threshold_rule=threshold_rule,
+                                   out_dir=out_dir, n_bootstrap=n_bootstrap, log=log)
+        if not asked:
+            log("note: `lungsearch refine` refits the best trials on folds of all the training images; `best` then chooses "
+                "and sets the threshold on their out-of-fold predictions instead of one validation split")
     keeper, why = _keeper(study), None
     if ensemble is None:
         if trial_number is not None or max_train_seconds is not None or retrain_model:
@@ -70,19 +95,8 @@ def export_best(
             ensemble, why = default_ensemble(study, lambda t: keeper is not None and keeper.has_model(t))
     if ensemble < 1:
         raise ExportError(f"--ensemble must be at least 1, got {ensemble}")
-    if threshold_rule not in evaluate.THRESHOLD_RULES:
-        raise ExportError(f"unknown --threshold-rule {threshold_rule!r}; choose one of {', '.join(evaluate.THRESHOLD_RULES)}")
-    if threshold_rule != "youden" and min_sensitivity is not None:
-        raise ExportError(f"give --min-sensitivity or --threshold-rule {threshold_rule}, not both: each picks the threshold")
     if ensemble > 1 and (trial_number is not None or max_train_seconds is not None):
         raise ExportError("--ensemble takes the K best trials; it cannot be combined with --trial or --max-train-seconds")
-    stored_classes = tuple(study.user_attrs.get("class_names") or ())
-    if stored_classes and evaluate.positive_class(stored_classes) is None:  # said now, before any data is read or file written
-        if min_sensitivity is not None:
-            raise ExportError("--min-sensitivity needs a two-class study (a disease class and a normal one)")
-        if threshold_rule != "youden":
-            raise ExportError(f"--threshold-rule {threshold_rule} needs a two-class study (a disease class and a normal one); "
-                              "more classes are decided by the most probable class")
     trials = pick_trials(study, ensemble) if ensemble > 1 else [pick_trial(study, trial_number, max_train_seconds)]
     trial = trials[0]
     missing = [t.number for t in trials if not (keeper is not None and keeper.has_model(t))]
@@ -118,8 +132,41 @@ def export_best(
     return meta
 
 
+def _export_refined(study, dest, refined, *, min_sensitivity, threshold_rule, out_dir, n_bootstrap, log) -> dict:
+    """``best`` from a refined study: the fold models mixed by ``refined``, thresholded on their OOF predictions."""
+    check_test_split(study)
+    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+    trials = [by_number[n] for n in sorted(refined.weights, key=lambda n: (-refined.weights[n], n))]
+    dest_dir = os.path.dirname(os.path.abspath(dest))
+    eval_dir = os.path.abspath(out_dir or dest_dir)
+    with Staging([dest_dir, eval_dir]) as stage:
+        mix = " + ".join(f"#{n}" + (f" x{c}" if c > 1 else "") for n, c in sorted(refined.weights.items(), key=lambda i: (-i[1], i[0])))
+        log(f"exporting from `refine` ({refined.rule}): trial{'s' if len(trials) > 1 else ''} {mix}, each its {refined.folds} "
+            f"fold models averaged; OOF AUC of the mix {refined.mix_figures['oof_auc']:.4f} over {len(refined.y)} training images")
+        data = _search_data(study)
+        meta = _export(study, trials, dest, data, None, [], stage=stage, eval_dir=eval_dir, retrain_model=False,
+                       min_sensitivity=min_sensitivity, threshold_rule=threshold_rule, n_bootstrap=n_bootstrap, log=log, refined=refined)
+        stage.commit()
+    return meta
+
+
+def _check_rules(class_names, min_sensitivity, threshold_rule) -> None:
+    from lungsearch import evaluate
+
+    if threshold_rule not in evaluate.THRESHOLD_RULES:
+        raise ExportError(f"unknown --threshold-rule {threshold_rule!r}; choose one of {', '.join(evaluate.THRESHOLD_RULES)}")
+    if threshold_rule != "youden" and min_sensitivity is not None:
+        raise ExportError(f"give --min-sensitivity or --threshold-rule {threshold_rule}, not both: each picks the threshold")
+    if class_names and evaluate.positive_class(class_names) is None:
+        if min_sensitivity is not None:
+            raise ExportError("--min-sensitivity needs a two-class study (a disease class and a normal one)")
+        if threshold_rule != "youden":
+            raise ExportError(f"--threshold-rule {threshold_rule} needs a two-class study (a disease class and a normal one); "
+                              "more classes are decided by the most probable class")
+
+
 def _export(study, trials, dest, data, keeper, missing, *, stage, eval_dir, retrain_model, min_sensitivity, threshold_rule,
-            n_bootstrap, log) -> dict:
+            n_bootstrap, log, refined=None) -> dict:
     """Everything of an export, written into ``stage``'s folders: the model, its JSON, the evaluation files."""
     import keras
 
@@ -137,7 +184,7 @@ def _export(study, trials, dest, data, keeper, missing, *, stage, eval_dir, retr
     staged_model = os.path.join(stage.folder(os.path.dirname(os.path.abspath(dest))), os.path.basename(dest))
     augment.register()  # a kept model may hold RandomAffine
     members, history = [], None
-    for t in trials:
+    for t in ([] if refined is not None else trials):
         if t.number in missing or retrain_model:
             log(f"trial #{t.number}: training again from its params {t.params}")
             trained = retrain(study, t, data)
@@ -153,18 +200,32 @@ def _export(study, trials, dest, data, keeper, missing, *, stage, eval_dir, retr
         members.append(augment.inference_model(model))
     if history is None:
         history = trial.user_attrs.get("history") or {}
-    model = members[0] if len(members) == 1 else ensemble_model(members)
+    if refined is not None:
+        from lungsearch.export.refined import build_model
+
+        model = build_model(study, refined)
+    else:
+        model = members[0] if len(members) == 1 else ensemble_model(members)
     model.save(staged_model)
 
     positive = evaluate.positive_class(class_names)
-    val_probs = train.predict_proba(model, data.val)
+    # where the threshold is chosen: the refined mix's out-of-fold predictions over every training image, else validation
+    if refined is not None:
+        choose_y, choose_probs, prevalence = refined.y, refined.oof, float(np.mean(refined.y == positive)) if positive is not None else None
+    else:
+        val_probs = train.predict_proba(model, data.val)
+        choose_y, choose_probs = data.val.y, val_probs
+        prevalence = float(np.mean(data.train.y == positive)) if positive is not None else None
     if positive is not None:
         if threshold_rule == "youden":  # today's rule, called as it always was
-            decision = evaluate.choose_threshold(data.val.y == positive, val_probs[:, positive], min_sensitivity)
+            decision = evaluate.choose_threshold(choose_y == positive, choose_probs[:, positive], min_sensitivity)
         else:  # temperature: the Bayes threshold for the training split's prevalence of the disease class
-            decision = evaluate.choose_threshold(data.val.y == positive, val_probs[:, positive], rule=threshold_rule,
-                                                 prevalence=float(np.mean(data.train.y == positive)))
+            decision = evaluate.choose_threshold(choose_y == positive, choose_probs[:, positive], rule=threshold_rule,
+                                                 prevalence=prevalence)
             decision["threshold_rule"] = threshold_rule
+        if refined is not None:
+            decision["rule"] = decision["rule"].replace("on validation", "on out-of-fold predictions")
+        decision["chosen_on"] = "out-of-fold predictions of every training image (refine)" if refined is not None else "validation split"
     else:
         if min_sensitivity is not None:  # checked before anything was written where the study records its classes
             raise ExportError("--min-sensitivity needs a two-class study (a disease class and a normal one)")
@@ -177,7 +238,7 @@ def _export(study, trials, dest, data, keeper, missing, *, stage, eval_dir, retr
         log(f"warning: the threshold chosen on validation is {decision['threshold']:.4f}, so this model never decides "
             f"{class_names[positive]}; try --threshold-rule youden-mid or --min-sensitivity, or a larger validation split")
     n_boot = n_bootstrap or evaluate.N_BOOTSTRAP
-    validation = evaluate.evaluate(data.val.y, val_probs, class_names, threshold=decision["threshold"], positive=positive, n_bootstrap=n_boot)
+    validation = evaluate.evaluate(choose_y, choose_probs, class_names, threshold=decision["threshold"], positive=positive, n_bootstrap=n_boot)
 
     config = attrs.get("config", {})
     log(f"{which}{' averaged' if len(trials) > 1 else ''}: reading the test split (once) and evaluating")
@@ -202,11 +263,14 @@ def _export(study, trials, dest, data, keeper, missing, *, stage, eval_dir, retr
         "study": study.study_name,
         "trial": trial.number,
         **({"ensemble": [{"trial": t.number, "params": t.params, "value": t.value} for t in trials]} if len(trials) > 1 else {}),
+        **({"refined": {"rule": refined.rule, "weights": {str(n): c for n, c in refined.weights.items()}, "folds": refined.folds,
+                        "finalists": {str(n): f for n, f in refined.figures.items()}, "mix": refined.mix_figures}} if refined else {}),
         "retrained": bool(retrain_model or missing),
         "space": attrs.get("space"),
         "params": trial.params,
         "objective": config.get("metric"),
         "validation": {k: trial.user_attrs.get(k) for k in ("val_accuracy", "val_auc", "val_loss")},
+        **({"out_of_fold": refined.mix_figures} if refined else {}),
         "decision": decision,
         "test": {k: v["value"] for k, v in tested["metrics"].items()},
         "test_ci95": {k: v["ci95"] for k, v in tested["metrics"].items()},

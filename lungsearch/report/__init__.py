@@ -84,6 +84,31 @@ def models_note(study: optuna.Study, df: pd.DataFrame, storage: str | None = Non
 
 
 
+def _refine_table(study: optuna.Study, df, out_dir: str, stream) -> str | None:
+    """refine.csv: each finalist's validation figure beside its out-of-fold figures (`lungsearch refine`), and a line about it."""
+    import pandas as pd
+
+    record = study.user_attrs.get("refine") or {}
+    if not record:
+        return None
+    results = record.get("results") or {}
+    values = dict(zip(df["trial"], df["value"])) if "trial" in df and "value" in df else {}
+    rows = [{"trial": n, "value": values.get(n), "refined_in_full": str(n) in results,
+             **{k: v for k, v in (results.get(str(n)) or {}).items() if k != "oof_auc_ci95"},
+             **({"oof_auc_ci95_low": results[str(n)]["oof_auc_ci95"][0], "oof_auc_ci95_high": results[str(n)]["oof_auc_ci95"][1]}
+                if str(n) in results else {})}
+            for n in record.get("finalists") or []]
+    path = os.path.join(out_dir, "refine.csv")
+    pd.DataFrame(rows).to_csv(path, index=False)
+    if results:
+        best = max(results, key=lambda n: results[n]["oof_auc"])
+        print(f"refined: {len(results)} of {len(rows)} finalists on {record.get('folds')} folds of {record.get('images')} training "
+              f"images; best out of fold: trial #{best}, OOF AUC {results[best]['oof_auc']:.4f} (refine.csv)", file=stream)
+    else:
+        print(f"refine started: 0 of {len(rows)} finalists refitted on all folds yet; `lungsearch refine` carries on", file=stream)
+    return path
+
+
 def write_report(study: optuna.Study, out_dir: str, stream=None, storage: str | None = None) -> list[str]:
     """Print the summary; write fronts (CSV, PNG, HTML), Optuna's plots and index.html; return the paths written.
 
@@ -103,6 +128,9 @@ def write_report(study: optuna.Study, out_dir: str, stream=None, storage: str | 
     table = os.path.join(out_dir, "trials.csv")
     df.to_csv(table, index=False)
     paths.append(table)
+    refined = _refine_table(study, df, out_dir, stream)
+    if refined:
+        paths.append(refined)
     majority = majority_rate(study)
     fronts = []
     for y, y_label in (("val_accuracy", "validation accuracy (argmax)"), ("value", f"objective ({metric})")):

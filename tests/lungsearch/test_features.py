@@ -139,3 +139,34 @@ def test_a_retrain_takes_the_path_the_trial_took(setup, monkeypatch):
         trial = SimpleNamespace(params=PARAMS, number=1, user_attrs={"epoch_cap": 1, **recorded})  # what retrain reads of it
         trial_mod.retrain(study, trial, data)
     assert seen == [True, False]
+
+
+def test_a_refits_fold_takes_its_rows_of_features_computed_once_for_every_image(setup, monkeypatch):
+    """A refit's folds: the frozen part runs once over all images (the pool), and each fold trains on the features its own
+    images give (within 1e-5), so refitting five folds costs one pass, not five."""
+    from lungsearch.data.base import Arrays, SearchData
+
+    base, space, data, root = setup
+    pool = np.concatenate([data.train.x, data.val.x])
+    y = np.concatenate([data.train.y, data.val.y])
+    rows = {"train": np.arange(0, len(y), 2), "val": np.arange(1, len(y), 2)}
+    fold = SearchData(data.class_names, Arrays(pool[rows["train"]], y[rows["train"]]), Arrays(pool[rows["val"]], y[rows["val"]]), data.info)
+    calls = []
+    real = features.features_of
+    monkeypatch.setattr(features, "features_of", lambda frozen, x, **kw: calls.append(len(x)) or real(frozen, x, **kw))
+    trial = optuna.trial.FixedTrial(PARAMS, number=4)
+    config = RunConfig(**{**base.to_dict(), "cache_dir": str(root / "pool-cache")})
+    pooled = trial_mod.objective(config, space, fold, pool=(pool, rows)).train(trial)
+    assert calls == [len(y)]  # one pass, over every image
+    calls.clear()
+    own = trial_mod.objective(config, space, fold).train(optuna.trial.FixedTrial(PARAMS, number=4))
+    assert calls == [len(rows["train"]), len(rows["val"])]
+    assert len(pooled.history["val_loss"]) == len(own.history["val_loss"])
+    by_pool = features.FeatureCache(space.feature_split, str(root / "pool-cache"), pool=pool, rows=rows).prepare(own.model, fold.train, fold.val)
+    by_fold = features.FeatureCache(space.feature_split, str(root / "pool-cache")).prepare(own.model, fold.train, fold.val)
+    for name in ("train", "val"):
+        np.testing.assert_allclose(getattr(by_pool, name).x, getattr(by_fold, name).x, atol=1e-5)
+        np.testing.assert_array_equal(getattr(by_pool, name).y, getattr(by_fold, name).y)
+    with pytest.raises(ValueError, match="not the fold's train images"):
+        shuffled = {"train": rows["train"][::-1], "val": rows["val"]}
+        trial_mod.objective(config, space, fold, pool=(pool, shuffled)).train(optuna.trial.FixedTrial(PARAMS, number=4))

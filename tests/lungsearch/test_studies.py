@@ -28,9 +28,9 @@ def test_lists_every_study(tmp_path, capsys):
     _study(url, "tiny-covid", [None], [TrialState.FAIL], space="tiny")
     assert main(["studies", "--storage", url]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["study", "space", "complete", "pruned", "fail", "running", "waiting", "best", "train", "time"]
-    assert lines[1].split() == ["cnn-xray", "cnn", "2", "1", "1", "0", "0", "val_auc=0.9000", "(#1)", "2m00s"]
-    assert lines[2].split() == ["tiny-covid", "tiny", "0", "0", "1", "0", "0", "-", "0m30s"]
+    assert lines[0].split() == ["study", "space", "complete", "pruned", "fail", "running", "waiting", "best", "train", "time", "refined"]
+    assert lines[1].split() == ["cnn-xray", "cnn", "2", "1", "1", "0", "0", "val_auc=0.9000", "(#1)", "2m00s", "-"]
+    assert lines[2].split() == ["tiny-covid", "tiny", "0", "0", "1", "0", "0", "-", "0m30s", "-"]
 
 
 def test_json_and_empty_and_missing(tmp_path, capsys):

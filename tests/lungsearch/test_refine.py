@@ -1,0 +1,208 @@
+"""`refine`: finalists refitted on patient-grouped folds, every training image predicted once by a model that never saw it;
+`best` then chooses, builds and thresholds on those out-of-fold predictions."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import optuna
+import pytest
+
+from lungsearch import refine
+from lungsearch.cli import main
+from lungsearch.export.refined import caruana
+from tests.conftest import make_folder
+
+
+def _study(root, *, classes=("NORMAL", "PNEUMONIA"), disease=None, trials=2):
+    data = make_folder(root / "xray", classes=classes, per_class=24, size=24, disease=disease)
+    url = f"sqlite:///{root / 's.db'}"
+    assert main(["run", "--data", str(data), "--trials", str(trials), "--epochs", "2", "--image-size", "24", "--seed", "1",
+                 "--val-fraction", "0.25", "--storage", url, "--study", "tiny", "--quiet"]) == 0
+    return url, data
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory):
+    """A study of two trials, never refined: tests that refine it take a copy (:func:`_copy`)."""
+    root = tmp_path_factory.mktemp("plain")
+    url, _ = _study(root)
+    return url, root
+
+
+def _copy(plain, dest):
+    """The plain study's database and kept models in ``dest``, the copy pointing at its own models."""
+    import shutil
+
+    url, root = plain
+    shutil.copyfile(root / "s.db", dest / "s.db")
+    copy = f"sqlite:///{dest / 's.db'}"
+    study = _load(copy)
+    folder = dest / "models"
+    shutil.copytree(study.user_attrs["artifacts"], folder)
+    study.set_user_attr("artifacts", str(folder))
+    return copy
+
+
+@pytest.fixture(scope="module")
+def refined(plain, tmp_path_factory):
+    root = tmp_path_factory.mktemp("refined")
+    url = _copy(plain, root)
+    assert main(["refine", "--storage", url, "--top", "2", "--folds", "3"]) == 0
+    return url, plain[1]
+
+
+def _load(url):
+    return optuna.load_study(study_name="tiny", storage=url)
+
+
+def test_every_training_image_is_predicted_once_by_a_fold_model_that_never_saw_its_patient(refined):
+    url, _ = refined
+    study = _load(url)
+    record = study.user_attrs["refine"]
+    held = [np.asarray(h) for h in record["held_out"]]
+    assert sorted(np.concatenate(held).tolist()) == list(range(record["images"]))
+    assert len(record["finalists"]) == 2 and record["folds"] == 3
+    for number in record["finalists"]:
+        figures = record["results"][str(number)]
+        assert 0.0 <= figures["oof_auc"] <= 1.0 and figures["oof_auc_ci95"][0] <= figures["oof_auc"] <= figures["oof_auc_ci95"][1]
+        assert figures["oof_log_loss"] > 0 and 0 <= figures["oof_brier"] <= 2 and figures["images"] == record["images"]
+        for k in range(3):
+            unit = study.user_attrs[refine.unit_key(number, k)]
+            assert len(unit["probs"]) == len(held[k])
+            assert os.path.isfile(os.path.join(study.user_attrs["artifacts"], unit["model"]))
+
+
+def test_a_fold_trains_on_the_other_folds_with_its_own_patient_split(refined):
+    from lungsearch.export.rebuild import _search_data
+
+    study = _load(refined[0])
+    pool = refine.pool_of(_search_data(study), 3, 1)
+    assert pool.digest == study.user_attrs["refine"]["digest"]
+    for k, (_, held) in enumerate(pool.folds):
+        data, rows = refine.fold_data(pool, k, 0.25, 1)
+        used = np.concatenate([rows["train"], rows["val"]])
+        assert not set(used.tolist()) & set(held.tolist())
+        assert not {pool.groups[i] for i in used} & {pool.groups[i] for i in held}
+        assert not set(data.groups["train"]) & set(data.groups["val"])
+        np.testing.assert_array_equal(data.train.x, pool.x[rows["train"]])
+
+
+def test_a_second_refine_carries_on_and_retrains_nothing_stored(refined, capsys):
+    url, _ = refined
+    before = {k: v["seconds"] for k, v in _load(url).user_attrs.items() if k.startswith(refine.UNIT_PREFIX)}
+    assert main(["refine", "--storage", url, "--top", "2", "--folds", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "6 of 6 fold fits stored, 0 to go" in out
+    after = {k: v["seconds"] for k, v in _load(url).user_attrs.items() if k.startswith(refine.UNIT_PREFIX)}
+    assert after == before
+
+
+def test_a_refine_cut_short_keeps_its_units_and_the_next_finishes_the_rest(plain, tmp_path, capsys):
+    url = _copy(plain, tmp_path)
+    assert main(["refine", "--storage", url, "--top", "1", "--folds", "3", "--timeout", "0.001"]) == 0
+    out = capsys.readouterr().out
+    assert "--timeout reached with 2 fold fits to go" in out  # the first unit starts before the clock is read
+    stored = [k for k in _load(url).user_attrs if k.startswith(refine.UNIT_PREFIX)]
+    assert len(stored) == 1 and not _load(url).user_attrs["refine"]["results"]
+    assert main(["refine", "--storage", url, "--top", "1", "--folds", "3"]) == 0
+    assert "1 of 3 fold fits stored, 2 to go" in capsys.readouterr().out
+    assert len(_load(url).user_attrs["refine"]["results"]) == 1
+
+
+def test_other_folds_or_other_images_are_refused_and_nothing_stored_is_lost(refined, tmp_path, capsys):
+    url, root = refined
+    before = json.dumps(_load(url).user_attrs, sort_keys=True)
+    assert main(["refine", "--storage", url, "--top", "2", "--folds", "4"]) == 2
+    assert "refined with 3 folds; give --folds 3" in capsys.readouterr().err
+    victim = sorted((root / "xray" / "train" / "NORMAL").iterdir())[0]
+    moved = tmp_path / victim.name
+    victim.rename(moved)
+    try:
+        code = main(["refine", "--storage", url, "--top", "2", "--folds", "3"])
+    finally:
+        moved.rename(victim)
+    assert code == 2
+    assert "error:" in capsys.readouterr().err
+    assert json.dumps(_load(url).user_attrs, sort_keys=True) == before
+
+
+def test_best_exports_the_oof_best_finalists_fold_models_averaged_thresholded_out_of_fold(refined, tmp_path):
+    url, _ = refined
+    out = tmp_path / "bag"
+    assert main(["best", "--storage", url, "--export", str(out / "model.keras"), "--bootstrap", "10"]) == 0
+    meta = json.loads((out / "model.json").read_text())
+    study = _load(url)
+    results = study.user_attrs["refine"]["results"]
+    best = max(results, key=lambda n: (results[n]["oof_auc"], -int(n)))
+    assert meta["refined"]["rule"] == "bag" and meta["refined"]["weights"] == {best: 1}
+    assert meta["decision"]["chosen_on"].startswith("out-of-fold") and "out-of-fold" in meta["decision"]["rule"]
+    assert meta["out_of_fold"]["oof_auc"] == pytest.approx(results[best]["oof_auc"], abs=1e-6)
+    # the export is the mean of the finalist's fold models
+    folder = study.user_attrs["artifacts"]
+    folds = [keras.models.load_model(os.path.join(folder, study.user_attrs[refine.unit_key(int(best), k)]["model"]), compile=False)
+             for k in range(3)]
+    x = np.random.default_rng(0).integers(0, 255, (5, 24, 24, 1)).astype("uint8")
+    mean = np.mean([np.asarray(m.predict(x, verbose=0)) for m in folds], axis=0)
+    exported = keras.models.load_model(out / "model.keras", compile=False)
+    np.testing.assert_allclose(np.asarray(exported.predict(x, verbose=0)), mean, atol=1e-5)
+
+
+def test_best_without_refine_says_that_refine_exists_and_refuses_refined_rules(plain, tmp_path, capsys):
+    url, _ = plain
+    assert main(["best", "--storage", url, "--export", str(tmp_path / "n" / "model.keras"), "--bootstrap", "10"]) == 0
+    assert "`lungsearch refine` refits the best trials" in capsys.readouterr().out
+    assert main(["best", "--storage", url, "--export", str(tmp_path / "o" / "model.keras"), "--refined", "bag"]) == 2
+    assert "run `lungsearch refine` first" in capsys.readouterr().err
+    assert main(["best", "--storage", url, "--export", str(tmp_path / "p" / "model.keras"), "--refined", "select",
+                 "--trial", "0"]) == 2
+    assert "cannot be combined with --trial" in capsys.readouterr().err
+
+
+def test_the_oof_auc_is_the_disease_classes_whatever_index_it_sorts_to(tmp_path):
+    """Class order: in a Covid/Normal folder the disease is class 0; a finalist that finds it scores high, not 1 - AUC."""
+    url, _ = _study(tmp_path, classes=("Covid", "Normal"), disease="Covid", trials=1)
+    assert main(["refine", "--storage", url, "--top", "1", "--folds", "2"]) == 0
+    study = _load(url)
+    (figures,) = study.user_attrs["refine"]["results"].values()
+    y = np.asarray(study.user_attrs["refine"]["labels"])
+    number = study.user_attrs["refine"]["finalists"][0]
+    oof = refine.oof_of(study, number, len(y), [(None, np.asarray(h)) for h in study.user_attrs["refine"]["held_out"]])
+    from sklearn.metrics import roc_auc_score
+
+    assert figures["oof_auc"] == pytest.approx(roc_auc_score(y == 0, oof[:, 0]), abs=1e-5)
+    assert figures["oof_auc"] > 0.6  # the blob marks Covid: a model that learned anything ranks it first
+
+
+def test_ensemble_selection_adds_with_replacement_only_what_raises_the_score():
+    from lungsearch.evaluate.metrics import roc_auc
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+
+    def model(noise, seed):
+        s = y + np.random.default_rng(seed).normal(0, noise, len(y))
+        p = 1 / (1 + np.exp(-s))
+        return np.stack([1 - p, p], 1)
+
+    oofs = {1: model(0.8, 1), 2: model(0.8, 2), 3: model(5.0, 3)}  # two good models with independent errors, one useless
+    counts = caruana(oofs, y, lambda yy, p: roc_auc(yy, p))
+    assert 3 not in counts and set(counts) == {1, 2}
+    alone = caruana({1: oofs[1], 3: oofs[3]}, y, lambda yy, p: roc_auc(yy, p))
+    assert alone == {1: 1}
+
+
+def test_studies_and_report_show_what_refine_stored(refined, tmp_path, capsys):
+    url, _ = refined
+    assert main(["studies", "--storage", url]) == 0
+    assert "2/2 x 3 folds, OOF AUC" in capsys.readouterr().out
+    assert main(["report", "--storage", url, "--out", str(tmp_path / "r")]) == 0
+    assert "refined: 2 of 2 finalists on 3 folds" in capsys.readouterr().out
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "r" / "refine.csv")
+    record = _load(url).user_attrs["refine"]
+    assert sorted(table["trial"]) == sorted(record["finalists"]) and table["refined_in_full"].all()
+    for row in table.itertuples():
+        assert row.oof_auc == pytest.approx(record["results"][str(row.trial)]["oof_auc"])
