@@ -128,13 +128,19 @@ def summarise(study, config) -> None:
         best = study.best_trial
         print(f"done: {finished} trials finished; best trial #{best.number} {config.metric}={best.value:.4f}", flush=True)
         _hints.show(_hints.after_run(config.storage, study.study_name))
+    elif not finished and config.timeout:  # the timeout came before any trial started (the trials waiting stay for the next run)
+        import sys
+
+        print("done: no trial finished", flush=True)
+        print(f"warning: --timeout {config.timeout:g} s ran out before any trial finished; give a longer --timeout "
+              f"(one trial takes at least the start-up and one epoch); {resume_line(config)}", file=sys.stderr, flush=True)
     else:
         print(f"done: {finished} trials finished, none completed (all pruned or failed)", flush=True)
         import collections
         import sys
 
         reasons = [search.loop.trial_reason(t) for t in study.get_trials(deepcopy=False)
-                   if t.state != optuna.trial.TrialState.RUNNING]
+                   if t.state.is_finished()]
         kinds = collections.Counter(r.split(":")[0].split(" at epoch")[0] for r in reasons)  # "not built", "pruned", ...
         if kinds:
             kind, count = kinds.most_common(1)[0]

@@ -28,6 +28,7 @@ from lungsearch.config import CHOICES
 WEIGHTS_ENV = "LUNGSEARCH_WEIGHTS"  # backbone weights file for offline machines, when --weights is not given
 SAMPLER_NAMES = CHOICES["sampler"]  # = search.SAMPLERS (kept in config so --help imports no Optuna)
 PRUNER_NAMES = CHOICES["pruner"]  # = search.PRUNERS
+REFINE_SHARE = 0.5  # of --timeout left to refine under --refine (bench.refine measures the split)
 
 
 def register(sub) -> None:
@@ -45,6 +46,10 @@ def register(sub) -> None:
     p.add_argument("--val-fraction", type=float, help="share of train held out by patient for validation (default 0.15)")
     p.add_argument("--seed", type=int, help="seed of split, sampler and weights (default 0)")
     p.add_argument("--timeout", type=float, help="stop starting new trials after this many seconds")
+    p.add_argument("--refine", action="store_true",
+                   help="after the search, `lungsearch refine` its best trials (5 finalists, 5 folds) so that `best` chooses on "
+                        "out-of-fold predictions; within the same --timeout: the search stops starting trials at "
+                        f"{1 - REFINE_SHARE:.0%} of it and refine gets the rest")
     p.add_argument("--no-class-weights", action="store_true", help="do not weight imbalanced classes")
     p.add_argument("--no-warm-start", action="store_true",
                    help="do not start a new study from the space's known-good points (cnn: the seeds' hand CNN)")
@@ -89,10 +94,37 @@ def config_from_args(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import time
+
+    started = time.monotonic()
+    config = config_from_args(args)
+    refine_after = bool(getattr(args, "refine", False)) and not args.worker
+    if refine_after and config.timeout:
+        config = config.with_updates(timeout=config.timeout * (1.0 - REFINE_SHARE))
+    code = _search(args, config)
+    if code != 0 or not refine_after:
+        return code
+    import search
+    from lungsearch import refine
+
+    study = search.load_study(search.open_storage(config.storage), config.study_name)
+    left = None  # the rest of --timeout (the search had its first share of it)
+    if config.timeout:
+        left = max(1.0, config.timeout / (1.0 - REFINE_SHARE) - (time.monotonic() - started))
+    record = refine.refine(study, timeout=left)
+    done = record.get("results") or {}
+    if done:
+        best = max(done, key=lambda n: done[n]["oof_auc"])
+        print(f"refined {len(done)} of {len(record['finalists'])} finalists; the best out of fold: trial #{best} "
+              f"(OOF AUC {done[best]['oof_auc']:.4f})")
+    return 0
+
+
+def _search(args: argparse.Namespace, config) -> int:
+    """The search of `run` for ``config``: checks what can fail fast, then trains the trials here or in workers."""
     from lungsearch.config import ConfigError
     from spaces import get_space
 
-    config = config_from_args(args)
     space = get_space(config.space)  # fails fast on an unknown space, before any decoding
     config = config.with_updates(image_size=config.image_size or space.image_size, color=config.color or space.color_mode)
     if config.weights not in (None, "imagenet", "random") and not os.path.isfile(config.weights):

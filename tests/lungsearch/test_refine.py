@@ -206,3 +206,16 @@ def test_studies_and_report_show_what_refine_stored(refined, tmp_path, capsys):
     assert sorted(table["trial"]) == sorted(record["finalists"]) and table["refined_in_full"].all()
     for row in table.itertuples():
         assert row.oof_auc == pytest.approx(record["results"][str(row.trial)]["oof_auc"])
+
+
+def test_run_refine_refits_after_the_search_within_the_same_timeout(tmp_path, capsys):
+    data = make_folder(tmp_path / "xray", per_class=16, size=24)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    assert main(["run", "--data", str(data), "--trials", "50", "--epochs", "1", "--image-size", "24", "--val-fraction", "0.25",
+                 "--timeout", "20", "--refine", "--recycle", "0", "--storage", url, "--study", "tiny", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    study = _load(url)
+    assert study.user_attrs["config"]["timeout"] == 10  # the search stops starting trials at half of --timeout
+    assert "refine: 0 of" in out and any(k.startswith(refine.UNIT_PREFIX) for k in study.user_attrs)
+    assert len(study.trials) < 50
+

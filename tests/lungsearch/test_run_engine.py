@@ -165,3 +165,15 @@ def test_two_workers_on_a_real_postgresql_server(folder, tmp_path):
             optuna.delete_study(study_name=name, storage=POSTGRES)
         except KeyError:  # the run failed before creating it
             pass
+
+
+def test_a_timeout_before_any_trial_finished_says_so_not_that_trials_failed(tmp_path, capsys):
+    from lungsearch.cli import main
+    from tests.conftest import make_folder
+
+    data = make_folder(tmp_path / "xray", per_class=16, size=24)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    assert main(["run", "--data", str(data), "--trials", "30", "--epochs", "1", "--image-size", "24", "--timeout", "0.01",
+                 "--storage", url, "--study", "tiny", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "ran out before any trial finished" in captured.err and "pruned or failed" not in captured.out

@@ -1,0 +1,237 @@
+"""Refine against one validation split: what `best` hands over with and without out-of-fold selection, in one budget.
+
+    python -m bench.refine                                          # chest_xray, covid19, covid_normal; seeds 0-2; 30 minutes each
+    python -m bench.refine --sets covid19 --seeds 0 --budget 600     # reduced: recorded under refine_reduced
+    python -m bench.refine --table                                   # the recorded tables, printed from the record
+
+Per data set and seed, through the real executable, in one ``--budget`` of
+seconds: ``run --space efficientnet-lite0`` for ``(1 - --refine-share)`` of
+it, then ``refine`` (``--top``, ``--folds``) for what is left (it stops
+starting fold fits at its ``--timeout``; the overshoot is recorded).  Then,
+once each, ``best --export`` three ways:
+
+- ``top3``: ``--refined off``, the 3 best trials by validation AUC averaged
+  (today's default), thresholded on the validation split;
+- ``bag``: the finalist with the highest OOF AUC, its fold models averaged,
+  thresholded on OOF predictions;
+- ``select``: ensemble selection over the finalists on OOF AUC.
+
+Recorded for each: test AUC, accuracy and balanced accuracy with CIs, and
+paired bootstraps of the test AUC difference (bag - top3, select - top3,
+select - bag) over the same test images.  And per finalist: validation AUC,
+OOF AUC, OOF log-loss and the test AUC of its bagged fold models, for the
+Spearman correlations of each selection signal with test AUC.  The test split
+is read only here, after every choice is made.  Results go under key
+``refine`` (``refine_reduced`` below the defaults) after every export.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+
+import numpy as np
+
+from bench.vs_hand import data_folder, lungsearch
+
+SPACE = "efficientnet-lite0"
+SETS = ("chest_xray", "covid19", "covid_normal")
+RULES = ("top3", "bag", "select")
+
+
+def test_probs(model_path: str, folder: str, study) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """The exported model's probabilities on the study's test split (read here only, after the choice)."""
+    from lungsearch import data as data_mod
+    from lungsearch.predict import load_model
+
+    with open(model_path[: -len(".keras")] + ".json") as fh:
+        meta = json.load(fh)
+    model = load_model(model_path, meta)
+    config = study.user_attrs.get("config") or {}
+    test = data_mod.load_test(folder, image_size=int(meta["image_size"]), color_mode=meta["color_mode"],
+                              class_names=tuple(meta["class_names"]), seed=config.get("seed", 0),
+                              group_pattern=study.user_attrs.get("group_pattern"), cache_dir=config.get("cache_dir"))
+    return test.y, np.asarray(model.predict(test.x, batch_size=128, verbose=0)), tuple(meta["class_names"])
+
+
+def finalist_test_auc(study, folder: str, y: np.ndarray, class_names) -> dict:
+    """Each refined finalist's bagged fold models scored on test: what each selection signal should have predicted."""
+    import keras
+
+    from lungsearch import data as data_mod
+    from lungsearch import refine
+    from lungsearch.evaluate import positive_class, roc_auc
+
+    record = refine.load(study) or {}
+    folder_models = study.user_attrs.get("artifacts")
+    config = study.user_attrs.get("config") or {}
+    out = {}
+    test = None
+    for key in (record.get("results") or {}):
+        paths = [os.path.join(folder_models, study.user_attrs[refine.unit_key(int(key), k)]["model"]) for k in range(record["folds"])]
+        models = [keras.models.load_model(p, compile=False) for p in paths]
+        if test is None:
+            shape = models[0].input_shape
+            test = data_mod.load_test(folder, image_size=int(shape[1]), color_mode="grayscale" if shape[-1] == 1 else "rgb",
+                                      class_names=tuple(class_names), seed=config.get("seed", 0),
+                                      group_pattern=study.user_attrs.get("group_pattern"), cache_dir=config.get("cache_dir"))
+        probs = np.mean([np.asarray(m.predict(test.x, batch_size=128, verbose=0)) for m in models], axis=0)
+        trial = study.trials[int(key)]
+        out[key] = {"val_auc": trial.value, "oof_auc": record["results"][key]["oof_auc"],
+                    "oof_log_loss": record["results"][key]["oof_log_loss"],
+                    "test_auc_bagged": round(roc_auc(test.y, probs, positive_class(class_names)), 5)}
+        keras.backend.clear_session(free_memory=True)
+    return out
+
+
+def one_run(name: str, seed: int, work: str, args, entry: dict, save) -> None:
+    import optuna
+
+    from lungsearch.evaluate.compare import paired_bootstrap_auc
+    from lungsearch.evaluate import positive_class
+
+    folder = data_folder(name, work)
+    storage = f"sqlite:///{work}/{name}-{seed}.db"
+    cache = os.path.join(work, "cache")
+    search_budget = int(args.budget * (1.0 - args.refine_share))
+    start = time.perf_counter()
+    lungsearch("run", "--data", folder, "--space", SPACE, "--trials", "1000", "--timeout", str(search_budget), "--epochs", str(args.epochs),
+               "--seed", str(seed), "--cache-dir", cache, "--storage", storage, "--study", "s", "--quiet")
+    search_seconds = time.perf_counter() - start
+    left = max(1.0, args.budget - search_seconds)
+    start = time.perf_counter()
+    lungsearch("refine", "--storage", storage, "--study", "s", "--top", str(args.top), "--folds", str(args.folds), "--timeout", str(left))
+    refine_seconds = time.perf_counter() - start
+    study = optuna.load_study(study_name="s", storage=storage)
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    record = study.user_attrs.get("refine") or {}
+    entry.update({"search_seconds": round(search_seconds, 1), "refine_seconds": round(refine_seconds, 1),
+                  "total_seconds": round(search_seconds + refine_seconds, 1), "over_budget_seconds": round(max(0.0, search_seconds + refine_seconds - args.budget), 1),
+                  "trials": len(study.trials), "complete": len(done), "finalists_refined": len(record.get("results") or {}),
+                  "finalists": len(record.get("finalists") or []), "exports": {}, "paired": {}})
+    save()
+    probs = {}
+    y = class_names = None
+    for rule in RULES:
+        if rule != "top3" and not record.get("results"):
+            continue
+        out = os.path.join(work, f"{name}-{seed}-{rule}")
+        flags = ["--refined", "off"] if rule == "top3" else ["--refined", rule]
+        lungsearch("best", "--storage", storage, "--study", "s", "--export", os.path.join(out, "model.keras"), "--out", out, *flags)
+        with open(os.path.join(out, "evaluation.json")) as fh:
+            m = json.load(fh)["test"]["metrics"]
+        with open(os.path.join(out, "model.json")) as fh:
+            meta = json.load(fh)
+        y, probs[rule], class_names = test_probs(os.path.join(out, "model.keras"), folder, study)
+        entry["exports"][rule] = {
+            "test": {k: {"value": m[k]["value"], "ci95": m[k]["ci95"]} for k in ("roc_auc", "accuracy", "balanced_accuracy",
+                                                                                 "sensitivity", "specificity") if k in m},
+            "threshold": meta["decision"].get("threshold"), "chosen_on": meta["decision"].get("chosen_on"),
+            "members": meta.get("refined", {}).get("weights") or [e["trial"] for e in meta.get("ensemble", [])] or [meta["trial"]],
+            "oof_auc": (meta.get("out_of_fold") or {}).get("oof_auc"),
+        }
+        save()
+    positive = positive_class(class_names) if class_names else None
+    for a, b in (("bag", "top3"), ("select", "top3"), ("select", "bag")):
+        if a in probs and b in probs:
+            entry["paired"][f"{a}-{b}"] = paired_bootstrap_auc(y, probs[a], probs[b], positive=positive, seed=seed)
+    if record.get("results"):
+        entry["finalist_figures"] = finalist_test_auc(study, folder, y, class_names)
+    save()
+
+
+def spearman(entries: list[dict]) -> dict:
+    """Spearman's rho of each selection signal with the finalists' bagged test AUC, pooled over runs (ranks within each run)."""
+    from scipy.stats import spearmanr
+
+    out = {}
+    for signal, sign in (("val_auc", 1), ("oof_auc", 1), ("oof_log_loss", -1)):
+        rhos = []
+        for e in entries:
+            f = list((e.get("finalist_figures") or {}).values())
+            if len(f) >= 3:
+                rho = spearmanr([sign * x[signal] for x in f], [x["test_auc_bagged"] for x in f]).statistic
+                if np.isfinite(rho):
+                    rhos.append(float(rho))
+        out[signal] = {"median": round(float(np.median(rhos)), 3) if rhos else None, "runs": len(rhos), "each": [round(r, 3) for r in rhos]}
+    return out
+
+
+def table(entry: dict) -> str:
+    """The recorded figures as Markdown tables, typed from the record."""
+    lines = ["| set | seed | search s / refine s | trials | refined | top3 test AUC [CI], acc | bag | select | bag - top3 [CI], p | "
+             "select - top3 [CI], p |", "|---|---|---|---|---|---|---|---|---|---|"]
+
+    def cell(e, rule):
+        x = e.get("exports", {}).get(rule)
+        if not x:
+            return "-"
+        auc = x["test"]["roc_auc"]
+        return f"{auc['value']:.3f} [{auc['ci95'][0]:.3f}, {auc['ci95'][1]:.3f}], {x['test']['accuracy']['value']:.3f}"
+
+    def diff(e, key):
+        p = e.get("paired", {}).get(key)
+        return f"{p['difference']:+.4f} [{p['ci95'][0]:+.4f}, {p['ci95'][1]:+.4f}], p {p['p']:.3f}" if p else "-"
+
+    runs = []
+    for name, seeds in entry.get("sets", {}).items():
+        for seed, e in seeds.items():
+            runs.append(e)
+            lines.append(f"| {name} | {seed} | {e.get('search_seconds')} / {e.get('refine_seconds')} | {e.get('trials')} | "
+                         f"{e.get('finalists_refined')}/{e.get('finalists')} | {cell(e, 'top3')} | {cell(e, 'bag')} | {cell(e, 'select')} | "
+                         f"{diff(e, 'bag-top3')} | {diff(e, 'select-top3')} |")
+    rho = spearman(runs)
+    lines += ["", "| signal | Spearman with the finalists' test AUC, median over runs | runs | each |", "|---|---|---|---|"]
+    for signal, r in rho.items():
+        lines.append(f"| {signal} | {r['median']} | {r['runs']} | {r['each']} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sets", default=",".join(SETS))
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--budget", type=int, default=1800, help="seconds of search and refine together per run (default 1800)")
+    ap.add_argument("--refine-share", type=float, default=0.5, help="share of the budget left to refine (default 0.5)")
+    ap.add_argument("--top", type=int, default=5)
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--no-record", action="store_true")
+    ap.add_argument("--table", metavar="KEY", nargs="?", const="refine", help="print the recorded tables under KEY and run nothing")
+    args = ap.parse_args(argv)
+    from bench.results import below_defaults, load, record
+
+    if args.table:
+        print(table(load().get(args.table) or {}))
+        return {}
+    reduced = below_defaults(ap, args, "sets", "seeds", "budget", "epochs")
+    key = "refine_reduced" if reduced else "refine"
+    old = (load().get(key) or {}) if not args.no_record else {}
+    settings = {"budget": args.budget, "refine_share": args.refine_share, "top": args.top, "folds": args.folds, "epochs": args.epochs}
+    results = old.get("sets", {}) if {k: old.get(k) for k in settings} == settings else {}
+
+    def save():
+        if not args.no_record:
+            record(key, {"reduced": reduced, "space": SPACE, **settings, "sets": results,
+                         "spearman": spearman([e for s in results.values() for e in s.values()])})
+
+    for seed in [int(s) for s in args.seeds.split(",") if s]:
+        for name in [s for s in args.sets.split(",") if s]:
+            if str(seed) in results.get(name, {}) and "paired" in results[name][str(seed)] and results[name][str(seed)].get("exports"):
+                print(f"  {name} seed {seed}: recorded already", flush=True)
+                continue
+            entry = results.setdefault(name, {}).setdefault(str(seed), {})
+            with tempfile.TemporaryDirectory(prefix=f"refine-{name}-{seed}-") as work:
+                one_run(name, seed, work, args, entry, save)
+            ex = entry.get("exports", {})
+            print(f"  {name} seed {seed}: " + ", ".join(f"{r} {ex[r]['test']['roc_auc']['value']:.3f}" for r in ex)
+                  + f"; {entry.get('paired')}", flush=True)
+    print(table({"sets": results}))
+    return results
+
+
+if __name__ == "__main__":
+    main()
