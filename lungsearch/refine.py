@@ -245,6 +245,16 @@ def _summarize(study, record: dict, pool: Pool, number: int, log) -> None:
         f"Brier {out['oof_brier']:.4f} over all {out['images']} training images")
 
 
+def summary_line(record: dict) -> str | None:
+    """The closing line of a refine: finalists refined in full, and the best out of fold."""
+    done = record.get("results") or {}
+    if not done:
+        return None
+    best = max(done, key=lambda n: done[n]["oof_auc"])
+    return (f"refined {len(done)} of {len(record['finalists'])} finalists; the best out of fold: trial #{best} "
+            f"(OOF AUC {done[best]['oof_auc']:.4f}); `lungsearch best --export model.keras` exports from these figures")
+
+
 def load(study: optuna.Study) -> dict | None:
     """The study's refine record where one exists: settings, and the OOF figures of every finalist refined in full."""
     return study.user_attrs.get(REFINE_ATTR) or None

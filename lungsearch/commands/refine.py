@@ -35,9 +35,7 @@ def cmd_refine(args: argparse.Namespace) -> int:
 
     study = search.load_study(search.open_storage(args.storage, must_exist=True), args.study)
     record = refine.refine(study, top=args.top, folds=args.folds, timeout=args.timeout)
-    done = record.get("results") or {}
-    if done:
-        best = max(done, key=lambda n: done[n]["oof_auc"])
-        print(f"refined {len(done)} of {len(record['finalists'])} finalists; the best out of fold: trial #{best} "
-              f"(OOF AUC {done[best]['oof_auc']:.4f}); `lungsearch best --export model.keras` exports from these figures")
+    line = refine.summary_line(record)
+    if line:
+        print(line)
     return 0

@@ -112,11 +112,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if config.timeout:
         left = max(1.0, config.timeout / (1.0 - REFINE_SHARE) - (time.monotonic() - started))
     record = refine.refine(study, timeout=left)
-    done = record.get("results") or {}
-    if done:
-        best = max(done, key=lambda n: done[n]["oof_auc"])
-        print(f"refined {len(done)} of {len(record['finalists'])} finalists; the best out of fold: trial #{best} "
-              f"(OOF AUC {done[best]['oof_auc']:.4f})")
+    line = refine.summary_line(record)
+    if line:
+        print(line)
     return 0
 
 
