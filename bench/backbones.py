@@ -22,9 +22,12 @@ one data set together (never its test split):
 The rule, fixed before the run: the candidate with the highest OOF AUC wins
 unless its paired difference from the default has a 95% interval that includes
 0, in which case the cheaper default stays.  The choice is made on one data set
-(chest_xray) and confirmed once on the other's test split by the quick start
-(``bench.feature_cache --quickstart``).  Recorded under key ``backbones``
-after every candidate.
+(chest_xray) and confirmed once on the other's test split (``--confirm
+covid19``): the README's quick start (``run --space efficientnet-lite0
+--trials 10 --epochs 5``, then ``best --export``) at the default's size and at
+the winner's, each export's test AUC with its CI, a paired bootstrap of the
+difference over the same test images, and each side's wall time.  Recorded
+under key ``backbones`` after every candidate and side.
 """
 
 from __future__ import annotations
@@ -136,6 +139,46 @@ def run_candidate(candidate: str, folder: str, folds, work: str, cache_dir: str,
     }
 
 
+def confirm(entry: dict, name: str, save, seed: int = 0) -> dict:
+    """The quick start at the default's and the winner's backbone and size on ``name``, its test split read once per side."""
+    import optuna
+
+    from bench.refine import test_probs
+    from bench.vs_hand import data_folder, export, lungsearch
+    from lungsearch.evaluate import positive_class
+    from lungsearch.evaluate.compare import paired_bootstrap_auc
+
+    import shlex
+    import sys
+
+    from bench.results import machine, now
+
+    out = entry.setdefault("confirm", {"set": name, "sides": {}})
+    # the entry keeps the race's own command and date; the confirmation carries its own
+    out.update(command="python -m bench.backbones " + " ".join(shlex.quote(a) for a in sys.argv[1:]), date=now(), machine=machine())
+    probs = {}
+    with tempfile.TemporaryDirectory(prefix="backbones-confirm-") as work:
+        folder = data_folder(name, work)
+        for candidate in dict.fromkeys([DEFAULT, entry["winner"]]):
+            space, size = parse(candidate)
+            storage = f"sqlite:///{work}/{candidate}.db"
+            start = time.perf_counter()
+            lungsearch("run", "--data", folder, "--space", space, "--trials", "10", "--epochs", "5", "--image-size", str(size),
+                       "--seed", str(seed), "--cache-dir", os.path.join(work, "cache"), "--storage", storage, "--study", "q", "--quiet")
+            wall = time.perf_counter() - start
+            picked = export(storage, os.path.join(work, f"export-{candidate}"))
+            study = optuna.load_study(study_name="q", storage=storage)
+            y, probs[candidate], classes = test_probs(os.path.join(work, f"export-{candidate}", "model.keras"), folder, study)
+            out["sides"][candidate] = {"run_seconds": round(wall, 1), "test_auc": picked["test_auc"], "test": picked["test"],
+                                       "test_accuracy": picked["test_accuracy"]}
+            print(f"  confirm {name} {candidate}: {wall:.0f} s, test AUC {picked['test_auc']:.4f}", flush=True)
+            save()
+        if entry["winner"] != DEFAULT:
+            out["paired"] = paired_bootstrap_auc(y, probs[entry["winner"]], probs[DEFAULT], positive=positive_class(classes), seed=seed)
+            save()
+    return out
+
+
 def table(entry: dict) -> str:
     """The recorded figures as the Markdown table of bench/RESULTS.md, typed from the record."""
     lines = ["| candidate | OOF AUC [95% CI] | vs lite0@128: difference [95% CI], p | OOF log-loss | folds' AUC | "
@@ -148,6 +191,17 @@ def table(entry: dict) -> str:
                      f"{c['fine_tune_seconds_per_1000']} |")
     if entry.get("winner"):
         lines += ["", f"Winner by the rule: **{entry['winner']}** ({entry.get('why', '')})."]
+    c = entry.get("confirm")
+    if c:
+        lines += ["", f"Confirmed once on {c['set']}'s test split (the README's quick start, 10 trials, 5 epochs, `best --export`):", "",
+                  "| candidate | quick start wall s | test AUC [95% CI] | accuracy |", "|---|---|---|---|"]
+        for name, side in c["sides"].items():
+            ci = side["test"]["roc_auc"]["ci95"]
+            lines.append(f"| {name} | {side['run_seconds']} | {side['test_auc']:.4f} [{ci[0]:.4f}, {ci[1]:.4f}] | {side['test_accuracy']:.3f} |")
+        p = c.get("paired")
+        if p:
+            lines += ["", f"Winner - default on test: {p['difference']:+.4f} [{p['ci95'][0]:+.4f}, {p['ci95'][1]:+.4f}], p {p['p']:.3f} "
+                          "(paired bootstrap over the same test images)."]
     return "\n".join(lines)
 
 
@@ -161,6 +215,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--cache-dir", default=None, help="the cache folder (default: a fresh one, so first passes are cold)")
     ap.add_argument("--no-record", action="store_true")
     ap.add_argument("--table", metavar="KEY", nargs="?", const="backbones", help="print the recorded table under KEY and run nothing")
+    ap.add_argument("--confirm", metavar="SET", help="run nothing new on --set: confirm the recorded winner on SET's test split")
     args = ap.parse_args(argv)
     from bench.results import below_defaults, load, record
     from lungsearch.data.groups import kfold
@@ -170,6 +225,13 @@ def main(argv=None) -> dict:
         return {}
     reduced = below_defaults(ap, args, "candidates", "folds", "epochs")
     key = "backbones_reduced" if reduced else "backbones"
+    if args.confirm:
+        entry = load().get(key) or {}
+        if not entry.get("winner"):
+            raise SystemExit(f"no winner recorded under {key}; run the race first")
+        confirm(entry, args.confirm, lambda: None if args.no_record else record(key, entry), seed=args.seed)
+        print(table(entry))
+        return entry
     folder = os.path.join(SHARED, args.set)
     entry = {"reduced": reduced, "set": args.set, "folds": args.folds, "epochs": args.epochs, "seed": args.seed, "rule":
              "highest OOF AUC; the default stays where the paired difference's 95% interval includes 0", "candidates": {}}

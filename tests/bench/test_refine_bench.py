@@ -1,0 +1,51 @@
+"""bench.refine and bench.backbones: their tables and correlations come from the record, on records made up here."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import backbones
+from bench import refine as refine_bench
+
+
+def _export(auc, acc):
+    return {"test": {"roc_auc": {"value": auc, "ci95": [auc - 0.02, auc + 0.01]}, "accuracy": {"value": acc, "ci95": [acc - 0.03, acc + 0.03]}}}
+
+
+def _run(finalists, **paired):
+    return {"search_seconds": 900.0, "refine_seconds": 880.5, "trials": 12, "finalists": 5, "finalists_refined": len(finalists),
+            "exports": {"top3": _export(0.961, 0.85), "bag": _export(0.972, 0.9)},
+            "paired": {k.replace("_", "-"): {"difference": v, "ci95": [v - 0.01, v + 0.01], "p": 0.04} for k, v in paired.items()},
+            "finalist_figures": {str(i): f for i, f in enumerate(finalists)}}
+
+
+def _finalist(val, oof, loss, test):
+    return {"val_auc": val, "oof_auc": oof, "oof_log_loss": loss, "test_auc_bagged": test}
+
+
+def test_spearman_ranks_each_signal_against_the_finalists_test_auc_loss_reversed():
+    run = _run([_finalist(0.99, 0.95, 0.30, 0.90), _finalist(0.98, 0.96, 0.20, 0.93), _finalist(0.97, 0.97, 0.10, 0.95)])
+    rho = refine_bench.spearman([run])
+    assert rho["oof_auc"]["median"] == pytest.approx(1.0) and rho["oof_log_loss"]["median"] == pytest.approx(1.0)
+    assert rho["val_auc"]["median"] == pytest.approx(-1.0) and rho["val_auc"]["runs"] == 1
+    assert refine_bench.spearman([_run([_finalist(0.9, 0.9, 0.1, 0.9)] * 2)])["oof_auc"]["runs"] == 0  # fewer than 3: no rho
+
+
+def test_the_refine_table_prints_the_recorded_figures():
+    text = refine_bench.table({"sets": {"chest_xray": {"0": _run([], bag_top3=0.011)}}})
+    row = next(line for line in text.splitlines() if line.startswith("| chest_xray"))
+    assert "0.961 [0.941, 0.971], 0.850" in row and "0.972 [0.952, 0.982], 0.900" in row
+    assert "+0.0110 [+0.0010, +0.0210], p 0.040" in row and "900.0 / 880.5" in row
+    assert row.count("| - |") == 2  # no select export, no select-top3 test
+
+
+def test_the_backbones_table_names_the_winner_and_the_confirmation():
+    cand = {"oof_auc": 0.99, "oof_auc_ci95": [0.98, 0.995], "oof_log_loss": 0.1, "fold_auc": [0.98, 0.99],
+            "feature_seconds_per_1000": 6.8, "fine_tune_seconds_per_1000": 10.1}
+    entry = {"candidates": {"lite0@128": cand, "lite0@224": {**cand, "oof_auc": 0.992, "vs_default": {"difference": 0.002, "ci95": [0.0001, 0.003], "p": 0.03}}},
+             "winner": "lite0@224", "why": "highest OOF AUC",
+             "confirm": {"set": "covid19", "sides": {"lite0@128": {"run_seconds": 200.0, "test_auc": 0.99, "test": {"roc_auc": {"ci95": [0.98, 1.0]}}, "test_accuracy": 0.95}},
+                         "paired": {"difference": -0.001, "ci95": [-0.01, 0.008], "p": 0.8}}}
+    text = backbones.table(entry)
+    assert "+0.0020 [+0.0001, +0.0030], p 0.030" in text and "**lite0@224**" in text
+    assert "| lite0@128 | 200.0 | 0.9900 [0.9800, 1.0000] | 0.950 |" in text and "-0.0010 [-0.0100, +0.0080], p 0.800" in text
