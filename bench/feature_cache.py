@@ -87,6 +87,32 @@ def one_search(folder: str, work: str, cache_dir: str, cached: bool, size: int, 
             "export": picked, "cache_bytes": cache_bytes(cache_dir) if cached else 0}
 
 
+def flops_split(size: int, blocks: int) -> dict:
+    """Forward FLOPs per image of the frozen part and of the trained rest, for a trial with ``blocks`` trainable blocks.
+
+    An estimate of the cache's speed-up: per training step the pixel path runs
+    the frozen part forward and the rest forward and backward (about 3x its
+    forward), the cached path the rest alone; so about
+    (frozen + 3 rest) / (3 rest), where time follows FLOPs (depthwise convolutions at high resolution are slower per FLOP, so the early, frozen layers cost more than their share and measured speed-ups run above it).
+    """
+    import keras
+    import optuna
+
+    from spaces import get_space
+    from spaces.flops import _layer_flops, _leaf_layers
+
+    space = get_space(SPACE)
+    params = {**TRIALS["last_2_blocks"], "trainable_blocks": blocks}
+    model = space.build(optuna.trial.FixedTrial(params), input_shape=(size, size, 1), num_classes=2)
+    base = next(layer for layer in model.layers if isinstance(layer, keras.Model))
+    first = next((i for i, layer in enumerate(base.layers) if layer.trainable and layer.weights), len(base.layers))
+    frozen = sum(_layer_flops(layer) for layer in list(_leaf_layers(base))[:first])
+    total = sum(_layer_flops(layer) for layer in _leaf_layers(model))
+    rest = total - frozen
+    return {"trainable_blocks": blocks, "image_size": size, "frozen_mflops": round(frozen / 1e6, 1), "rest_mflops": round(rest / 1e6, 1),
+            "rest_share": round(rest / total, 3), "speedup_estimate": round((frozen + 3 * rest) / (3 * rest), 2)}
+
+
 def table(entry: dict) -> str:
     """The recorded figures as the Markdown tables of bench/RESULTS.md (``--table``): typed from the record, not by hand."""
     lines = ["| set | trial | off: s | on: s (features) | on again: s | speedup on / on again | val AUC off / on |",
@@ -123,6 +149,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--budget", type=int, default=1800, help="seconds of each search side (default 1800)")
     ap.add_argument("--trials", default=",".join(TRIALS), help=f"part 1's trials (default {','.join(TRIALS)}); '' skips it")
     ap.add_argument("--no-search", action="store_true", help="part 1 only")
+    ap.add_argument("--flops", action="store_true", help="record only the FLOPs of the frozen part and the rest per trainable_blocks "
+                                                         "(key feature_cache_flops): what bounds the speed-up")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-record", action="store_true")
     ap.add_argument("--table", metavar="KEY", nargs="?", const="feature_cache",
@@ -134,6 +162,13 @@ def main(argv=None) -> dict:
         print(table(load().get(args.table) or {}))
         return {}
 
+    if args.flops:
+        rows = [flops_split(args.size, k) for k in range(4)]
+        for row in rows:
+            print(row)
+        if not args.no_record:
+            record("feature_cache_flops", {"space": SPACE, "rows": rows})
+        return {"rows": rows}
     reduced = below_defaults(ap, args, "sets", "budget", "epochs", "trials") or args.no_search
     key = "feature_cache_reduced" if reduced else "feature_cache"
     results = (load().get(key) or {}).get("sets", {}) if not args.no_record else {}
