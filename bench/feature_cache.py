@@ -92,8 +92,10 @@ def flops_split(size: int, blocks: int) -> dict:
 
     An estimate of the cache's speed-up: per training step the pixel path runs
     the frozen part forward and the rest forward and backward (about 3x its
-    forward), the cached path the rest alone; so about
-    (frozen + 3 rest) / (3 rest), where time follows FLOPs (depthwise convolutions at high resolution are slower per FLOP, so the early, frozen layers cost more than their share and measured speed-ups run above it).
+    forward), the cached path the rest alone; so about (frozen + 3 rest) /
+    (3 rest) where time follows FLOPs.  Depthwise convolutions at high
+    resolution are slower per FLOP, so the early, frozen layers cost more than
+    their share and measured speed-ups run somewhat above the estimate.
     """
     import keras
     import optuna
