@@ -117,6 +117,11 @@ def flops_split(size: int, blocks: int) -> dict:
 
 def table(entry: dict) -> str:
     """The recorded figures as the Markdown tables of bench/RESULTS.md (``--table``): typed from the record, not by hand."""
+    if "rows" in entry:  # feature_cache_flops
+        lines = ["| trainable blocks | frozen part MFLOPs | rest MFLOPs | rest's share | speed-up estimate |", "|---|---|---|---|---|"]
+        lines += [f"| {r['trainable_blocks']} | {r['frozen_mflops']} | {r['rest_mflops']} | {r['rest_share']:.1%} | {r['speedup_estimate']}x |"
+                  for r in entry["rows"]]
+        return "\n".join(lines)
     lines = ["| set | trial | off: s | on: s (features) | on again: s | speedup on / on again | val AUC off / on |",
              "|---|---|---|---|---|---|---|"]
     for name, sets in entry.get("sets", {}).items():
