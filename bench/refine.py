@@ -108,6 +108,7 @@ def one_run(name: str, seed: int, work: str, args, entry: dict, save) -> None:
     study = optuna.load_study(study_name="s", storage=storage)
     done = [t for t in study.trials if t.state.name == "COMPLETE"]
     record = study.user_attrs.get("refine") or {}
+    entry["oof_choice"] = oof_choice(study, seed=seed)  # decided before the test split is read
     entry.update({"search_seconds": round(search_seconds, 1), "refine_seconds": round(refine_seconds, 1),
                   "total_seconds": round(search_seconds + refine_seconds, 1), "over_budget_seconds": round(max(0.0, search_seconds + refine_seconds - args.budget), 1),
                   "trials": len(study.trials), "complete": len(done), "finalists_refined": len(record.get("results") or {}),
@@ -141,6 +142,72 @@ def one_run(name: str, seed: int, work: str, args, entry: dict, save) -> None:
     if record.get("results"):
         entry["finalist_figures"] = finalist_test_auc(study, folder, y, class_names)
     save()
+
+
+def oof_choice(study, *, repeats: int = 20, seed: int = 0) -> dict | None:
+    """Which export rule and threshold rule to make the default, decided on OOF predictions alone (never the test split).
+
+    Cross-fitting: the training images are split in two halves (stratified,
+    ``repeats`` times); each rule chooses on one half's OOF predictions and is
+    scored on the other's, both ways round.  Export rules: ``bag`` (the
+    finalist of highest OOF AUC), ``select`` (ensemble selection), ``top3``
+    (the 3 finalists of highest validation AUC averaged: today's choice, here
+    from their fold models) and ``best_val`` (the finalist of highest
+    validation AUC).  Threshold rules, on the bag's finalist: the threshold each
+    chooses on one half, accuracy and balanced accuracy on the other.
+    """
+    from lungsearch import refine
+    from lungsearch.evaluate import choose_threshold, decide, positive_class, roc_auc
+    from lungsearch.export.refined import caruana
+
+    record = refine.load(study) or {}
+    results = record.get("results") or {}
+    if len(results) < 2:
+        return None
+    y = np.asarray(record["labels"])
+    folds = [(None, np.asarray(h)) for h in record["held_out"]]
+    oofs = {int(n): refine.oof_of(study, int(n), len(y), folds) for n in results}
+    class_names = tuple(study.user_attrs.get("class_names") or ())
+    positive = positive_class(class_names)
+    value = {t.number: t.value for t in study.trials}
+    by_val = sorted(oofs, key=lambda n: (-value[n], n))
+
+    def auc(idx, probs):
+        return roc_auc(y[idx], probs[idx], positive)
+
+    rng = np.random.default_rng(seed)
+    scores = {r: [] for r in ("bag", "select", "top3", "best_val")}
+    thresholds = {r: {"accuracy": [], "balanced_accuracy": []} for r in ("youden", "youden-mid", "half", "temperature")} if positive is not None else {}
+    for _ in range(repeats):
+        half = np.zeros(len(y), dtype=bool)
+        for c in np.unique(y):
+            members = rng.permutation(np.flatnonzero(y == c))
+            half[members[: len(members) // 2]] = True
+        for fit, score in ((np.flatnonzero(half), np.flatnonzero(~half)), (np.flatnonzero(~half), np.flatnonzero(half))):
+            bag = max(oofs, key=lambda n: (auc(fit, oofs[n]), -n))
+            scores["bag"].append(auc(score, oofs[bag]))
+            counts = caruana({n: p[fit] for n, p in oofs.items()}, y[fit], lambda yy, pp: roc_auc(yy, pp, positive))
+            mix = sum(oofs[n] * c for n, c in counts.items()) / sum(counts.values())
+            scores["select"].append(auc(score, mix))
+            scores["top3"].append(auc(score, sum(oofs[n] for n in by_val[:3]) / len(by_val[:3])))
+            scores["best_val"].append(auc(score, oofs[by_val[0]]))
+            for rule in thresholds:
+                p = oofs[bag][:, positive]
+                d = choose_threshold(y[fit] == positive, p[fit], rule=rule, prevalence=float(np.mean(y[fit] == positive)))
+                pred = decide(oofs[bag][score], d["threshold"], positive)
+                truth = y[score]
+                thresholds[rule]["accuracy"].append(float(np.mean(pred == truth)))
+                recalls = [np.mean(pred[truth == c] == c) for c in np.unique(truth)]
+                thresholds[rule]["balanced_accuracy"].append(float(np.mean(recalls)))
+    out = {"repeats": repeats, "finalists": sorted(oofs), "export_rules": {}, "threshold_rules": {}}
+    for rule, values in scores.items():
+        out["export_rules"][rule] = {"mean_auc": round(float(np.mean(values)), 5), "sd": round(float(np.std(values)), 5)}
+    out["export_choice"] = max(out["export_rules"], key=lambda r: out["export_rules"][r]["mean_auc"])
+    for rule, values in thresholds.items():
+        out["threshold_rules"][rule] = {k: round(float(np.mean(v)), 4) for k, v in values.items()}
+    if thresholds:
+        out["threshold_choice"] = max(out["threshold_rules"], key=lambda r: out["threshold_rules"][r]["balanced_accuracy"])
+    return out
 
 
 def spearman(entries: list[dict]) -> dict:
@@ -183,6 +250,20 @@ def table(entry: dict) -> str:
             lines.append(f"| {name} | {seed} | {e.get('search_seconds')} / {e.get('refine_seconds')} | {e.get('trials')} | "
                          f"{e.get('finalists_refined')}/{e.get('finalists')} | {cell(e, 'top3')} | {cell(e, 'bag')} | {cell(e, 'select')} | "
                          f"{diff(e, 'bag-top3')} | {diff(e, 'select-top3')} |")
+    choices = [(name, seed, e["oof_choice"]) for name, seeds in entry.get("sets", {}).items() for seed, e in seeds.items()
+               if e.get("oof_choice")]
+    if choices:
+        lines += ["", "Chosen on OOF predictions alone (two halves of the training images, each rule choosing on one and scored on "
+                      "the other, both ways, 20 times): mean AUC of each export rule; accuracy / balanced accuracy of each threshold "
+                      "rule on the bag's finalist.", "",
+                  "| set | seed | bag | select | top3 (by validation) | best_val | chosen | youden | youden-mid | half | temperature | chosen |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for name, seed, c in choices:
+            ex, th = c["export_rules"], c.get("threshold_rules") or {}
+            cells = [f"{ex[r]['mean_auc']:.4f}" for r in ("bag", "select", "top3", "best_val")]
+            tcells = [f"{th[r]['accuracy']:.3f} / {th[r]['balanced_accuracy']:.3f}" if r in th else "-"
+                      for r in ("youden", "youden-mid", "half", "temperature")]
+            lines.append(f"| {name} | {seed} | {' | '.join(cells)} | {c['export_choice']} | {' | '.join(tcells)} | {c.get('threshold_choice', '-')} |")
     rho = spearman(runs)
     lines += ["", "| signal | Spearman with the finalists' test AUC, median over runs | runs | each |", "|---|---|---|---|"]
     for signal, r in rho.items():
@@ -201,6 +282,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--no-record", action="store_true")
     ap.add_argument("--table", metavar="KEY", nargs="?", const="refine", help="print the recorded tables under KEY and run nothing")
+    ap.add_argument("--choose", nargs=3, metavar=("DB", "SET", "SEED"),
+                    help="compute only the OOF choice of a refined study's database (kept from a run) into SET/SEED's record")
     args = ap.parse_args(argv)
     from bench.results import below_defaults, load, record
 
@@ -209,6 +292,10 @@ def main(argv=None) -> dict:
         return {}
     reduced = below_defaults(ap, args, "sets", "seeds", "budget", "epochs")
     key = "refine_reduced" if reduced else "refine"
+    if args.choose:
+        out = choose_into(key, args.choose[0], args.choose[1], int(args.choose[2]))
+        print(json.dumps(out, indent=1))
+        return out
     old = (load().get(key) or {}) if not args.no_record else {}
     settings = {"budget": args.budget, "refine_share": args.refine_share, "top": args.top, "folds": args.folds, "epochs": args.epochs}
     results = old.get("sets", {}) if {k: old.get(k) for k in settings} == settings else {}
@@ -231,6 +318,20 @@ def main(argv=None) -> dict:
                   + f"; {entry.get('paired')}", flush=True)
     print(table({"sets": results}))
     return results
+
+
+def choose_into(key: str, db: str, name: str, seed: int) -> dict:
+    """``--choose``: the OOF choice of a kept study database, recorded beside its run."""
+    import optuna
+
+    from bench.results import load, record
+
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{db}")
+    entry = load().get(key) or {}
+    run = entry.setdefault("sets", {}).setdefault(name, {}).setdefault(str(seed), {})
+    run["oof_choice"] = oof_choice(study, seed=seed)
+    record(key, entry)
+    return run["oof_choice"]
 
 
 if __name__ == "__main__":

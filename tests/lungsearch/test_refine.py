@@ -219,3 +219,15 @@ def test_run_refine_refits_after_the_search_within_the_same_timeout(tmp_path, ca
     assert "refine: 0 of" in out and any(k.startswith(refine.UNIT_PREFIX) for k in study.user_attrs)
     assert len(study.trials) < 50
 
+
+
+def test_the_oof_choice_of_rules_reads_only_out_of_fold_predictions(refined, monkeypatch):
+    """bench.refine decides the export and threshold rules on OOF predictions, cross-fitted; the test split is never loaded."""
+    from bench.refine import oof_choice
+    from lungsearch import data as data_mod
+
+    monkeypatch.setattr(data_mod, "load_test", lambda *a, **k: pytest.fail("the OOF choice read the test split"))
+    out = oof_choice(_load(refined[0]), repeats=2)
+    assert set(out["export_rules"]) == {"bag", "select", "top3", "best_val"} and out["export_choice"] in out["export_rules"]
+    assert set(out["threshold_rules"]) == {"youden", "youden-mid", "half", "temperature"}
+    assert all(0 <= r["mean_auc"] <= 1 for r in out["export_rules"].values())
