@@ -147,6 +147,11 @@ def test_best_exports_the_oof_best_finalists_fold_models_averaged_thresholded_ou
     mean = np.mean([np.asarray(m.predict(x, verbose=0)) for m in folds], axis=0)
     exported = keras.models.load_model(out / "model.keras", compile=False)
     np.testing.assert_allclose(np.asarray(exported.predict(x, verbose=0)), mean, atol=1e-5)
+    from PIL import Image
+
+    Image.fromarray(x[0, :, :, 0]).save(tmp_path / "x.png")
+    assert main(["predict", str(tmp_path / "x.png"), "--model", str(out / "model.keras"), "--gradcam", str(tmp_path / "gc")]) == 0
+    assert (tmp_path / "gc" / "x.gradcam.png").is_file()  # Grad-CAM explains the bag as it does an ensemble
 
 
 def test_best_without_refine_says_that_refine_exists_and_refuses_refined_rules(plain, tmp_path, capsys):
