@@ -146,8 +146,15 @@ def oof_of(study: optuna.Study, trial: int, pool_size: int, folds: list) -> np.n
     return out
 
 
-def refine(study: optuna.Study, *, top: int = DEFAULT_TOP, folds: int = DEFAULT_FOLDS, timeout: float | None = None, log=print) -> dict:
-    """Refit the study's ``top`` best trials on ``folds`` folds; returns the ``refine`` record (each finalist's OOF figures)."""
+def refine(study: optuna.Study, *, top: int = DEFAULT_TOP, folds: int = DEFAULT_FOLDS, timeout: float | None = None, log=print,
+           shard: tuple[int, int] | None = None, fit: bool = True) -> dict:
+    """Refit the study's ``top`` best trials on ``folds`` folds; returns the ``refine`` record (each finalist's OOF figures).
+
+    ``shard`` (i, n): this process is worker i of n (``refine --workers n``)
+    and fits the fold fits whose place in the list is i modulo n, leaving the
+    OOF figures to the process that started the workers; ``fit=False``: fit
+    nothing, only check the settings and sum up what is stored.
+    """
     import keras
 
     from lungsearch import train
@@ -186,13 +193,19 @@ def refine(study: optuna.Study, *, top: int = DEFAULT_TOP, folds: int = DEFAULT_
                    "grouping": "by patient, stratified (StratifiedGroupKFold)", "inner_val_fraction": config.val_fraction,
                    "labels": pool.y.tolist(), "held_out": [h.tolist() for _, h in pool.folds]})
     record.setdefault("results", {})
-    study.set_user_attr(REFINE_ATTR, record)
+    if shard is None:  # workers leave the record to the process that started them
+        study.set_user_attr(REFINE_ATTR, record)
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     space = get_space((study.user_attrs.get("space") or {}).get("source") or config.space)
     stored = study.user_attrs  # read from the storage on each access: once here
     todo = [(n, k) for n in numbers for k in range(folds) if unit_key(n, k) not in stored]
     total = len(numbers) * folds
-    log(f"refine: {total - len(todo)} of {total} fold fits stored, {len(todo)} to go")
+    if shard is None:
+        log(f"refine: {total - len(todo)} of {total} fold fits stored, {len(todo)} to go")
+    if shard is not None:
+        todo = todo[shard[0]::shard[1]]
+    if not fit:
+        todo = []
     os.makedirs(os.path.join(folder, FOLDER), exist_ok=True)
     spent = []
     for i, (number, k) in enumerate(todo):
@@ -224,11 +237,12 @@ def refine(study: optuna.Study, *, top: int = DEFAULT_TOP, folds: int = DEFAULT_
         log(f"refine: trial #{number} fold {k + 1}/{folds}: {trained.epochs} epochs in {seconds:.0f} s, "
             f"inner val AUC {trained.value('val_auc'):.4f} ({i + 1} of {len(todo)}{eta})")
         keras.backend.clear_session(free_memory=True)
-        if k == folds - 1 or all((number, f) not in todo[i + 1:] for f in range(folds)):
+        if shard is None and (k == folds - 1 or all((number, f) not in todo[i + 1:] for f in range(folds))):
             _summarize(study, record, pool, number, log)
-    for number in numbers:  # finalists whose folds an earlier refine finished
-        if str(number) not in record["results"]:
-            _summarize(study, record, pool, number, log)
+    if shard is None:
+        for number in numbers:  # finalists whose folds an earlier refine (or its workers) finished
+            if str(number) not in record["results"]:
+                _summarize(study, record, pool, number, log)
     return record
 
 

@@ -236,3 +236,16 @@ def test_the_oof_choice_of_rules_reads_only_out_of_fold_predictions(refined, mon
     assert set(out["export_rules"]) == {"bag", "select", "top3", "best_val"} and out["export_choice"] in out["export_rules"]
     assert set(out["threshold_rules"]) == {"youden", "youden-mid", "half", "temperature"}
     assert all(0 <= r["mean_auc"] <= 1 for r in out["export_rules"].values())
+
+
+def test_workers_share_the_fold_fits_and_each_is_fitted_once(plain, tmp_path, capsys):
+    url = _copy(plain, tmp_path)
+    assert main(["refine", "--storage", url, "--top", "2", "--folds", "3", "--workers", "2"]) == 0
+    out = capsys.readouterr().out
+    study = _load(url)
+    assert len([k for k in study.user_attrs if k.startswith(refine.UNIT_PREFIX)]) == 6
+    assert len(study.user_attrs["refine"]["results"]) == 2 and "refined 2 of 2 finalists" in out
+    # the workers' lines do not reach this process's stdout (they are its children), so the units' count is the check;
+    # a second refine finds nothing to do
+    assert main(["refine", "--storage", url, "--top", "2", "--folds", "3", "--workers", "2"]) == 0
+    assert "6 of 6 fold fits stored, 0 to go" in capsys.readouterr().out
