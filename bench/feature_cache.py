@@ -115,8 +115,46 @@ def flops_split(size: int, blocks: int) -> dict:
             "rest_share": round(rest / total, 3), "speedup_estimate": round((frozen + 3 * rest) / (3 * rest), 2)}
 
 
+def quickstart(args, sets: list[str], sides: list[str]) -> dict:
+    """The README's quick start (``run --space efficientnet-lite0 --trials 10 --epochs 5``, then ``best --export``) timed as a
+    new user meets it: a cold cache (images decoded, features computed), the cache on or off; the export's test figures."""
+    from bench.results import load, record
+
+    entry = load().get("feature_cache_quickstart") or {}
+    runs = entry.setdefault("sets", {})
+    for name in sets:
+        for side in sides:
+            with tempfile.TemporaryDirectory(prefix=f"quickstart-{name}-{side}-") as work:
+                storage = f"sqlite:///{work}/studies.db"
+                flags = ["--space", SPACE, "--trials", "10", "--epochs", "5", "--seed", str(args.seed), "--cache-dir", os.path.join(work, "cache"),
+                         "--quiet"] + ([] if side == "on" else ["--no-feature-cache"])
+                start = time.perf_counter()
+                lungsearch("run", "--data", os.path.join(SHARED, name), *flags, "--storage", storage)
+                run_seconds = time.perf_counter() - start
+                start = time.perf_counter()
+                picked = export(storage, os.path.join(work, "export"))
+                best_seconds = time.perf_counter() - start
+                _, facts = study_facts(storage, switches=False)
+            runs.setdefault(name, {})[side] = {"flags": flags, "run_seconds": round(run_seconds, 1), "best_seconds": round(best_seconds, 1),
+                                               **facts, "export": picked}
+            print(f"  quick start {name} cache {side}: run {run_seconds:.0f} s, best {best_seconds:.0f} s, "
+                  f"test AUC {picked['test_auc']:.3f}, accuracy {picked['test_accuracy']:.3f}", flush=True)
+            if not args.no_record:
+                record("feature_cache_quickstart", {"space": SPACE, "seed": args.seed, "sets": runs})
+    return runs
+
+
 def table(entry: dict) -> str:
     """The recorded figures as the Markdown tables of bench/RESULTS.md (``--table``): typed from the record, not by hand."""
+    if "sets" in entry and any("run_seconds" in side for runs in entry["sets"].values() for side in runs.values()):
+        lines = ["| set | cache | run (10 trials) | best --export | trials complete / pruned | export test AUC [95% CI] | accuracy |",
+                 "|---|---|---|---|---|---|---|"]
+        for name, runs in entry["sets"].items():
+            for side, r in runs.items():
+                ci = r["export"]["test"]["roc_auc"]["ci95"]
+                lines.append(f"| {name} | {side} | {r['run_seconds'] / 60:.1f} min | {r['best_seconds'] / 60:.1f} min | {r['complete']} / {r['pruned']} | "
+                             f"{r['export']['test_auc']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] | {r['export']['test_accuracy']:.3f} |")
+        return "\n".join(lines)
     if "rows" in entry:  # feature_cache_flops
         lines = ["| trainable blocks | frozen part MFLOPs | rest MFLOPs | rest's share | speed-up estimate |", "|---|---|---|---|---|"]
         lines += [f"| {r['trainable_blocks']} | {r['frozen_mflops']} | {r['rest_mflops']} | {r['rest_share']:.1%} | {r['speedup_estimate']}x |"
@@ -156,6 +194,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--budget", type=int, default=1800, help="seconds of each search side (default 1800)")
     ap.add_argument("--trials", default=",".join(TRIALS), help=f"part 1's trials (default {','.join(TRIALS)}); '' skips it")
     ap.add_argument("--no-search", action="store_true", help="part 1 only")
+    ap.add_argument("--quickstart", metavar="SIDES", help="record only the README's quick start on --sets, as a new user runs it "
+                                                          "(a cold cache, run then best --export), for SIDES of on,off (key feature_cache_quickstart)")
     ap.add_argument("--flops", action="store_true", help="record only the FLOPs of the frozen part and the rest per trainable_blocks "
                                                          "(key feature_cache_flops): what bounds the speed-up")
     ap.add_argument("--seed", type=int, default=0)
@@ -169,6 +209,8 @@ def main(argv=None) -> dict:
         print(table(load().get(args.table) or {}))
         return {}
 
+    if args.quickstart:
+        return quickstart(args, [s for s in args.sets.split(",") if s], [s for s in args.quickstart.split(",") if s])
     if args.flops:
         rows = [flops_split(args.size, k) for k in range(4)]
         for row in rows:
