@@ -189,6 +189,8 @@ def refine(study: optuna.Study, *, top: int = DEFAULT_TOP, folds: int = DEFAULT_
         raise RefineError(f"the training images of study {study.study_name!r} are not those it was refined on (digest "
                           f"{record.get('digest')} then, {pool.digest} now); its stored folds cannot be mixed with new ones")
     numbers = list(dict.fromkeys([*(record.get("finalists") or []), *(t.number for t in chosen)]))
+    if timeout is not None and fit:
+        numbers = _within(numbers, study, folds, timeout, record, log)
     record.update({"folds": folds, "seed": seed, "digest": pool.digest, "images": int(len(pool.y)), "finalists": numbers,
                    "grouping": "by patient, stratified (StratifiedGroupKFold)", "inner_val_fraction": config.val_fraction,
                    "labels": pool.y.tolist(), "held_out": [h.tolist() for _, h in pool.folds]})
@@ -244,6 +246,30 @@ def refine(study: optuna.Study, *, top: int = DEFAULT_TOP, folds: int = DEFAULT_
             if str(number) not in record["results"]:
                 _summarize(study, record, pool, number, log)
     return record
+
+
+def _within(numbers: list, study: optuna.Study, folds: int, timeout: float, record: dict, log) -> list:
+    """The finalists, best first, whose fold fits fit in ``timeout`` by their search times (at least one; those begun stay).
+
+    A fold fit trains on (K-1)/K of the images the search trained on, so it is
+    estimated at that share of the trial's ``train_seconds``; a finalist half
+    refitted when the time runs out gives no OOF figure, so a finalist that
+    does not fit is left for a later refine rather than begun.
+    """
+    stored = study.user_attrs
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    begun = set(record.get("finalists") or [])
+    kept, spent = [], 0.0
+    for number in numbers:
+        left = sum(unit_key(number, k) not in stored for k in range(folds))
+        cost = left * float(trials[number].user_attrs.get("train_seconds") or 0.0) * (folds - 1) / folds
+        if number in begun or not kept or spent + cost <= timeout:
+            kept.append(number)
+            spent += cost
+    if len(kept) < len(numbers):
+        log(f"refine: --timeout {timeout:.0f} s fits about {len(kept)} of the {len(numbers)} finalists at {folds} folds "
+            f"(estimated from their search times); the others are left for a later refine")
+    return kept
 
 
 def _summarize(study, record: dict, pool: Pool, number: int, log) -> None:

@@ -249,3 +249,15 @@ def test_workers_share_the_fold_fits_and_each_is_fitted_once(plain, tmp_path, ca
     # a second refine finds nothing to do
     assert main(["refine", "--storage", url, "--top", "2", "--folds", "3", "--workers", "2"]) == 0
     assert "6 of 6 fold fits stored, 0 to go" in capsys.readouterr().out
+
+
+def test_a_timeout_takes_only_the_finalists_it_can_refit_in_full(plain, tmp_path, capsys):
+    """By their search times, a short --timeout fits one finalist of two: the other is not begun, so no half-refitted finalist."""
+    url = _copy(plain, tmp_path)
+    assert main(["refine", "--storage", url, "--top", "2", "--folds", "3", "--timeout", "0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "fits about 1 of the 2 finalists at 3 folds" in out
+    record = _load(url).user_attrs["refine"]
+    assert len(record["finalists"]) == 1
+    units = [k for k in _load(url).user_attrs if k.startswith(refine.UNIT_PREFIX)]
+    assert units and all(k.startswith(f"{refine.UNIT_PREFIX}{record['finalists'][0]}:") for k in units)
