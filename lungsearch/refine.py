@@ -112,8 +112,13 @@ def fold_data(pool: Pool, fold: int, val_fraction: float, seed: int):
     return data, rows
 
 
-def figures(y: np.ndarray, probs: np.ndarray, class_names, *, n_bootstrap: int = 1000, seed: int = 0) -> dict:
-    """OOF AUC with its bootstrap interval, log-loss and Brier score of probabilities ``probs`` (n, k) for labels ``y``."""
+def figures(y: np.ndarray, probs: np.ndarray, class_names, *, n_bootstrap: int = 1000, seed: int = 0, held: list | None = None) -> dict:
+    """OOF AUC with its bootstrap interval, log-loss and Brier score of probabilities ``probs`` (n, k) for labels ``y``.
+
+    ``held`` (each fold's held-out indices): also each fold's own AUC, which
+    ranks images within one model only (the pooled AUC ranks them across the
+    fold models, whose scales differ).
+    """
     from sklearn.metrics import log_loss
 
     from lungsearch.evaluate import positive_class
@@ -128,7 +133,17 @@ def figures(y: np.ndarray, probs: np.ndarray, class_names, *, n_bootstrap: int =
             "oof_auc_ci95": [round(v, 5) for v in bootstrap_auc(y, p, positive=positive, n=n_bootstrap, seed=seed)],
             "oof_log_loss": round(float(log_loss(y, p, labels=list(range(p.shape[1])))), 5),
             "oof_brier": round(float(np.mean(np.sum((p - onehot) ** 2, axis=1))), 5),
-            "images": int(len(y))}
+            "images": int(len(y)),
+            **({"fold_auc": [round(_fold_auc(y[h], p[h], positive), 5) for h in held]} if held else {})}
+
+
+def _fold_auc(y, p, positive):
+    from lungsearch.evaluate.metrics import roc_auc
+
+    try:
+        return roc_auc(y, p, positive)
+    except ValueError:  # a fold without one of the classes
+        return float("nan")
 
 
 def oof_of(study: optuna.Study, trial: int, pool_size: int, folds: list) -> np.ndarray | None:
@@ -277,12 +292,13 @@ def _summarize(study, record: dict, pool: Pool, number: int, log) -> None:
     probs = oof_of(study, number, len(pool.y), pool.folds)
     if probs is None:
         return
-    out = figures(pool.y, probs, pool.class_names, seed=record.get("seed", 0))
+    out = figures(pool.y, probs, pool.class_names, seed=record.get("seed", 0), held=[h for _, h in pool.folds])
     record["results"][str(number)] = out
     study.set_user_attr(REFINE_ATTR, record)
     lo, hi = out["oof_auc_ci95"]
     log(f"refine: trial #{number}: OOF AUC {out['oof_auc']:.4f} [{lo:.4f}, {hi:.4f}], log-loss {out['oof_log_loss']:.4f}, "
-        f"Brier {out['oof_brier']:.4f} over all {out['images']} training images")
+        f"Brier {out['oof_brier']:.4f} over all {out['images']} training images; each fold's own AUC "
+        f"{', '.join(f'{a:.4f}' for a in out['fold_auc'])}")
 
 
 def summary_line(record: dict) -> str | None:
