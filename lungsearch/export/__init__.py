@@ -63,7 +63,6 @@ def export_best(
     chosen and thresholded on their out-of-fold predictions
     (:mod:`lungsearch.export.refined`; default ``bag``); ``off``: as without them.
     """
-    from lungsearch import evaluate
     from lungsearch.export import refined as refined_mod
 
     if not dest.endswith(".keras"):
@@ -84,9 +83,8 @@ def export_best(
         if refined is not None:
             return _export_refined(study, dest, refined, min_sensitivity=min_sensitivity, threshold_rule=threshold_rule,
                                    out_dir=out_dir, n_bootstrap=n_bootstrap, log=log)
-        if not asked:
-            log("note: `lungsearch refine` refits the best trials on folds of all the training images; `best` then chooses "
-                "and sets the threshold on their out-of-fold predictions instead of one validation split")
+        log("note: `lungsearch refine` refits the best trials on folds of all the training images; `best` then chooses "
+            "and sets the threshold on their out-of-fold predictions instead of one validation split")
     keeper, why = _keeper(study), None
     if ensemble is None:
         if trial_number is not None or max_train_seconds is not None or retrain_model:
