@@ -79,24 +79,14 @@ def plan(study, rule: str) -> Refined | None:
     positive = positive_class(class_names) if class_names else None
     attrs = study.user_attrs
     folds = int(record["folds"])
+    held = [(None, h) for h in _held_out(study, record)]
     oofs, models = {}, {}
     for key in results:
         number = int(key)
-        units = [attrs.get(refine.unit_key(number, k)) for k in range(folds)]
-        if any(u is None for u in units):
-            continue
-        models[number] = [u["model"] for u in units]
-        oofs[number] = None
-    # the OOF arrays are rebuilt from the units with the folds' held-out indices: stored with the record's digest
-    held = _held_out(study, record)
-    for number in list(oofs):
-        probs = None
-        for k, idx in enumerate(held):
-            unit = np.asarray(attrs[refine.unit_key(number, k)]["probs"], dtype=np.float64)
-            if probs is None:
-                probs = np.zeros((int(record["images"]), unit.shape[1]))
-            probs[idx] = unit
-        oofs[number] = probs
+        probs = refine.oof_of(study, number, int(record["images"]), held)  # None unless every fold is stored
+        if probs is not None:
+            oofs[number] = probs
+            models[number] = [attrs[refine.unit_key(number, k)]["model"] for k in range(folds)]
     y = np.asarray(record["labels"])
 
     def score(labels, probs):
