@@ -166,9 +166,11 @@ def refine(study: optuna.Study, *, top: int = DEFAULT_TOP, folds: int = DEFAULT_
     """Refit the study's ``top`` best trials on ``folds`` folds; returns the ``refine`` record (each finalist's OOF figures).
 
     ``shard`` (i, n): this process is worker i of n (``refine --workers n``)
-    and fits the fold fits whose place in the list is i modulo n, leaving the
-    OOF figures to the process that started the workers; ``fit=False``: fit
-    nothing, only check the settings and sum up what is stored.
+    and fits the fold fits whose place in the whole list (stored ones
+    included, so workers that start apart split it alike) is i modulo n,
+    leaving the OOF figures to the process that started the workers;
+    ``fit=False``: fit nothing, only check the settings and sum up what is
+    stored.
     """
     import keras
 
@@ -215,12 +217,12 @@ def refine(study: optuna.Study, *, top: int = DEFAULT_TOP, folds: int = DEFAULT_
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     space = get_space((study.user_attrs.get("space") or {}).get("source") or config.space)
     stored = study.user_attrs  # read from the storage on each access: once here
-    todo = [(n, k) for n in numbers for k in range(folds) if unit_key(n, k) not in stored]
-    total = len(numbers) * folds
+    units = [(n, k) for n in numbers for k in range(folds)]
+    if shard is not None:  # by place in the whole list, which every worker sees alike, not in what is left when it looks
+        units = units[shard[0]::shard[1]]
+    todo = [(n, k) for n, k in units if unit_key(n, k) not in stored]
     if shard is None:
-        log(f"refine: {total - len(todo)} of {total} fold fits stored, {len(todo)} to go")
-    if shard is not None:
-        todo = todo[shard[0]::shard[1]]
+        log(f"refine: {len(units) - len(todo)} of {len(units)} fold fits stored, {len(todo)} to go")
     if not fit:
         todo = []
     os.makedirs(os.path.join(folder, FOLDER), exist_ok=True)

@@ -251,6 +251,19 @@ def test_workers_share_the_fold_fits_and_each_is_fitted_once(plain, tmp_path, ca
     assert "6 of 6 fold fits stored, 0 to go" in capsys.readouterr().out
 
 
+def test_workers_that_start_apart_split_the_whole_list_alike(plain, tmp_path):
+    """Worker 2 starting after worker 1 has stored its fits still takes its own half (it once took half of what was left)."""
+    url = _copy(plain, tmp_path)
+    lines = []
+    refine.refine(_load(url), top=2, folds=3, shard=(0, 2), log=lines.append)
+    first = {k for k in _load(url).user_attrs if k.startswith(refine.UNIT_PREFIX)}
+    assert first == {"refine:0:0", "refine:0:2", "refine:1:1"}
+    refine.refine(_load(url), top=2, folds=3, shard=(1, 2), log=lines.append)
+    units = {k for k in _load(url).user_attrs if k.startswith(refine.UNIT_PREFIX)}
+    assert units - first == {"refine:0:1", "refine:1:0", "refine:1:2"}
+    assert "results" not in (_load(url).user_attrs.get("refine") or {})  # workers leave the sums to their parent
+
+
 def test_a_timeout_takes_only_the_finalists_it_can_refit_in_full(plain, tmp_path, capsys):
     """By their search times, a short --timeout fits one finalist of two: the other is not begun, so no half-refitted finalist."""
     url = _copy(plain, tmp_path)
