@@ -1,6 +1,7 @@
 """Refine against one validation split: what `best` hands over with and without out-of-fold selection, in one budget.
 
     python -m bench.refine                                          # chest_xray, covid19, covid_normal; seeds 0-2; 30 minutes each
+    python -m bench.refine --sets covid19 --seeds 0                 # one run at full settings: added to refine
     python -m bench.refine --sets covid19 --seeds 0 --budget 600     # reduced: recorded under refine_reduced
     python -m bench.refine --table                                   # the recorded tables, printed from the record
 
@@ -22,7 +23,9 @@ select - bag) over the same test images.  And per finalist: validation AUC,
 OOF AUC, OOF log-loss and the test AUC of its bagged fold models, for the
 Spearman correlations of each selection signal with test AUC.  The test split
 is read only here, after every choice is made.  Results go under key
-``refine`` (``refine_reduced`` below the defaults) after every export.
+``refine`` (``refine_reduced`` where a setting is below its default: budget,
+epochs, top, folds) after every export; runs of some sets or seeds add to
+what is recorded with the same settings, each run with its command and date.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 
@@ -285,12 +289,13 @@ def main(argv=None) -> dict:
     ap.add_argument("--choose", nargs=3, metavar=("DB", "SET", "SEED"),
                     help="compute only the OOF choice of a refined study's database (kept from a run) into SET/SEED's record")
     args = ap.parse_args(argv)
-    from bench.results import below_defaults, load, record
+    from bench.results import below_defaults, load, now, record
 
     if args.table:
         print(table(load().get(args.table) or {}))
         return {}
-    reduced = below_defaults(ap, args, "sets", "seeds", "budget", "epochs")
+    # a run at the full settings on some of the sets or seeds adds its runs to the full key: 9 runs take ~5 hours
+    reduced = below_defaults(ap, args, "budget", "epochs", "top", "folds")
     key = "refine_reduced" if reduced else "refine"
     if args.choose:
         out = choose_into(key, args.choose[0], args.choose[1], int(args.choose[2]))
@@ -311,6 +316,8 @@ def main(argv=None) -> dict:
                 print(f"  {name} seed {seed}: recorded already", flush=True)
                 continue
             entry = results.setdefault(name, {}).setdefault(str(seed), {})
+            entry.update({"command": "python -m bench.refine " + " ".join(argv if argv is not None else sys.argv[1:]),
+                          "date": now()})  # each run says which command and day made it: runs accumulate over sessions
             with tempfile.TemporaryDirectory(prefix=f"refine-{name}-{seed}-") as work:
                 one_run(name, seed, work, args, entry, save)
             ex = entry.get("exports", {})
