@@ -215,7 +215,7 @@ def accuracy_goal(record: dict):
         picks.append(dig(test, "accuracy", "value"))
         rows.append(Row(what, f"accuracy {metric(test.get('accuracy'))}, AUC {metric(test.get('roc_auc'))}", "1",
                         *stamp(entry, side), key_of(key, *path)))
-    for what, keys in (("highest of any recorded trial, any threshold rule (not what validation picked)",
+    for what, keys in (("highest of any trial `bench.selection` judged on test (every kept trial and threshold rule; not validation's pick)",
                         sorted(k for k in record if k.split("@")[0].startswith("selection"))),
                        ("highest in the full-size cnn run (`bench.selection`), any trial and rule", ["selection"])):
         best = best_trial_accuracy(record, keys)
