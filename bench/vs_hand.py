@@ -31,7 +31,9 @@ normalisation none/image) is exported too (``--retrain`` where its model was
 not kept), so each study also says which won on test.  Key ``vs_hand`` (``vs_hand_reduced`` for a
 reduced run), written after every side, so a run cut short keeps what it did.
 Goal: per data set, quick ``test_auc`` >= the hand CNN's median and default
-``search_auc`` >= the hand CNN's best seed.
+``search_auc`` >= the hand CNN's best seed, each judged only between sides of
+one invocation (``like``), so a later run of one side never meets a goal
+against an earlier run of another.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHARED = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data"))
@@ -225,7 +228,8 @@ def main(argv=None) -> dict:
             for side, stored_as, run in runs:
                 if side not in sides:
                     continue
-                entry[stored_as] = stamp(run())  # each side its own date and command: a later run of other sides keeps them
+                # each side its own date, command and data: a later run of other sides keeps them
+                entry[stored_as] = stamp({"data": folder, **run()})
                 entry.update(summary(entry))
                 if not args.no_record:
                     record(key, {"reduced": reduced, "budget_seconds": args.budget, "seeds": args.seeds, "sets": results,
@@ -234,7 +238,9 @@ def main(argv=None) -> dict:
 
 
 def summary(entry: dict) -> dict:
-    """The headline figures of one data set, and whether each goal is met."""
+    """The headline figures of one data set, and whether each goal is met.  A goal compares a search with the
+    hand CNN only where both sides were made by one invocation (``like``); between runs it is None, since the
+    code, the machine's load or the data may have changed between them."""
     out = {}
     if "hand" in entry:
         out["hand_auc_median"], out["hand_auc_best"] = entry["hand"]["auc_median"], entry["hand"]["auc_best"]
@@ -243,17 +249,29 @@ def summary(entry: dict) -> dict:
     if "default" in entry:
         out["search_auc"] = entry["default"]["test_auc"]
     if "hand_auc_median" in out and "quick_auc" in out:
-        out["quick_beats_hand_median"] = out["quick_auc"] >= out["hand_auc_median"]
+        out["quick_beats_hand_median"] = out["quick_auc"] >= out["hand_auc_median"] if like(entry["quick"], entry["hand"]) else None
     if "hand_auc_best" in out and "search_auc" in out:
-        out["search_beats_hand_best"] = out["search_auc"] >= out["hand_auc_best"]
+        out["search_beats_hand_best"] = out["search_auc"] >= out["hand_auc_best"] if like(entry["default"], entry["hand"]) else None
     for side in sorted(entry):  # the other spaces' sides, against the same goals
         kind, _, space = side.partition("@")
         if not space or kind not in ("quick", "default"):
             continue
         auc, hand = entry[side]["test_auc"], out.get("hand_auc_median" if kind == "quick" else "hand_auc_best")
+        comparable = hand is not None and like(entry[side], entry["hand"])
         out.setdefault("spaces", {}).setdefault(space, {}).update(
-            {f"{kind}_auc": auc, f"{kind}_beats_hand_{'median' if kind == 'quick' else 'best'}": None if hand is None else auc >= hand})
+            {f"{kind}_auc": auc, f"{kind}_beats_hand_{'median' if kind == 'quick' else 'best'}": auc >= hand if comparable else None})
     return out
+
+
+def like(a: dict, b: dict) -> bool:
+    """Whether two sides come from one invocation: the same command, stamped within a day of each other (a
+    side's stamp is when it finished).  A side of unknown provenance is like none."""
+    if "unknown" in (a.get("provenance"), b.get("provenance")) or not (a.get("command") and a.get("date") and b.get("date")):
+        return False
+    if a["command"] != b.get("command"):
+        return False
+    apart = abs(datetime.fromisoformat(a["date"]) - datetime.fromisoformat(b["date"]))
+    return apart.total_seconds() <= 24 * 3600
 
 
 if __name__ == "__main__":

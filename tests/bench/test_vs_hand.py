@@ -10,13 +10,30 @@ def test_quick_flags_name_the_space_and_trials():
     assert vs_hand.side_name("default", "efficientnet-lite0") == "default@efficientnet-lite0"
 
 
+ONE_RUN = {"command": "python -m bench.vs_hand", "date": "2026-12-02T03:00:00+00:00"}
+
+
 def test_summary_judges_every_space_against_the_hand_cnn():
-    entry = {"hand": {"auc_median": 0.94, "auc_best": 0.95}, "quick": {"test_auc": 0.90}, "default": {"test_auc": 0.96},
-             "quick@efficientnet-lite0": {"test_auc": 0.945}, "default@efficientnet-lite0": {"test_auc": 0.949}}
+    entry = {"hand": {"auc_median": 0.94, "auc_best": 0.95, **ONE_RUN}, "quick": {"test_auc": 0.90, **ONE_RUN},
+             "default": {"test_auc": 0.96, **ONE_RUN}, "quick@efficientnet-lite0": {"test_auc": 0.945, **ONE_RUN},
+             "default@efficientnet-lite0": {"test_auc": 0.949, **ONE_RUN}}
     out = vs_hand.summary(entry)
     assert out["quick_beats_hand_median"] is False and out["search_beats_hand_best"] is True
     assert out["spaces"] == {"efficientnet-lite0": {"quick_auc": 0.945, "quick_beats_hand_median": True,
                                                     "default_auc": 0.949, "default_beats_hand_best": False}}
+
+
+def test_summary_compares_only_sides_of_one_invocation():
+    """A search from one run against a hand CNN from another (or of unknown provenance) meets no goal: None."""
+    later = {"command": "python -m bench.vs_hand --sets covid19", "date": "2026-12-02T06:00:00+00:00"}
+    entry = {"hand": {"auc_median": 0.92, "auc_best": 0.93, **later}, "default": {"test_auc": 0.96, **ONE_RUN},
+             "quick": {"test_auc": 0.95, **later, "provenance": "unknown"},
+             "quick@efficientnet-lite0": {"test_auc": 0.99, **ONE_RUN, "date": "2026-12-02T08:00:00+00:00"}}
+    out = vs_hand.summary(entry)
+    assert out["search_beats_hand_best"] is None and out["quick_beats_hand_median"] is None
+    assert out["spaces"]["efficientnet-lite0"]["quick_beats_hand_median"] is None
+    assert vs_hand.like(later, dict(later, date="2026-12-02T20:00:00+00:00"))
+    assert not vs_hand.like(later, dict(later, date="2026-12-04T06:00:00+00:00"))
 
 
 def test_summary_without_hand_figures_leaves_goals_open():
@@ -40,4 +57,4 @@ def test_each_side_keeps_its_own_date_when_a_later_run_adds_another(tmp_path, mo
     sides = stored["sets"]["covid19"]
     assert sides["hand"]["date"] == "2026-12-01T00:00:00+00:00" and sides["hand"]["auc_median"] == 0.94
     assert sides["quick"]["date"] == "2026-12-02T00:00:00+00:00" and stored["date"] == "2026-12-02T00:00:00+00:00"
-    assert "command" in sides["hand"] and "machine" in sides["hand"]
+    assert "command" in sides["hand"] and "machine" in sides["hand"] and "data" in sides["hand"]
