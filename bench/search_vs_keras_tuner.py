@@ -48,10 +48,12 @@ side, so a run cut short keeps what it finished.  Each side runs in a fresh
 process (``in_child``: TensorFlow's memory grows with every model trained;
 lungsearch's ``run`` replaces its own worker every 10 trials, ``--recycle``)
 and records its peak resident memory (``peak_rss_mib``; lungsearch's: its
-largest process).  Lungsearch's clock starts with its first trial (after run
-has loaded the data, as keras-tuner's starts after the arrays are given); the
-trial running when the budget ends finishes, uncounted, as run's
-``--timeout`` lets it.
+largest process).  lungsearch's curve starts with its first trial (after run
+has loaded the data, as keras-tuner's starts after the arrays are given), but
+run's ``--timeout`` counts from run's own start, so its start-up (imports,
+decoding from the cache) comes out of lungsearch's time to start trials, as it
+does for a user; the trial running when the budget ends finishes, uncounted,
+as run lets it.
 The sides of one (seed, set) run in one sitting; ``--resume`` keeps the (seed,
 set)s a run with the same flags recorded and runs the rest, and ``--hours H`` starts none that would end
 past H hours, so the 9 hours of the full bench can be spread over sessions:
