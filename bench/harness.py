@@ -2,9 +2,9 @@
 
 Every bench imports these from here, and no bench imports another bench as a
 library except this module and ``bench.results`` (the record), so a bench can
-change its own helpers without breaking another's run.  A lungsearch search in
-a bench is what ``lungsearch run`` runs, through the executable
-(:func:`run_search`), and its figures are read back from the study's storage
+change its own helpers without breaking another's run.  A bench that times
+lungsearch's search runs ``lungsearch run`` itself, through the executable
+(:func:`run_search`), and reads its figures back from the study's storage
 (:func:`search_record`), never from a copy of the trial loop.
 """
 
@@ -211,23 +211,20 @@ def calibrate(data, seed: int = 0) -> float:
 # --------------------------------------------------------------------------- lungsearch's own search
 
 
-def run_search(data: str, *, budget: float, epochs: int, seed: int, folder: str, image_size: int, pruner: str | None = None,
-               space: str = "cnn") -> dict:
-    """``lungsearch run`` on ``data`` for ``budget`` seconds (``--timeout``: no trial starts after it), run's defaults
-    otherwise (sampler, pruner unless given, warm starts, ``--recycle``, kept models), on a fresh SQLite study in
-    ``folder``; what it did within the budget, read from the storage (:func:`search_record`), with the peak
-    resident memory of its processes (``peak_rss_mib``: meaningful in a process of its own, :func:`in_child`)."""
+def run_search(data: str, *, budget: float, epochs: int, seed: int, folder: str, image_size: int, pruner: str | None = None):
+    """``lungsearch run`` of the cnn space on ``data`` for ``budget`` seconds (``--timeout``: no trial starts after
+    it), run's defaults otherwise (sampler, pruner unless given, warm starts, ``--recycle``, kept models), on a fresh
+    SQLite study in ``folder``; the study, for :func:`search_record` to read what it did within the budget."""
     from lungsearch.config import RunConfig
 
     pruner = pruner or RunConfig().pruner
     storage = f"sqlite:///{folder}/lungsearch-{pruner}.db"
-    lungsearch("run", "--data", data, "--space", space, "--image-size", str(image_size), "--color", "grayscale",
+    lungsearch("run", "--data", data, "--space", "cnn", "--image-size", str(image_size), "--color", "grayscale",
                "--epochs", str(epochs), "--seed", str(seed), "--pruner", pruner, "--timeout", str(budget),
                "--trials", "1000000", "--storage", storage, "--study", "lungsearch", "--quiet")
     import search
 
-    study = search.load_study(search.open_storage(storage, heartbeat=None), "lungsearch")
-    return {**search_record(study, budget), "peak_rss_mib": peak_rss_mib(children=True)}
+    return search.load_study(search.open_storage(storage, heartbeat=None), "lungsearch")
 
 
 def search_record(study, budget: float, metric: str = "val_auc") -> dict:
