@@ -107,7 +107,7 @@ def test_the_record_of_a_study_counts_only_what_ended_within_the_budget():
               _trial(4, "WAITING", None)]
     study = types.SimpleNamespace(trials=trials, user_attrs={"config": {"sampler": "tpe", "pruner": "median"}})
     out = harness.search_record(study, 100)
-    assert out["curve"] == [(10, 0.8), (20, 0.9), (44, 0.95), (64, 0.96)] and out["best"] == 0.96
+    assert out["curve"] == [(10, 0.8), (20, 0.9), (54, 0.95), (64, 0.96)] and out["best"] == 0.96
     assert (out["trials_finished"], out["complete"], out["pruned"]) == (2, 1, 1)
     assert out["pick_trial"] == 0 and out["selected_best"] == 0.9 and out["pick_params"] == {"n": 0}
     assert out["seconds"] == 100 and out["warm_starts"] == ["hand"] and out["tuner"] == "lungsearch tpe+median"
