@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import tempfile
 import time
 
@@ -427,7 +428,10 @@ def kept_model(study, number: int | None):
     if path is None:
         return None
     augment.register()  # a kept model may hold RandomAffine
-    return augment.inference_model(keras.models.load_model(path, compile=False))
+    with tempfile.TemporaryDirectory() as tmp:
+        named = os.path.join(tmp, "kept.keras")  # Keras reads the format from the name; a kept artifact has none
+        shutil.copyfile(path, named)
+        return augment.inference_model(keras.models.load_model(named, compile=False))
 
 
 def summarise(args, sets: list[str], seeds: list[dict]) -> dict:
