@@ -23,11 +23,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import subprocess
-import sys
 import tempfile
 import time
+
+from bench.harness import DATA_ROOT, LungsearchFailed, lungsearch
 
 KERMANY = {"accuracy": 0.928, "sensitivity": 0.932, "specificity": 0.901, "roc_auc": 0.968}
 KERMANY_SOURCE = "Kermany et al., Cell 2018 (published; not measured here)"
@@ -59,26 +58,9 @@ def variant_key(space: str | None, image_size: int | None, data: str = "chest_xr
     return key + (f"@{image_size}px" if image_size else "") + ("" if name == "chest_xray" else f"@{name}")
 
 
-class LungsearchFailed(SystemExit):
-    """A ``lungsearch`` command of the bench exited non-zero; ``error`` is the last line it wrote on stderr."""
-
-    def __init__(self, args: tuple[str, ...], returncode: int, stderr: str):
-        super().__init__(f"lungsearch {' '.join(args)} failed ({returncode}): {stderr[-2000:]}")
-        self.error = (stderr.strip().splitlines() or [""])[-1]
-
-
-def lungsearch(*args: str) -> None:
-    exe = shutil.which("lungsearch", path=os.path.dirname(sys.executable)) or "lungsearch"
-    done = subprocess.run([exe, *args], capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-    if done.returncode != 0:
-        raise LungsearchFailed(args, done.returncode, done.stderr)
-
-
 def main(argv=None) -> dict:
-    from bench.overhead import SHARED
-
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", default=os.path.normpath(SHARED), help="image folder with train/ and test/ (default: ../shared/data/chest_xray)")
+    ap.add_argument("--data", default=os.path.join(DATA_ROOT, "chest_xray"), help="image folder with train/ and test/ (default: ../shared/data/chest_xray)")
     ap.add_argument("--budget", type=float, default=1800, help="wall seconds of the search (default 1800)")
     ap.add_argument("--image-size", type=int, default=None, help="default: the space's own")
     ap.add_argument("--space", default=None, help="search space (default: run's own, cnn)")

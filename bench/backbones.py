@@ -40,7 +40,7 @@ import time
 
 import numpy as np
 
-from bench.vs_hand import SHARED
+from bench.harness import DATA_ROOT, data_folder, export, lungsearch, test_probs
 
 DEFAULT = "lite0@128"
 CANDIDATES = ("lite0@128", "lite0@160", "lite0@224", "lite1@160", "lite1@240", "lite2@160", "lite2@260")
@@ -143,8 +143,6 @@ def confirm(entry: dict, name: str, save, seed: int = 0) -> dict:
     """The quick start at the default's and the winner's backbone and size on ``name``, its test split read once per side."""
     import optuna
 
-    from bench.refine import test_probs
-    from bench.vs_hand import data_folder, export, lungsearch
     from lungsearch.evaluate import positive_class
     from lungsearch.evaluate.compare import paired_bootstrap_auc
 
@@ -232,7 +230,7 @@ def main(argv=None) -> dict:
         confirm(entry, args.confirm, lambda: None if args.no_record else record(key, entry), seed=args.seed)
         print(table(entry))
         return entry
-    folder = os.path.join(SHARED, args.set)
+    folder = os.path.join(DATA_ROOT, args.set)
     entry = {"reduced": reduced, "set": args.set, "folds": args.folds, "epochs": args.epochs, "seed": args.seed, "rule":
              "highest OOF AUC; the default stays where the paired difference's 95% interval includes 0", "candidates": {}}
     oofs = {}

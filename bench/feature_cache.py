@@ -30,7 +30,7 @@ import shutil
 import tempfile
 import time
 
-from bench.vs_hand import SHARED, export, lungsearch, study_facts
+from bench.harness import DATA_ROOT, export, lungsearch, study_facts
 
 SPACE = "efficientnet-lite0"
 # the trials of part 1: name -> params (the space's two warm starts, and one with its last 2 blocks trainable)
@@ -129,7 +129,7 @@ def quickstart(args, sets: list[str], sides: list[str]) -> dict:
                 flags = ["--space", SPACE, "--trials", "10", "--epochs", "5", "--seed", str(args.seed), "--cache-dir", os.path.join(work, "cache"),
                          "--quiet"] + ([] if side == "on" else ["--no-feature-cache"])
                 start = time.perf_counter()
-                lungsearch("run", "--data", os.path.join(SHARED, name), *flags, "--storage", storage)
+                lungsearch("run", "--data", os.path.join(DATA_ROOT, name), *flags, "--storage", storage)
                 run_seconds = time.perf_counter() - start
                 start = time.perf_counter()
                 picked = export(storage, os.path.join(work, "export"))
@@ -228,7 +228,7 @@ def main(argv=None) -> dict:
                          "seed": args.seed, "sets": results})
 
     for index, name in enumerate(s for s in args.sets.split(",") if s):
-        folder = os.path.join(SHARED, name)
+        folder = os.path.join(DATA_ROOT, name)
         entry = results.setdefault(name, {})
         with tempfile.TemporaryDirectory(prefix=f"feature-cache-{name}-") as work:
             cache_dir = os.path.join(work, "cache")

@@ -8,7 +8,7 @@
 Backend-neutral: the same Keras 3 code runs on TensorFlow (the CPU machines
 here) and on PyTorch or JAX (``KERAS_BACKEND``) on a GPU machine.
 
-* ``throughput``: the cnn space's fixed mid-range trial (``bench.spaces_epoch.FIXED``)
+* ``throughput``: the cnn space's fixed mid-range trial (``bench.harness.FIXED``)
   trained with ``model.fit`` on random uint8 images at 128 px (content does
   not change the arithmetic), one untimed warm-up epoch, then ``--epochs``
   timed epochs: training images per second.  Unless ``--no-cpu``, the same
@@ -69,7 +69,7 @@ def images_per_second(image_size: int, images: int, epochs: int, batch_size: int
     import optuna
 
     import spaces
-    from bench.spaces_epoch import FIXED
+    from bench.harness import FIXED
 
     params = dict(FIXED["cnn"], **({"batch_size": batch_size} if batch_size else {}))
     rng = np.random.default_rng(0)

@@ -19,7 +19,7 @@ import os
 import statistics
 import tempfile
 
-from bench.vs_hand import SHARED, side_hand
+from bench.harness import DATA_ROOT, side_hand
 
 VARIANTS = ("base", "standardize", "intensity", "affine", "standardize,intensity")
 
@@ -44,7 +44,7 @@ def main(argv=None) -> dict:
                     work = os.path.join(tmp, name, variant.replace(",", "+"))
                     os.makedirs(work)
                     print(f"== {name} {variant}", flush=True)
-                    side = side_hand(os.path.join(SHARED, name), work, args.seeds)
+                    side = side_hand(os.path.join(DATA_ROOT, name), work, args.seeds)
                     side["accuracy_values"] = [r["test_accuracy"] for r in side["seeds"]]
                     side["balanced_accuracy_median"] = statistics.median(r["test_balanced_accuracy"] for r in side["seeds"])
                     results.setdefault(name, {})[variant] = side

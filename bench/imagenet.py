@@ -25,7 +25,7 @@ import os
 import tempfile
 import time
 
-from bench.vs_hand import SHARED, export, lungsearch, study_facts
+from bench.harness import DATA_ROOT, export, lungsearch, study_facts
 
 
 def one_study(folder: str, work: str, size: int, epochs: int, weights: str | None) -> dict:
@@ -73,7 +73,7 @@ def main(argv=None) -> dict:
                 print(f"== {name} {size}px", flush=True)
                 entry = results.setdefault(name, {}).setdefault(str(size), {})
                 for side in sides:
-                    entry[side] = one_study(os.path.join(SHARED, name), work, size, args.epochs, None if side == "imagenet" else "random")
+                    entry[side] = one_study(os.path.join(DATA_ROOT, name), work, size, args.epochs, None if side == "imagenet" else "random")
                     hand = ((stored.get("vs_hand") or {}).get("sets") or {}).get(name) or {}
                     entry["baselines_64px"] = {"source": "bench.vs_hand (key vs_hand)", "hand_auc_median": hand.get("hand_auc_median"),
                                                "hand_auc_best": hand.get("hand_auc_best"), "cnn_search_auc": hand.get("search_auc"),

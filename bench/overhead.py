@@ -28,22 +28,9 @@ import statistics
 import tempfile
 import time
 
+from bench.harness import DATA_ROOT, FIXED, load_arrays
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "chest_xray")
-
-
-def load(source: str, image_size: int, train_limit: int | None, seed: int = 0):
-    """Search data from ``source``; ``train_limit`` keeps a stratified-by-order subset of train (validation whole)."""
-    import numpy as np
-
-    from lungsearch.data import Arrays, SearchData, load_search_data
-
-    data = load_search_data(source, image_size=image_size, color_mode="grayscale", seed=seed)
-    if train_limit and train_limit < len(data.train):
-        keep = np.sort(np.random.default_rng(seed).permutation(len(data.train))[:train_limit])
-        data = SearchData(data.class_names, Arrays(data.train.x[keep], data.train.y[keep]), data.val, data.info)
-    return data
 
 
 def lungsearch_trial(space, params: dict, data, folder: str, index: int) -> tuple[float, float]:
@@ -100,12 +87,11 @@ def main(argv=None) -> dict:
 
     import spaces
     from bench.results import below_defaults
-    from bench.spaces_epoch import FIXED
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", default=os.path.normpath(SHARED), help="image folder or 'demo' (default: ../shared/data/chest_xray)")
+    ap.add_argument("--data", default=os.path.join(DATA_ROOT, "chest_xray"), help="image folder or 'demo' (default: ../shared/data/chest_xray)")
     ap.add_argument("--image-size", type=int, default=64)
     ap.add_argument("--train-limit", type=int, default=None, help="train on this many images (validation whole)")
     ap.add_argument("--repeats", type=int, default=5, help="timed pairs after one warm-up pair")
@@ -114,7 +100,7 @@ def main(argv=None) -> dict:
 
     space = spaces.get_space("cnn")
     params = FIXED["cnn"]
-    data = load(args.data, args.image_size, args.train_limit)
+    data = load_arrays(args.data, args.image_size, args.train_limit)
     print(f"{len(data.train)} train, {len(data.val)} validation images, {args.image_size} px; cnn trial {params}", flush=True)
     runs = {"lungsearch": [], "bare": []}
     with tempfile.TemporaryDirectory() as folder:

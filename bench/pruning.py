@@ -4,10 +4,12 @@
     python -m bench.pruning --pruners none,median,sha,hyperband   # and the other two pruners (about 6 hours)
     python -m bench.pruning --seeds 3 --budget 300 --epochs 5 --train-limit 2048   # a reduced run
 
-Each pruner runs lungsearch's in-process search (``search.Objective`` +
-``lungsearch.train.fit`` on SQLite, default sampler, the seed's, same arrays,
-the space's warm starts first as ``run`` does) for ``--budget`` seconds; the
-pruners run one after another in this process.  Per seed (``--seeds`` of them
+Each pruner runs ``lungsearch run --pruner P --timeout BUDGET --seed S``
+through the executable (``bench.harness.run_search``: run's defaults
+otherwise, its sampler, warm starts first and ``--recycle``), on a fresh
+SQLite study, and its figures are read back from the study
+(``bench.harness.search_record``: epochs or trials ending past the budget are
+not counted); the pruners run one after another.  Per seed (``--seeds`` of them
 from ``--first-seed``) the order of the pruners rotates, and an epoch of a
 fixed small CNN (the second of two) is timed before each, so machine drift
 shows in the record.  Finished = COMPLETE + PRUNED (what ``--trials`` counts).
@@ -31,23 +33,24 @@ import os
 import tempfile
 import time
 
+from bench.harness import (CALIBRATION, DATA_ROOT, calibrate, limited_folder, load_arrays, rotated, run_search, search_record,
+                           spread)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def main(argv=None) -> dict:
     import optuna
 
-    import spaces
-    from bench.overhead import SHARED, load
-    from bench.results import below_defaults, fits, machine, now, reduced_key, resumable
-    from bench.search_vs_keras_tuner import CALIBRATION, calibrate, rotated, run_lungsearch
+    from bench.results import below_defaults
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", default=os.path.normpath(SHARED), help="image folder or 'demo' (default: ../shared/data/chest_xray)")
+    ap.add_argument("--data", default=os.path.join(DATA_ROOT, "chest_xray"), help="image folder or 'demo' (default: ../shared/data/chest_xray)")
     ap.add_argument("--image-size", type=int, default=64)
     ap.add_argument("--budget", type=float, default=1800, help="wall seconds per pruner (default 1800)")
     ap.add_argument("--epochs", type=int, default=10, help="epoch cap per trial (default: lungsearch's 10)")
-    ap.add_argument("--train-limit", type=int, default=None, help="train on this many images (validation whole)")
+    ap.add_argument("--train-limit", type=int, default=None,
+                    help="search this many of train/'s images, validation carved from them (a folder of links)")
     ap.add_argument("--pruners", default="none,median",
                     help="comma-separated, the first seed's order (default: none and lungsearch's default, median; "
                          "sha and hyperband may be added)")
@@ -60,8 +63,15 @@ def main(argv=None) -> dict:
     args.reduced = below_defaults(ap, args, "budget", "epochs", "train_limit", "pruners", "seeds")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-    space = spaces.get_space("cnn")
-    data = load(args.data, args.image_size, args.train_limit, 0)  # one split: the seeds vary the searches only
+    with tempfile.TemporaryDirectory(prefix="pruning-") as work:
+        return run_seeds(args, limited_folder(args.data, args.train_limit, work))
+
+
+def run_seeds(args, folder: str) -> dict:
+    """The seeds not kept from the record, each whole: every pruner's search of ``folder``, after its calibration."""
+    from bench.results import fits, machine, now, reduced_key, resumable
+
+    data = load_arrays(folder, args.image_size)  # the calibration epoch's, and the counts the record gives
     print(f"{len(data.train)} train, {len(data.val)} validation images, {args.image_size} px, "
           f"{args.budget:.0f} s per pruner, at most {args.epochs} epochs per trial", flush=True)
     pruners = args.pruners.split(",")
@@ -86,9 +96,10 @@ def main(argv=None) -> dict:
         entry.update(fresh)
         for pruner in entry["order"]:
             entry["calibration_seconds"][pruner] = calibrate(data, entry["seed"])
-            with tempfile.TemporaryDirectory() as folder:
-                side = run_lungsearch(space, data, budget=args.budget, epochs=args.epochs, seed=entry["seed"], folder=folder,
-                                      pruner=pruner)
+            with tempfile.TemporaryDirectory() as scratch:
+                study = run_search(folder, budget=args.budget, epochs=args.epochs, seed=entry["seed"], folder=scratch,
+                                   image_size=args.image_size, pruner=pruner)
+                side = search_record(study, args.budget)
             side["trials_per_hour"] = round(side["trials_finished"] / args.budget * 3600, 1)
             entry["runs"][pruner] = side
             print(f"seed {entry['seed']} {pruner:<10} (calibration epoch {entry['calibration_seconds'][pruner]} s) "
@@ -120,7 +131,6 @@ def per_seed(runs: dict, default: str) -> dict:
 
 def summarise(args, data, seeds: list[dict]) -> dict:
     """The figures of the seeds and pruners run so far; recorded unless ``--no-record``."""
-    from bench.search_vs_keras_tuner import spread
     from lungsearch.config import RunConfig
 
     default = RunConfig().pruner

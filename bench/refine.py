@@ -39,26 +39,11 @@ import time
 
 import numpy as np
 
-from bench.vs_hand import data_folder, lungsearch
+from bench.harness import data_folder, lungsearch, test_probs
 
 SPACE = "efficientnet-lite0"
 SETS = ("chest_xray", "covid19", "covid_normal")
 RULES = ("top3", "bag", "select")
-
-
-def test_probs(model_path: str, folder: str, study) -> tuple[np.ndarray, np.ndarray, tuple]:
-    """The exported model's probabilities on the study's test split (read here only, after the choice)."""
-    from lungsearch import data as data_mod
-    from lungsearch.predict import load_model
-
-    with open(model_path[: -len(".keras")] + ".json") as fh:
-        meta = json.load(fh)
-    model = load_model(model_path, meta)
-    config = study.user_attrs.get("config") or {}
-    test = data_mod.load_test(folder, image_size=int(meta["image_size"]), color_mode=meta["color_mode"],
-                              class_names=tuple(meta["class_names"]), seed=config.get("seed", 0),
-                              group_pattern=study.user_attrs.get("group_pattern"), cache_dir=config.get("cache_dir"))
-    return test.y, np.asarray(model.predict(test.x, batch_size=128, verbose=0)), tuple(meta["class_names"])
 
 
 def finalist_test_auc(study, folder: str, y: np.ndarray, class_names) -> dict:

@@ -9,19 +9,27 @@ forwards each call to keras-tuner's ``hp.Int``/``hp.Float``/``hp.Choice`` with
 the same name, range and log scale, so ``spaces.cnn.build`` and
 ``fit_options`` run unchanged on both sides: the same ranges, no copy of them.
 
-Fair by construction: both sides train on the same arrays
-(``lungsearch.data.load_search_data``, patient-disjoint validation, grayscale
-at ``--image-size``) with the same batch size from the space, the same class
-weights (``lungsearch.train.class_weights``) and the same ReduceLROnPlateau and
-EarlyStopping (restoring the best epoch) on the same monitor that
-``lungsearch.train.fit`` uses; validation AUC is measured once per epoch by
-``lungsearch.train.validation_metrics`` on both.  keras-tuner Hyperband runs
-with its documented defaults (``factor=3``, ``max_epochs`` = the epoch cap),
-iterated until the budget is spent; RandomSearch is the second peer.
-lungsearch starts from the space's warm starts, as ``run`` does by default
-(recorded as ``warm_starts``); keras-tuner has no such points to start from.
+Fair by construction: lungsearch's side is ``lungsearch run`` itself, the
+executable a user runs (``bench.harness.run_search``: its sampler, pruner,
+warm starts, ``--recycle`` and kept models, ``--timeout`` the budget, no trial
+started after it), and its curve and pick are read back from the study's
+storage (``bench.harness.search_record``: each trial's ``history`` and
+``epoch_times``); keras-tuner's sides train on the arrays that run decodes for
+the same ``--seed`` (``bench.harness.load_arrays``: the same patient-disjoint
+validation split, grayscale at ``--image-size``; ``--train-limit`` makes a
+folder of links to that many train images, for every side) with the same batch
+size from the space, the same class weights (``lungsearch.train.class_weights``)
+and the same ReduceLROnPlateau and EarlyStopping (restoring the best epoch) on
+the same monitor that ``lungsearch.train.fit`` uses; validation AUC is measured
+once per epoch by ``lungsearch.train.validation_metrics`` on all.  keras-tuner
+Hyperband runs with its documented defaults (``factor=3``, ``max_epochs`` = the
+epoch cap), iterated until the budget is spent; RandomSearch is the second
+peer.  lungsearch starts from the space's warm starts, as ``run`` does by
+default (recorded as ``warm_starts``); keras-tuner has no such points to start
+from.
 
-Per seed (``--seeds`` of them from ``--first-seed``) and data set, each side
+Per seed (``--seeds`` of them from ``--first-seed``; run's ``--seed``, so each
+seed has its own validation split, the same for every side) and data set, each side
 gets ``--budget`` seconds of wall time (epochs ending past it are not counted
 in its curve, and no trial starts after it); the order of the sides rotates
 with the seed, and an epoch of a fixed small CNN (the second of two) is timed
@@ -37,9 +45,15 @@ keras-tuner's on test AUC (median over seeds), on both sets.  Use 64 px or
 more: at 32 px the cnn space's 5-block trials cannot be built.  Key
 ``search_vs_keras_tuner`` (``_reduced`` below the defaults), written after every
 side, so a run cut short keeps what it finished.  Each side runs in a fresh
-process (``in_child``: TensorFlow's memory grows with every model trained),
-lungsearch's in a fresh one again past 8 GiB, much as ``run --recycle``
-replaces its worker every 10 trials (``run_recycled``), and records its peak resident memory (``peak_rss_mib``).
+process (``in_child``: TensorFlow's memory grows with every model trained;
+lungsearch's ``run`` replaces its own worker every 10 trials, ``--recycle``)
+and records its peak resident memory (``peak_rss_mib``; lungsearch's: its
+largest process).  lungsearch's curve starts with its first trial (after run
+has loaded the data, as keras-tuner's starts after the arrays are given), but
+run's ``--timeout`` counts from run's own start, so its start-up (imports,
+decoding from the cache) comes out of lungsearch's time to start trials, as it
+does for a user; the trial running when the budget ends finishes, uncounted,
+as run lets it.
 The sides of one (seed, set) run in one sitting; ``--resume`` keeps the (seed,
 set)s a run with the same flags recorded and runs the rest, and ``--hours H`` starts none that would end
 past H hours, so the 9 hours of the full bench can be spread over sessions:
@@ -51,9 +65,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
+import shutil
 import tempfile
 import time
+
+from bench.harness import (CALIBRATION, DATA_ROOT, calibrate, data_folder, in_child, limited_folder, load_arrays,
+                           parse_sets, peak_rss_mib, rotated, run_search, search_record, spread)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -62,10 +79,6 @@ DEFAULT_SETS = ("chest_xray", "covid19")
 # Validation AUC targets for time-to-target: chest_xray's validation saturates near 0.997, covid19's is small
 TARGETS = {"chest_xray": (0.99, 0.995, 0.997)}
 OTHER_TARGETS = (0.95, 0.98, 0.99)
-
-
-# What calibration_seconds times, as each (seed, set) records it; records without it timed one cold epoch
-CALIBRATION = "the second of two epochs"
 
 
 class OutOfBudget(Exception):
@@ -122,12 +135,6 @@ class HpTrial:
 # --------------------------------------------------------------------------- pure parts (tests/bench/test_search_vs_keras_tuner.py)
 
 
-def rotated(sides: list[str], index: int) -> list[str]:
-    """The order of the sides for the ``index``-th seed: rotated by one per seed, so each side runs first in turn."""
-    k = index % len(sides)
-    return list(sides[k:]) + list(sides[:k])
-
-
 def targets_for(name: str) -> tuple[float, ...]:
     return TARGETS.get(name, OTHER_TARGETS)
 
@@ -149,14 +156,6 @@ def mean_best_so_far(curve: list, budget: float, floor: float = 0.5) -> float | 
 def times_to(curve: list, targets) -> dict[str, float | None]:
     """Seconds at which the best-so-far curve first reaches each target (None: never within the budget)."""
     return {f"{t:g}": next((s for s, a in curve if a >= t), None) for t in targets}
-
-
-def spread(values) -> dict | None:
-    """Median, min, max and count of the values that are not None."""
-    vals = [v for v in values if v is not None]
-    if not vals:
-        return None
-    return {"median": round(statistics.median(vals), 5), "min": round(min(vals), 5), "max": round(max(vals), 5), "n": len(vals)}
 
 
 def time_ratio(ls: dict, hb: dict) -> float | None:
@@ -207,34 +206,6 @@ def summarise_set(name: str, seeds: list[dict]) -> dict:
 # --------------------------------------------------------------------------- the sides
 
 
-def calibrate(data, seed: int = 0) -> float:
-    """Seconds of one epoch of a fixed small CNN on ``data``'s train split: the same work before every side, so a
-    change of machine speed between sides shows in the record.  The second of two epochs is timed: the first
-    carries one-time start-up costs (the process's first fit, the model's tracing), which read as drift: on
-    chest_xray at 64 px a process's first calibration took 3.1 s and its second 1.7-2.0 s (pruning seeds 0 and
-    1, 2026-12-03/04), whichever side came first."""
-    import keras
-
-    keras.backend.clear_session(free_memory=True)
-    keras.utils.set_random_seed(seed)
-    layers = keras.layers
-    model = keras.Sequential([keras.Input(data.input_shape), layers.Rescaling(1 / 255), layers.Conv2D(16, 3, activation="relu"),
-                              layers.MaxPooling2D(), layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(),
-                              layers.GlobalAveragePooling2D(), layers.Dense(len(data.class_names), activation="softmax")])
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    seconds = []
-
-    class Clock(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            seconds.append(time.perf_counter() - self.start)
-
-    model.fit(data.train.x, data.train.y, epochs=2, batch_size=32, verbose=0, callbacks=[Clock()])
-    return round(seconds[-1], 2)
-
-
 def score(model, data, test, n_bootstrap: int = 1000) -> dict:
     """A side's pick on the test split, read once: Youden's threshold on validation (two classes), then test AUC and
     accuracy with 95% bootstrap CIs, as ``best`` reports them."""
@@ -249,90 +220,6 @@ def score(model, data, test, n_bootstrap: int = 1000) -> dict:
     return {"threshold": None if threshold is None else round(float(threshold), 6),
             "test_auc": round(m["roc_auc"]["value"], 5), "test_auc_ci95": [round(v, 5) for v in m["roc_auc"]["ci95"]],
             "test_accuracy": round(m["accuracy"]["value"], 5), "test_accuracy_ci95": [round(v, 5) for v in m["accuracy"]["ci95"]]}
-
-
-def run_lungsearch(space, data, *, budget: float, epochs: int, seed: int, folder: str, pruner: str | None = None,
-                   keep: bool = False, stop_above_mib: float | None = None, clock: dict | None = None) -> dict:
-    """The in-process lungsearch search (Objective + train.fit on SQLite), lungsearch's default sampler and pruner unless
-    given, starting from the space's warm starts as ``run`` does by default.  ``keep``: each completed trial's model is
-    saved, and the pick's is returned as ``_model`` (not recorded).
-
-    ``stop_above_mib``: stop after the first trial that leaves this process above that resident memory, and return
-    ``recycled`` with the ``clock`` (the curve so far) that a fresh process passes back to go on with the same study
-    in ``folder``, on the same clock (``run_recycled``)."""
-    import optuna
-
-    import search
-    from bench.memory import status_kb
-    from lungsearch import train
-    from lungsearch.commands._run_trials import sampler_seed
-    from lungsearch.config import RunConfig
-
-    defaults = RunConfig()
-    pruner = pruner or defaults.pruner
-    curve = Curve(budget)
-    if clock:  # a recycled side goes on: perf_counter is the system's monotonic clock, the same in every process
-        curve.start, curve.points = clock["start"], [tuple(p) for p in clock["points"]]
-    current = {}
-
-    def fit(model, *, on_epoch, **kwargs):
-        def seen(epoch, logs):
-            if curve.over():
-                raise OutOfBudget
-            curve.add(logs.get("val_auc", float("nan")))
-            on_epoch(epoch, logs)
-
-        result = train.fit(model, data=data, epochs=epochs, on_epoch=seen, monitor=defaults.metric, **kwargs)
-        if keep:  # the best epoch's weights are restored by now: the model its trial's value describes
-            model.save(os.path.join(folder, f"lungsearch-{pruner}-{current['trial']}.keras"))
-        return result
-
-    study = optuna.create_study(
-        storage=search.open_storage(f"sqlite:///{folder}/lungsearch-{pruner}.db", heartbeat=None), direction="maximize",
-        study_name="lungsearch", load_if_exists=True, pruner=search.make_pruner(pruner, seed))
-    # seeded as run seeds a recycled worker: distinct once the study has trials, so it replays no draw
-    study.sampler = search.make_sampler(defaults.sampler, sampler_seed(seed, search.started_trials(study)))
-    objective = search.Objective(space, input_shape=data.input_shape, num_classes=len(data.class_names), fit=fit,
-                                 metric=defaults.metric, seed=seed)
-    warm = clock["warm_starts"] if clock else search.enqueue_warm_starts(study, space.warm_starts) if defaults.warm_start else []
-    recycled = []
-
-    def tracked(trial):
-        current["trial"] = trial.number
-        return objective(trial)
-
-    def watch(study, trial):
-        if stop_above_mib is not None and status_kb("VmRSS") / 1024 > stop_above_mib:
-            recycled.append(trial.number)
-            study.stop()
-
-    if not clock:
-        curve.start = time.perf_counter()
-    try:
-        if not curve.over():
-            study.optimize(tracked, timeout=budget - curve.elapsed(), callbacks=[watch])
-    except OutOfBudget:
-        pass
-    if recycled:
-        return {"recycled": True, "clock": {"start": curve.start, "points": curve.points, "warm_starts": warm}}
-    seconds = round(min(curve.elapsed(), budget), 1)
-    finished = search.count_finished(study)
-    selected = study.best_value if finished else None
-    states = [t.state.name for t in study.trials]
-    out = {"tuner": f"lungsearch {defaults.sampler}+{pruner}", "warm_starts": warm, "trials_finished": finished,
-           "complete": states.count("COMPLETE"), "pruned": states.count("PRUNED"), "seconds": seconds,
-           "best": curve.best(), "selected_best": selected, "curve": curve.running_best()}
-    if keep and states.count("COMPLETE"):
-        import keras
-
-        from spaces import augment
-
-        augment.register()  # a kept model may hold RandomAffine
-        out["pick_trial"] = study.best_trial.number
-        out["pick_params"] = study.best_trial.params
-        path = os.path.join(folder, f"lungsearch-{pruner}-{study.best_trial.number}.keras")
-        out["_model"] = augment.inference_model(keras.models.load_model(path, compile=False))
-    return out
 
 
 def hypermodel(space, data, *, monitor: str, use_class_weights: bool = True):
@@ -353,7 +240,7 @@ def hypermodel(space, data, *, monitor: str, use_class_weights: bool = True):
 
         def fit(self, hp, model, *args, callbacks=None, **kwargs):
             callbacks = list(callbacks or [])
-            reduce_lr, stopper = train._plateau_callbacks(monitor)
+            reduce_lr, stopper = train.plateau_callbacks(monitor)
             callbacks[1:1] = [reduce_lr, stopper]
             return model.fit(*args, batch_size=space.fit_options(HpTrial(hp))["batch_size"], class_weight=weights,
                              callbacks=callbacks, **kwargs)
@@ -419,16 +306,15 @@ def main(argv=None) -> dict:
     import optuna
 
     import spaces
-    from bench.overhead import load
     from bench.results import below_defaults, fits, reduced_key, resumable
-    from bench.vs_hand import SHARED, parse_sets
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sets", default=",".join(DEFAULT_SETS), help=f"comma-separated data sets under {SHARED} (default: %(default)s)")
+    ap.add_argument("--sets", default=",".join(DEFAULT_SETS), help=f"comma-separated data sets under {DATA_ROOT} (default: %(default)s)")
     ap.add_argument("--image-size", type=int, default=64)
     ap.add_argument("--budget", type=float, default=1800, help="wall seconds per side (default 1800)")
     ap.add_argument("--epochs", type=int, default=10, help="epoch cap per trial, both sides (default: lungsearch's 10)")
-    ap.add_argument("--train-limit", type=int, default=None, help="train on this many images (validation whole)")
+    ap.add_argument("--train-limit", type=int, default=None,
+                    help="every side on this many of train/'s images, validation carved from them (a folder of links)")
     ap.add_argument("--tuners", default=",".join(SIDES), help="comma-separated sides, in the first seed's order (default: %(default)s)")
     ap.add_argument("--seeds", type=int, default=3, help="seeds per data set (default 3)")
     ap.add_argument("--first-seed", type=int, default=0)
@@ -444,17 +330,8 @@ def main(argv=None) -> dict:
     args.reduced = below_defaults(ap, args, "budget", "epochs", "train_limit", "tuners", "seeds", "sets")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-    from lungsearch.data import load_test
-
     space = spaces.get_space("cnn")
     sides = args.tuners.split(",")
-    loaded = {}
-    for name in sets:
-        source = os.path.join(SHARED, name)
-        data = load(source, args.image_size, args.train_limit, 0)  # one split per set: the seeds vary the searches only
-        test = load_test(source, image_size=args.image_size, color_mode="grayscale", class_names=tuple(data.class_names), seed=0)
-        loaded[name] = (data, test)
-        print(f"{name}: {len(data.train)} train, {len(data.val)} validation, {len(test)} test images, {args.image_size} px", flush=True)
     print(f"{args.budget:.0f} s per side, at most {args.epochs} epochs per trial, seeds {args.first_seed}.."
           f"{args.first_seed + args.seeds - 1}", flush=True)
     key = reduced_key("search_vs_keras_tuner", {"reduced": args.reduced})
@@ -463,16 +340,18 @@ def main(argv=None) -> dict:
              for i in range(args.seeds)]
     unit_seconds = len(sides) * (args.budget + 120)  # a side's budget, its calibration epoch and its scoring
     start = time.monotonic()
-    for entry in seeds:
-        for name in sets:
-            if done(entry, name, sides):
-                print(f"seed {entry['seed']} {name}: kept from the record ({entry['sets'][name].get('date', 'an earlier run')})", flush=True)
-                continue
-            if not fits(start, args.hours, unit_seconds):
-                print(f"stopped before seed {entry['seed']} {name} (about {unit_seconds / 60:.0f} min, past --hours {args.hours}); "
-                      "run again with --resume to go on", flush=True)
-                return summarise(args, sets, seeds)
-            run_unit(args, entry, name, loaded[name], space, sets, seeds)
+    with tempfile.TemporaryDirectory(prefix="search_vs_keras_tuner-") as work:
+        folders = {name: limited_folder(data_folder(name), args.train_limit, work) for name in sets}
+        for entry in seeds:
+            for name in sets:
+                if done(entry, name, sides):
+                    print(f"seed {entry['seed']} {name}: kept from the record ({entry['sets'][name].get('date', 'an earlier run')})", flush=True)
+                    continue
+                if not fits(start, args.hours, unit_seconds):
+                    print(f"stopped before seed {entry['seed']} {name} (about {unit_seconds / 60:.0f} min, past --hours {args.hours}); "
+                          "run again with --resume to go on", flush=True)
+                    return summarise(args, sets, seeds)
+                run_unit(args, entry, name, folders[name], space, sets, seeds)
     figures = summarise(args, sets, seeds)
     for name in sets:
         print(f"== {name}: {figures['sets'][name]}")
@@ -491,21 +370,24 @@ def done(entry: dict, name: str, sides: list[str]) -> bool:
     return set(sides) <= set(entry["sets"].get(name, {}).get("sides", {}))
 
 
-def run_unit(args, entry: dict, name: str, arrays, space, sets: list[str], seeds: list[dict]) -> None:
-    """Every side of one (seed, set), in the seed's order, in one sitting (so their calibration epochs compare);
-    recorded after every side, so a run stopped early keeps the sides it finished."""
+def run_unit(args, entry: dict, name: str, folder: str, space, sets: list[str], seeds: list[dict]) -> None:
+    """Every side of one (seed, set), in the seed's order, in one sitting (so their calibration epochs compare), on
+    the split ``run --seed`` makes of ``folder``; recorded after every side, so a run stopped early keeps the sides
+    it finished."""
     from bench.results import machine, now
+    from lungsearch.data import load_test
 
-    data, test = arrays
     seed = entry["seed"]
+    data = load_arrays(folder, args.image_size, None, seed)
+    test = load_test(folder, image_size=args.image_size, color_mode="grayscale", class_names=tuple(data.class_names), seed=seed)
+    print(f"seed {seed} {name}: {len(data.train)} train, {len(data.val)} validation, {len(test)} test images, "
+          f"{args.image_size} px", flush=True)
     here = entry["sets"][name] = {"calibration_seconds": {}, "calibration_timing": CALIBRATION, "sides": {},
                                   "machine": machine(), "date": now()}
     for side in entry["order"]:
         here["calibration_seconds"][side] = calibrate(data, seed)
-        if side == "lungsearch":
-            s = run_recycled(space, data, test, budget=args.budget, epochs=args.epochs, seed=seed)
-        else:
-            s = in_child(run_side, side, space, data, test, budget=args.budget, epochs=args.epochs, seed=seed)
+        s = in_child(run_side, side, space, data, test, budget=args.budget, epochs=args.epochs, seed=seed, source=folder,
+                     image_size=args.image_size)
         s["mean_best_so_far"] = mean_best_so_far(s["curve"], args.budget)
         s["time_to"] = times_to(s["curve"], targets_for(name))
         here["sides"][side] = s
@@ -518,63 +400,39 @@ def run_unit(args, entry: dict, name: str, arrays, space, sets: list[str], seeds
         summarise(args, sets, seeds)
 
 
-def run_side(side: str, space, data, test, *, budget: float, epochs: int, seed: int, folder: str | None = None,
-             **recycling) -> dict:
-    """One side's search, its pick scored once on ``test`` (``pick``: None when it completed no trial); ``folder``
-    and ``recycling`` (lungsearch only): ``run_recycled``'s."""
-    with tempfile.TemporaryDirectory() as scratch:
-        folder = folder or scratch
+def run_side(side: str, space, data, test, *, budget: float, epochs: int, seed: int, source: str, image_size: int,
+             trials: int = 1_000_000) -> dict:
+    """One side's search, its pick scored once on ``test`` (``pick``: None when it completed no trial).  lungsearch's
+    is ``lungsearch run`` on ``source`` (``data`` is what run decodes of it), its figures read from the study."""
+    with tempfile.TemporaryDirectory() as folder:
         if side == "lungsearch":
-            s = run_lungsearch(space, data, budget=budget, epochs=epochs, seed=seed, folder=folder, keep=True, **recycling)
+            study = run_search(source, budget=budget, epochs=epochs, seed=seed, folder=folder, image_size=image_size, trials=trials)
+            s = {**search_record(study, budget), "peak_rss_mib": peak_rss_mib(children=True)}
+            model = kept_model(study, s["pick_trial"])
         else:
             s = run_keras_tuner(side, space, data, budget=budget, epochs=epochs, seed=seed, folder=folder, keep=True)
-        model = s.pop("_model", None)
-        if not s.get("recycled"):
-            s["pick"] = score(model, data, test) if model is not None else None
-    s["peak_rss_mib"] = peak_rss_mib()
+            model, s["peak_rss_mib"] = s.pop("_model", None), peak_rss_mib()
+        s["pick"] = score(model, data, test) if model is not None else None
     return s
 
 
-# A lungsearch side's process is replaced by a fresh one past this resident memory (the 2-core machine has 24 GiB)
-RECYCLE_MIB = 8192
+def kept_model(study, number: int | None):
+    """The model ``run`` kept for trial ``number``, as ``best`` exports it (augmentation off); None without one."""
+    if number is None:
+        return None
+    import keras
 
+    from search.keep import model_file
+    from spaces import augment
 
-def run_recycled(space, data, test, *, budget: float, epochs: int, seed: int, above_mib: float = RECYCLE_MIB) -> dict:
-    """lungsearch's side in fresh processes (``in_child``), each going on with the study and the clock of the one before
-    once that one's memory passed ``above_mib``, much as ``run --recycle`` replaces its worker every 10 trials (a mark
-    in memory here, so that chest_xray's sides, far below it, run as before).  On covid19, where a trial takes seconds,
-    one process grew past the machine's 24 GiB within the 30 minutes (seed 1, 2026-12-05).  The start of each new
-    process counts against the side's budget.  ``processes`` and the highest ``peak_rss_mib`` are recorded."""
-    clock, peaks = None, []
-    with tempfile.TemporaryDirectory() as folder:
-        while True:
-            s = in_child(run_side, "lungsearch", space, data, test, budget=budget, epochs=epochs, seed=seed,
-                         folder=folder, stop_above_mib=above_mib, clock=clock)
-            peaks.append(s["peak_rss_mib"])
-            if not s.get("recycled"):
-                return {**s, "processes": len(peaks), "peak_rss_mib": max(peaks)}
-            clock = s["clock"]
-
-
-def peak_rss_mib() -> float:
-    """This process's peak resident memory so far, in MiB: in a side's own process (``in_child``), that side's peak,
-    so the record shows how near each side came to the machine's memory (24 GiB on the 2-core machine)."""
-    from bench.memory import status_kb
-
-    return round(status_kb("VmHWM") / 1024, 1)
-
-
-def in_child(fn, *args, **kwargs):
-    """``fn(*args, **kwargs)`` in a fresh Python process, its result (or its exception) returned here.  Each side runs
-    in its own process: TensorFlow keeps memory from every model a process has trained (``clear_session`` does not
-    give it all back), and on covid19, where a trial takes seconds, one process running the sides one after another
-    grew past the 24 GiB of the 2-core machine within its second side (seed 0, 2026-12-03).  A process per side
-    also starts each side on the same footing, whatever ran before it."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(fn, *args, **kwargs).result()
+    path = model_file(study, study.trials[number])
+    if path is None:
+        return None
+    augment.register()  # a kept model may hold RandomAffine
+    with tempfile.TemporaryDirectory() as tmp:
+        named = os.path.join(tmp, "kept.keras")  # Keras reads the format from the name; a kept artifact has none
+        shutil.copyfile(path, named)
+        return augment.inference_model(keras.models.load_model(named, compile=False))
 
 
 def summarise(args, sets: list[str], seeds: list[dict]) -> dict:

@@ -385,7 +385,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--name", help="record under selection@NAME (a run that must not replace another's record)")
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args(argv)
-    from bench.vs_hand import data_folder, lungsearch, parse_sets
+    from bench.harness import data_folder, lungsearch, parse_sets
 
     sets = parse_sets(ap, args.sets, SETS)
     reduced = args.budget < 1800 or args.seeds < 2 or args.epochs is not None or args.space not in (None, "cnn")

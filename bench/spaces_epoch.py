@@ -15,16 +15,10 @@ import argparse
 import os
 import time
 
+from bench.harness import DATA_ROOT, FIXED
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-FIXED = {  # one representative trial per space (every name pinned in tests/spaces/test_registry.py)
-    "dense": {"dense_layers": 2, "units_l0": 128, "units_l1": 64, "activation": "relu", "dropout": 0.2,
-              "optimizer": "adam", "learning_rate": 1e-3, "batch_size": 32},
-    "cnn": {"conv_blocks": 4, "kernel_size": 3, "batch_norm": True, "pooling": "max", "activation": "relu",
-            **{f"filters_b{i}": f for i, f in enumerate((16, 32, 64, 64))}, **{f"dropout_b{i}": 0.1 for i in range(4)},
-            "head": "gap", "dropout": 0.3, "dense_units": 64, "optimizer": "adam", "learning_rate": 1e-3,
-            "aug_translate": 0.05, "aug_zoom": 0.1, "aug_rotate": 0.02, "aug_contrast": 0.1, "batch_size": 32},
-}
 TRANSFER = {"trainable_blocks": 0, "head_batch_norm": True, "head_dropout": 0.3, "head_units": 128,
             "optimizer": "adam", "learning_rate": 1e-3, "fine_tune": False, "batch_size": 32}
 
@@ -40,7 +34,7 @@ def main() -> None:
     from spaces.flops import count_flops
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "chest_xray"))
+    parser.add_argument("--data", default=os.path.join(DATA_ROOT, "chest_xray"))
     parser.add_argument("--per-class", type=int, default=128)
     parser.add_argument("names", nargs="*", default=spaces.list_spaces())
     args = parser.parse_args()

@@ -39,64 +39,17 @@ against an earlier run of another.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import datetime
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SHARED = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data"))
-HAND = os.path.join(HERE, "hand_cnn.py")
+from bench.harness import SWITCHES, data_folder, export, lungsearch, parse_sets, side_hand, study_facts
+
 SETS = ("covid19", "chest_xray", "covid_normal")
-METRICS = ("roc_auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity")
-# The cnn space's switches (parameter, its value in trials that predate it, values): the best trial of
-# each value of each is exported and tested after the default search.
-SWITCHES = (("augment", "on", ("on", "off")), ("normalize", "none", ("none", "image")))
 ENSEMBLE = 3  # best --ensemble K, exported beside the single pick of each search
 QUICK_TRIALS = 20
 QUICK_SIZE = 64
-
-
-def lungsearch(*args: str) -> str:
-    exe = shutil.which("lungsearch", path=os.path.dirname(sys.executable)) or "lungsearch"
-    done = subprocess.run([exe, *args], capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-    if done.returncode != 0:
-        raise SystemExit(f"lungsearch {' '.join(args)} failed ({done.returncode}): {done.stderr[-2000:]}")
-    return done.stdout
-
-
-def data_folder(name: str, work: str) -> str:
-    """The folder of a data set; covid_normal is made here from covid19's Covid and Normal folders (links, no copies)."""
-    if name != "covid_normal":
-        return os.path.join(SHARED, name)
-    root = os.path.join(work, "covid_normal")
-    for split in ("train", "test"):
-        os.makedirs(os.path.join(root, split), exist_ok=True)
-        for cls in ("Covid", "Normal"):
-            link = os.path.join(root, split, cls)
-            if not os.path.exists(link):
-                os.symlink(os.path.join(SHARED, "covid19", split, cls), link)
-    return root
-
-
-def export(storage: str, out: str, *extra: str) -> dict:
-    """``best --export`` into ``out``; the test figures (value and CI) and what was exported."""
-    os.makedirs(out, exist_ok=True)
-    lungsearch("best", "--storage", storage, "--export", os.path.join(out, "model.keras"), "--out", out, *extra)
-    with open(os.path.join(out, "evaluation.json")) as fh:
-        ev = json.load(fh)
-    with open(os.path.join(out, "model.json")) as fh:
-        meta = json.load(fh)
-    m = ev["test"]["metrics"]
-    figures = {k: {"value": m[k]["value"], "ci95": m[k]["ci95"]} for k in METRICS if k in m}
-    return {"trial": meta["trial"], "params": meta["params"], "val_auc": meta["validation"].get("val_auc"),
-            "test": figures, "test_auc": m["roc_auc"]["value"], "test_accuracy": m["accuracy"]["value"],
-            "test_balanced_accuracy": m["balanced_accuracy"]["value"]}
 
 
 def quick_flags(space: str = "cnn", trials: int = QUICK_TRIALS, size: int = QUICK_SIZE) -> list[str]:
@@ -107,45 +60,6 @@ def quick_flags(space: str = "cnn", trials: int = QUICK_TRIALS, size: int = QUIC
 def side_name(side: str, space: str) -> str:
     """Where a search side is recorded: ``quick``/``default`` for the cnn space, ``quick@NAME`` for another."""
     return side if space == "cnn" else f"{side}@{space}"
-
-
-def study_facts(storage: str, *, switches: bool = True) -> dict:
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    summary = optuna.get_all_study_summaries(storage)[-1]
-    study = optuna.load_study(study_name=summary.study_name, storage=storage)
-    trials = study.get_trials(deepcopy=False)
-    done = [t for t in trials if t.state.name == "COMPLETE"]
-    out = {"study": study.study_name, "trials": len(trials), "complete": len(done),
-           "pruned": sum(t.state.name == "PRUNED" for t in trials)}
-    if done:
-        best = study.best_trial
-        out.update(best_trial=best.number, best_val=best.value, best_is_warm_start=bool(best.user_attrs.get("warm_start")))
-        warm = [t for t in done if t.user_attrs.get("warm_start")]
-        if warm:
-            out["warm_start_val"] = max(t.value for t in warm)
-        for param, default, values in SWITCHES if switches else ():
-            for value in values:
-                side = [t for t in done if t.params.get(param, default) == value]
-                out[f"{param}_{value}"] = {"complete": len(side), "best_val": max((t.value for t in side), default=None),
-                                           "best_trial": max(side, key=lambda t: t.value).number if side else None}
-    return study, out
-
-
-def side_hand(folder: str, work: str, seeds: int) -> dict:
-    runs = []
-    for seed in range(seeds):
-        storage = f"sqlite:///{work}/hand-{seed}.db"
-        start = time.perf_counter()
-        lungsearch("run", "--data", folder, "--space", HAND, "--trials", "1", "--epochs", "10", "--image-size", "64",
-                   "--seed", str(seed), "--storage", storage, "--study", "hand", "--recycle", "0")
-        seconds = time.perf_counter() - start
-        runs.append({"seed": seed, "seconds": round(seconds, 1), **export(storage, f"{work}/hand-{seed}", "--ensemble", "1")})
-        print(f"  hand seed {seed}: test AUC {runs[-1]['test_auc']:.3f}, accuracy {runs[-1]['test_accuracy']:.3f} ({seconds:.0f} s)", flush=True)
-    aucs = [r["test_auc"] for r in runs]
-    return {"seeds": runs, "auc_median": statistics.median(aucs), "auc_best": max(aucs), "auc_min": min(aucs),
-            "accuracy_median": statistics.median(r["test_accuracy"] for r in runs)}
 
 
 def side_search(folder: str, work: str, name: str, flags: list[str], *, on_off: bool = False) -> dict:
@@ -181,17 +95,6 @@ def side_search(folder: str, work: str, name: str, flags: list[str], *, on_off: 
                 print(f"  {name}, best with {param}={value} (#{best}, val {group['best_val']:.4f}): test AUC {figures['test_auc']:.3f}",
                       flush=True)
     return out
-
-
-def parse_sets(ap: argparse.ArgumentParser, text: str, known) -> list[str]:
-    """``--sets`` as a list of known data set names; an unknown name, or no ../shared/data, is a usage error."""
-    sets = [s.strip() for s in text.split(",") if s.strip()]
-    unknown = [s for s in sets if s not in known]
-    if unknown:
-        ap.error(f"unknown data set {unknown[0]!r}; choose from {', '.join(known)}")
-    if not os.path.isdir(SHARED):
-        ap.error(f"the real data sets are not at {SHARED}")
-    return sets
 
 
 def main(argv=None) -> dict:

@@ -22,26 +22,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import subprocess
-import sys
 import tempfile
 import time
 
+from bench.harness import lungsearch, spread
 from bench.results import below_defaults
 
 
 def run(workers: int, trials: int, image_size: int, folder: str, recycle: int = 0, tag: str = "") -> dict:
-    exe = shutil.which("lungsearch", path=os.path.dirname(sys.executable)) or "lungsearch"
     storage = f"sqlite:///{folder}/w{workers}{tag}.db"
-    command = [exe, "run", "--data", "demo", "--space", "cnn", "--image-size", str(image_size), "--epochs", "1",
-               "--batch-size", "32", "--trials", str(trials), "--sampler", "random", "--pruner", "none",
-               "--storage", storage, "--workers", str(workers), "--recycle", str(recycle)]
     start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    lungsearch("run", "--data", "demo", "--space", "cnn", "--image-size", str(image_size), "--epochs", "1",
+               "--batch-size", "32", "--trials", str(trials), "--sampler", "random", "--pruner", "none",
+               "--storage", storage, "--workers", str(workers), "--recycle", str(recycle))
     seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"--workers {workers} failed ({done.returncode}): {done.stderr[-2000:]}")
     import optuna
 
     import search
@@ -55,8 +49,6 @@ def run(workers: int, trials: int, image_size: int, folder: str, recycle: int = 
 
 
 def main(argv=None) -> dict:
-    from bench.search_vs_keras_tuner import spread
-
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--trials", type=int, default=12)
     ap.add_argument("--image-size", type=int, default=32)

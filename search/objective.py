@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import math
 import time
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from spaces.flops import count_flops
 METRICS = ("val_auc", "val_accuracy")
 EPOCH_CAP_ATTR = "epoch_cap"  # trial user attr: the --epochs the trial was trained under
 FEATURES_ATTR = "feature_cache"  # trial user attr: where it trained on cached features (cut, shape, first-pass seconds)
+EPOCH_TIMES_ATTR = "epoch_times"  # trial user attr: seconds from the trial's datetime_start to the end of each epoch
 
 
 def trial_seed(seed: int, number: int) -> int:
@@ -117,13 +119,15 @@ class Objective:
             trial.set_user_attr("flops", flops)
         if self.watcher is not None:
             self.watcher.trial_started(trial, param_count=int(model.count_params()))
-        seen: dict = {"history": {}, "epochs": 0, "seconds": 0.0}
+        seen: dict = {"history": {}, "epochs": 0, "seconds": 0.0, "times": []}
         start = time.perf_counter()
+        began = trial.datetime_start or datetime.datetime.now()  # what the storage calls the trial's start
 
         def on_epoch(epoch: int, logs: dict) -> None:
             for key, value in logs.items():
                 seen["history"].setdefault(key, []).append(float(value))
             seen["epochs"], seen["seconds"] = epoch + 1, time.perf_counter() - start
+            seen["times"].append(round((datetime.datetime.now() - began).total_seconds(), 3))
             if self.watcher is not None:
                 self.watcher.epoch_ended(trial, epoch, logs, seen["seconds"])
             if not math.isfinite(logs.get("loss", 0.0)):
@@ -158,3 +162,6 @@ class Objective:
             if history.get(key):
                 trial.set_user_attr(key, history[key][final])
         trial.set_user_attr("history", {k: [round(v, 5) for v in vs] for k, vs in history.items()})
+        # when each epoch ended, validation included: with datetime_start, the wall-clock time of every value in
+        # history, so the best-so-far curve of a study over time (bench.search_vs_keras_tuner) is read from storage
+        trial.set_user_attr(EPOCH_TIMES_ATTR, seen["times"])

@@ -69,19 +69,18 @@ def test_resume_keeps_whole_seeds_and_reruns_a_broken_one_and_hours_stops_before
     """main() with made-up searches: seed 0 whole, seed 1 cut short; --resume runs seed 1 again, whole."""
     import types
 
-    import bench.overhead
     import bench.results
-    from bench import search_vs_keras_tuner as kt_bench
 
     calls, clock = [], [0.0]
     fake_time = types.SimpleNamespace(monotonic=lambda: clock[0])
     monkeypatch.setattr(bench.results, "RESULTS", str(tmp_path / "results.json"))
     monkeypatch.setattr(bench.results, "time", fake_time)
     monkeypatch.setattr(pruning, "time", fake_time)
-    monkeypatch.setattr(bench.overhead, "load", lambda *a, **k: _data())
-    monkeypatch.setattr(kt_bench, "calibrate", lambda *a, **k: 1.0)
+    monkeypatch.setattr(pruning, "load_arrays", lambda *a, **k: _data())
+    monkeypatch.setattr(pruning, "calibrate", lambda *a, **k: 1.0)
+    monkeypatch.setattr(pruning, "search_record", lambda record, budget: record)  # run_search's made-up result as it is
 
-    def search(space, data, *, budget, seed, pruner, fail_at=None, **kw):
+    def search(source, *, budget, seed, pruner, fail_at=None, **kw):
         calls.append((seed, pruner))
         clock[0] += budget
         if len(calls) == fail_at:
@@ -89,14 +88,14 @@ def test_resume_keeps_whole_seeds_and_reruns_a_broken_one_and_hours_stops_before
         return {"trials_finished": 4, "pruned": 1, "best": 0.9, "selected_best": 0.9}
 
     flags = ["--data", "demo", "--pruners", "none,median", "--seeds", "2"]
-    monkeypatch.setattr(kt_bench, "run_lungsearch", lambda *a, **k: search(*a, fail_at=4, **k))
+    monkeypatch.setattr(pruning, "run_search", lambda *a, **k: search(*a, fail_at=4, **k))
     with pytest.raises(RuntimeError):
         pruning.main(flags)
     stored = json.loads((tmp_path / "results.json").read_text())["pruning_reduced"]
     assert [(e["seed"], sorted(e["runs"])) for e in stored["seeds"]] == [(0, ["median", "none"]), (1, ["median"])]
 
     calls.clear()
-    monkeypatch.setattr(kt_bench, "run_lungsearch", search)
+    monkeypatch.setattr(pruning, "run_search", search)
     assert pruning.main(flags + ["--resume", "--hours", "0.5"])["all_run"] is False  # a seed is 2 x 31 minutes
     assert calls == [] and "stopped before seed 1" in capsys.readouterr().out
     figures = pruning.main(flags + ["--resume"])

@@ -1,5 +1,6 @@
-"""bench.search_vs_keras_tuner: the order of the sides, the curve figures, the summary over seeds, and that keras-tuner
-trains with the same class weights and plateau callbacks as lungsearch (a fake model records its fit; no search)."""
+"""bench.search_vs_keras_tuner: the curve figures, the summary over seeds, that keras-tuner trains with the same class
+weights and plateau callbacks as lungsearch (a fake model records its fit), and one tiny lungsearch side through
+`lungsearch run`, read back from its study."""
 
 from __future__ import annotations
 
@@ -11,13 +12,6 @@ import pytest
 
 from bench import search_vs_keras_tuner as kt_bench
 from lungsearch.data import Arrays, SearchData
-
-
-def test_each_side_runs_first_once_in_three_seeds():
-    orders = [kt_bench.rotated(["lungsearch", "hyperband", "random"], i) for i in range(3)]
-    assert orders == [["lungsearch", "hyperband", "random"], ["hyperband", "random", "lungsearch"],
-                      ["random", "lungsearch", "hyperband"]]
-    assert kt_bench.rotated(["a", "b"], 3) == ["b", "a"]
 
 
 def test_mean_best_so_far_is_the_area_under_the_curve_over_the_budget():
@@ -50,14 +44,6 @@ def test_summary_over_seeds_medians_wins_and_time_ratio():
     assert out["time_ratios"] == [0.5, 0.5, 0.5] and out["time_ratio"]["median"] == 0.5
     assert out["sides"]["hyperband"]["time_to"]["0.99"] == {"reached": 3, "seconds": {"median": 80, "min": 80, "max": 80, "n": 3}}
     assert out["goal_met"] is True
-
-
-def test_calibration_times_the_second_epoch_not_the_cold_first(monkeypatch):
-    ticks = iter([0.0, 10.0, 10.0, 12.5])  # epoch 1: 10 s of start-up and work; epoch 2: 2.5 s
-    monkeypatch.setattr(kt_bench, "time", types.SimpleNamespace(perf_counter=lambda: next(ticks)))
-    x = np.random.default_rng(0).integers(0, 255, (8, 16, 16, 1), dtype=np.uint8)
-    data = SearchData(["a", "b"], Arrays(x, np.array([0, 1] * 4)), Arrays(x[:2], np.array([0, 1])), {})
-    assert kt_bench.calibrate(data) == 2.5
 
 
 def test_summary_of_a_side_without_a_pick_and_no_goal_without_a_peer():
@@ -98,16 +84,16 @@ def test_keras_tuner_trains_with_lungsearchs_class_weights_and_plateau_callbacks
 
 def _fake_bench(monkeypatch, tmp_path, calls: list, fail_at: int | None = None):
     """main() with no data and no training: each side a made-up result; call ``fail_at`` raises, as a run cut short."""
-    import bench.overhead
+    import bench.harness
     import bench.results
-    import bench.vs_hand
     import lungsearch.data
 
     x = np.zeros((4, 8, 8, 1), dtype=np.uint8)
     data = SearchData(["a", "b"], Arrays(x, np.array([0, 1, 0, 1])), Arrays(x[:2], np.array([0, 1])), {})
     monkeypatch.setattr(bench.results, "RESULTS", str(tmp_path / "results.json"))
-    monkeypatch.setattr(bench.vs_hand, "SHARED", str(tmp_path))
-    monkeypatch.setattr(bench.overhead, "load", lambda *a, **k: data)
+    monkeypatch.setattr(bench.harness, "DATA_ROOT", str(tmp_path))
+    monkeypatch.setattr(kt_bench, "data_folder", lambda name: str(tmp_path))
+    monkeypatch.setattr(kt_bench, "load_arrays", lambda *a, **k: data)
     monkeypatch.setattr(lungsearch.data, "load_test", lambda *a, **k: data.val)
     monkeypatch.setattr(kt_bench, "calibrate", lambda *a, **k: 1.0)
     clock = [0.0]  # each side takes its whole budget on this clock
@@ -115,18 +101,17 @@ def _fake_bench(monkeypatch, tmp_path, calls: list, fail_at: int | None = None):
     monkeypatch.setattr(kt_bench, "time", fake_time)
     monkeypatch.setattr(bench.results, "time", fake_time)
 
-    def side(kind):
-        def run(*args, seed, budget, **kw):
-            name = kind if kind == "lungsearch" else args[0]
-            calls.append((seed, name))
-            clock[0] += budget
-            if fail_at is not None and len(calls) == fail_at:
-                raise RuntimeError("the machine went away")
-            return {"tuner": name, "trials_finished": 3, "best": 0.9, "curve": [[10.0, 0.9]], "_model": None}
-        return run
+    def side(name, budget, seed):
+        calls.append((seed, name))
+        clock[0] += budget
+        if fail_at is not None and len(calls) == fail_at:
+            raise RuntimeError("the machine went away")
+        return {"tuner": name, "trials_finished": 3, "best": 0.9, "curve": [[10.0, 0.9]], "pick_trial": None}
 
-    monkeypatch.setattr(kt_bench, "run_lungsearch", side("lungsearch"))
-    monkeypatch.setattr(kt_bench, "run_keras_tuner", side("keras-tuner"))
+    monkeypatch.setattr(kt_bench, "run_search", lambda source, *, budget, seed, **kw: side("lungsearch", budget, seed))
+    monkeypatch.setattr(kt_bench, "search_record", lambda record, budget: record)
+    monkeypatch.setattr(kt_bench, "kept_model", lambda study, number: None)
+    monkeypatch.setattr(kt_bench, "run_keras_tuner", lambda kind, *a, budget, seed, **kw: side(kind, budget, seed))
     monkeypatch.setattr(kt_bench, "in_child", lambda fn, *a, **k: fn(*a, **k))  # the made-up sides live in this process
 
 
@@ -169,51 +154,21 @@ def test_hours_stops_before_a_unit_that_would_not_fit(tmp_path, monkeypatch, cap
     assert "stopped before seed 1 covid19" in capsys.readouterr().out
 
 
-def test_a_side_runs_in_a_fresh_process_and_its_error_comes_back():
-    import os
-
-    assert kt_bench.in_child(os.getpid) != os.getpid()
-    with pytest.raises(ValueError, match="invalid literal"):
-        kt_bench.in_child(int, "not a number")
-
-
-def test_a_recycled_lungsearch_side_goes_on_with_its_study_and_clock(tmp_path):
-    """Three processes' worth of one side, run here: each of the first two stops after one trial (any memory is past 0
-    MiB), the third finds the budget spent; the warm starts are enqueued once and the pick comes from the whole study."""
-    import optuna
+def test_the_lungsearch_side_is_lungsearch_run_read_back_from_its_study(tmp_path):
+    """A tiny lungsearch side end to end: the executable searches for a few seconds, the curve and the pick come from
+    the study's storage (each epoch timed by the objective), and the pick's kept model is scored on test."""
+    from conftest import make_folder
 
     import spaces
+    from bench.harness import load_arrays
+    from lungsearch.data import load_test
 
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 255, (8, 64, 64, 1), dtype=np.uint8)
-    y = np.array([0, 1] * 4)
-    data = SearchData(["a", "b"], Arrays(x, y), Arrays(x[:4], y[:4]), {})
-    space, common = spaces.get_space("cnn"), dict(budget=600, epochs=1, seed=0, folder=str(tmp_path), keep=True)
-    first = kt_bench.run_lungsearch(space, data, stop_above_mib=0, **common)
-    assert first["recycled"] and len(first["clock"]["points"]) == 1 and len(first["clock"]["warm_starts"]) == 2
-    second = kt_bench.run_lungsearch(space, data, stop_above_mib=0, clock=first["clock"], **common)
-    points = second["clock"]["points"]
-    assert len(points) == 2 and points[0] == first["clock"]["points"][0] and points[1][0] > points[0][0]
-    spent = dict(second["clock"], start=second["clock"]["start"] - 600)  # the budget runs out between processes
-    last = kt_bench.run_lungsearch(space, data, clock=spent, **common)
-    study = optuna.load_study(study_name="lungsearch", storage=f"sqlite:///{tmp_path}/lungsearch-median.db")
-    names = [t.user_attrs.get("warm_start") for t in study.trials]
-    assert len(study.trials) == 2 and names[0] and names[1] and names[0] != names[1]  # the two warm starts, once each
-    assert last["trials_finished"] == 2 and last["warm_starts"] == first["clock"]["warm_starts"]
-    assert last["pick_trial"] in (0, 1) and last["_model"] is not None
-
-
-def test_run_recycled_passes_the_clock_on_until_a_process_ends_the_side(monkeypatch):
-    seen = []
-
-    def search(*args, clock, stop_above_mib, **kwargs):
-        seen.append((clock, stop_above_mib))
-        if len(seen) < 3:
-            return {"recycled": True, "clock": {"start": 1.0, "points": [(len(seen), 0.9)], "warm_starts": []}}
-        return {"tuner": "lungsearch", "trials_finished": 3, "_model": None}
-
-    monkeypatch.setattr(kt_bench, "run_lungsearch", search)
-    monkeypatch.setattr(kt_bench, "in_child", lambda fn, *a, **k: fn(*a, **k))
-    s = kt_bench.run_recycled(None, None, None, budget=60, epochs=1, seed=0, above_mib=100)
-    assert [c and c["points"] for c, _ in seen] == [None, [(1, 0.9)], [(2, 0.9)]] and {m for _, m in seen} == {100}
-    assert s["processes"] == 3 and s["pick"] is None and s["trials_finished"] == 3 and s["peak_rss_mib"] > 10
+    folder = str(make_folder(tmp_path / "xray", per_class=16, size=32))
+    data = load_arrays(folder, 32, None, 0)
+    test = load_test(folder, image_size=32, color_mode="grayscale", class_names=tuple(data.class_names), seed=0)
+    # the two warm starts, inside a budget no loaded machine's start-up eats (run's --timeout counts from its start)
+    s = kt_bench.run_side("lungsearch", spaces.get_space("cnn"), data, test, budget=600, epochs=1, seed=0, source=folder,
+                          image_size=32, trials=2)
+    assert s["tuner"] == "lungsearch tpe+median" and len(s["warm_starts"]) == 2 and s["trials_finished"] == 2
+    assert s["curve"] and all(0 < t <= 600 for t, _ in s["curve"]) and s["best"] == s["curve"][-1][1]
+    assert s["pick_trial"] is not None and 0 <= s["pick"]["test_auc"] <= 1 and s["peak_rss_mib"] > 10

@@ -42,10 +42,10 @@ def test_summary_without_hand_figures_leaves_goals_open():
 
 
 def test_each_side_keeps_its_own_date_when_a_later_run_adds_another(tmp_path, monkeypatch):
-    from bench import results
+    from bench import harness, results
 
     monkeypatch.setattr(results, "RESULTS", str(tmp_path / "results.json"))
-    monkeypatch.setattr(vs_hand, "SHARED", str(tmp_path))
+    monkeypatch.setattr(harness, "DATA_ROOT", str(tmp_path))
     monkeypatch.setattr(vs_hand, "data_folder", lambda name, work: str(tmp_path))
     monkeypatch.setattr(vs_hand, "side_hand", lambda folder, work, seeds: {"auc_median": 0.94, "auc_best": 0.95})
     monkeypatch.setattr(vs_hand, "side_search", lambda folder, work, name, flags, on_off=False: {"test_auc": 0.9})

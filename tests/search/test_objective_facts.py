@@ -62,6 +62,21 @@ def test_a_fit_without_final_epoch_reports_the_last_epoch():
     assert study.trials[0].value == 0.7 and study.trials[0].user_attrs["final_epoch"] == 3
 
 
+def test_each_epoch_end_is_stored_as_seconds_after_the_trial_start_pruned_trials_too():
+    """epoch_times beside history: with datetime_start, when each value was measured (a study's curve over time)."""
+    objective = search.Objective(_Space(), input_shape=(4, 4, 1), num_classes=2, fit=_fit([0.6, 0.9, 0.7], 1))
+    study = optuna.create_study(direction="maximize")
+    study.optimize(objective, n_trials=1)
+    trial = study.trials[0]
+    times = trial.user_attrs[search.objective.EPOCH_TIMES_ATTR]
+    assert len(times) == 3 and times == sorted(times) and times[0] >= 0
+    assert times[-1] <= (trial.datetime_complete - trial.datetime_start).total_seconds()
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=0.55))
+    study.optimize(search.Objective(_Space(), input_shape=(4, 4, 1), num_classes=2, fit=_fit([0.5, 0.9], 1)), n_trials=1)
+    pruned = study.trials[0]
+    assert pruned.state == optuna.trial.TrialState.PRUNED and len(pruned.user_attrs["epoch_times"]) == 1
+
+
 def test_too_deep_cnn_for_the_input_is_pruned_with_its_reason_and_the_study_goes_on():
     def never(model, **_):
         raise AssertionError("an unbuildable trial must not be fitted")
