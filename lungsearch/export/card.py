@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import stat
 import tempfile
 
 DEFAULT_STEM = "model"  # `best --export model.keras`, the name the docs use: its card is plain MODEL_CARD.md
@@ -74,11 +75,10 @@ def environment() -> dict:
 def write(folder: str, eval_dir: str, files: list[str], meta: dict, evaluation: dict, facts: dict) -> str:
     """Write the card of ``evaluation["model"]`` into the staging ``folder``; links go to ``files`` as they land in ``eval_dir``."""
     model = evaluation["model"]
-    rel = os.path.relpath(eval_dir, os.path.dirname(model))
-    links = {os.path.basename(f): _link(rel, os.path.basename(f)) for f in files}
+    links = _links(files, eval_dir, os.path.dirname(model))
     text = markdown(meta, evaluation, facts, links, written=_now(), env=environment())
     path = os.path.join(folder, os.path.basename(card_path(model)))
-    with open(path, "w") as fh:
+    with open(path, "w", encoding="utf-8") as fh:
         fh.write(text)
     return path
 
@@ -100,15 +100,18 @@ def append_external(model_path: str, meta: dict, evaluation: dict, files: list[s
     if sha and sha not in old:
         log(f"note: {path} describes another model (its sha256 is not this model's); not appended to")
         return None
-    rel = os.path.relpath(os.path.dirname(os.path.abspath(files[0])), os.path.dirname(path)) if files else "."
-    links = {os.path.basename(f): _link(rel, os.path.basename(f)) for f in files}
+    links = _links(files, os.path.dirname(os.path.abspath(files[0])), os.path.dirname(path)) if files else {}
     text = old + ("" if old.endswith("\n") else "\n") + "\n" + external_section(evaluation, links, written=_now())
+    tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=".lungsearch-card-", dir=os.path.dirname(path))
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))  # mkstemp's 0600 would hide the card from the rest of the lab
         os.replace(tmp, path)
     except OSError as exc:
+        if tmp and os.path.exists(tmp):
+            os.remove(tmp)
         log(f"note: cannot append to {path} ({exc.strerror or exc}); the results are in the evaluation files only")
         return None
     return path
@@ -346,8 +349,10 @@ def _link_line(links: dict) -> list[str]:
     return ["Files: " + ", ".join(shown) + "."] if shown else []
 
 
-def _link(rel: str, name: str) -> str:
-    return name if rel in ("", ".") else f"{rel.replace(os.sep, '/')}/{name}"
+def _links(files: list[str], where: str, card_dir: str) -> dict:
+    """File name -> its Markdown link from the card's folder ``card_dir``, for ``files`` that land in ``where``."""
+    rel = os.path.relpath(where, card_dir).replace(os.sep, "/")
+    return {os.path.basename(f): os.path.basename(f) if rel == "." else f"{rel}/{os.path.basename(f)}" for f in files}
 
 
 def _width(m: dict) -> float | None:

@@ -95,6 +95,7 @@ def test_evaluate_appends_a_dated_section_and_keeps_the_old_text(tmp_path):
     path = tmp_path / "MODEL_CARD.md"
     old = f"# card\n\nmodel sha256 `{meta['model_sha256']}`\n"
     path.write_text(old)
+    path.chmod(0o644)
     external = {**evaluation, "data_folder": "/hospital"}
     files = [str(tmp_path / "evaluation-hospital" / "evaluation.md")]
     assert card.append_external(str(tmp_path / "model.keras"), meta, external, files, log=print) == str(path)
@@ -102,6 +103,7 @@ def test_evaluate_appends_a_dated_section_and_keeps_the_old_text(tmp_path):
     assert text.startswith(old) and "## External evaluation: /hospital" in text
     assert "(evaluation-hospital/evaluation.md)" in text
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
+    assert path.stat().st_mode & 0o777 == 0o644  # as readable as it was
 
 
 def test_a_missing_card_or_another_models_card_is_a_note_and_nothing_else(tmp_path):
