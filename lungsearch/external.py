@@ -7,7 +7,8 @@ matched to the model's class names ignoring case; a class the model does not
 know is an error, a model class the folder lacks is only a note.  The model's
 stored decision (threshold on the disease class, or argmax) is applied
 unchanged; every metric gets a bootstrap 95% CI, with the same files as
-`best` writes.
+`best` writes, and a dated section is appended to the model's card
+(:mod:`lungsearch.export.card`).
 """
 
 from __future__ import annotations
@@ -94,4 +95,7 @@ def evaluate_folder(model_path: str, folder: str, *, out_dir: str | None = None,
         "test": tested, "_y": y, "_probs": probs,
     }
     files = evaluate.write_files(evaluation, out_dir)
-    return {"evaluation": evaluation, "files": files, "skipped": skipped, "folder": root}
+    from lungsearch.export import card
+
+    appended = card.append_external(model_path, meta, evaluation, files, log=log)  # a missing card is a note, not an error
+    return {"evaluation": evaluation, "files": files, "skipped": skipped, "folder": root, "card": appended}

@@ -29,6 +29,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     result = external.evaluate_folder(args.model, args.data, out_dir=args.out, n_bootstrap=args.bootstrap)
     for path in result["files"]:
         print(f"wrote {path}")
+    if result["card"]:
+        print(f"appended to {result['card']}")
     test = result["evaluation"]["test"]
     d = meta.get("decision") or {}
     rule = f"{meta['class_names'][d['positive']]} if p >= {d['threshold']:.4f}" if d.get("threshold") is not None else "most probable class"

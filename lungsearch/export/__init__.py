@@ -27,6 +27,7 @@ import numpy as np
 import optuna
 
 from lungsearch import __version__
+from lungsearch.export import card
 from lungsearch.export.base import FORMAT, ExportError, meta_path
 from lungsearch.export.model import check_loads, ensemble_model
 from lungsearch.export.pick import default_ensemble, pick_trial, pick_trials
@@ -289,6 +290,7 @@ def _export(study, trials, dest, data, keeper, missing, *, stage, eval_dir, retr
         "_y": test.y, "_probs": test_probs,
     }
     files = evaluate.write_files(evaluation, stage.folder(eval_dir), history=history)
+    files.append(card.write(os.path.dirname(staged_model), eval_dir, files, meta, evaluation, card.study_facts(study, trials)))
     check_loads(staged_model, sample=test.x[:8], expected=test_probs[:8])
     meta["files"] = [os.path.abspath(dest), os.path.abspath(meta_path(dest)), *(stage.final(f) for f in files)]
     return meta

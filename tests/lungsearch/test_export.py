@@ -107,6 +107,8 @@ def test_by_default_best_averages_the_three_best_trials(study_db, tmp_path, caps
     members = ", ".join(f"#{t.number}" for t in top)
     assert f"trials {members} averaged: reading the test split (once)" in out  # the ensemble is tested, not the first trial
     assert META_FIELDS <= set(meta)
+    card = (tmp_path / "ens" / "MODEL_CARD.md").read_text()  # the card names every member
+    assert "the probabilities of the 3 best trials averaged" in card and all(f"- trial #{t.number} (" in card for t in top)
     # the one file averages what the three kept models say, image by image
     augment.register()
     x = np.random.default_rng(0).integers(0, 256, (5, 24, 24, 1)).astype("uint8")

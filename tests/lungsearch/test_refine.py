@@ -139,6 +139,9 @@ def test_best_exports_the_oof_best_finalists_fold_models_averaged_thresholded_ou
     assert meta["refined"]["rule"] == "bag" and meta["refined"]["weights"] == {best: 1}
     assert meta["decision"]["chosen_on"].startswith("out-of-fold") and "out-of-fold" in meta["decision"]["rule"]
     assert meta["out_of_fold"]["oof_auc"] == pytest.approx(results[best]["oof_auc"], abs=1e-6)
+    card = (out / "MODEL_CARD.md").read_text()  # the card says what was mixed, and where the threshold was chosen
+    assert "Refined (`lungsearch refine`, rule `bag`)" in card and f"- trial #{best} x1: OOF AUC" in card
+    assert "on the out-of-fold predictions of every training image" in card and "| metric | out-of-fold |" in card
     # the export is the mean of the finalist's fold models
     folder = study.user_attrs["artifacts"]
     folds = [keras.models.load_model(os.path.join(folder, study.user_attrs[refine.unit_key(int(best), k)]["model"]), compile=False)
