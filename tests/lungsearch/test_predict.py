@@ -133,6 +133,18 @@ def test_grad_cam_of_an_ensemble_weighs_each_member_by_the_averaged_probability(
     assert drawn >= 2
 
 
+def test_grad_cam_reads_what_an_export_averages_from_its_json_and_guesses_only_for_older_exports():
+    """model.json's ``members`` decides; without it (an export from before), an Average last layer means an ensemble."""
+    from lungsearch.export.model import ensemble_model, members_of
+
+    model = ensemble_model([_gap_softmax(), _gap_softmax()])
+    assert members_of(model) == ["member0", "member1"] and members_of(_gap_softmax()) == []
+    assert isinstance(gradcam.explain(model, ["member0", "member1"]), gradcam.EnsembleCut)
+    assert isinstance(gradcam.explain(model), gradcam.EnsembleCut)  # no members in the JSON: the shape says it
+    assert not isinstance(gradcam.explain(model, []), gradcam.EnsembleCut)  # the JSON says one model: the shape is not read
+    assert isinstance(gradcam.explain(_gap_softmax(), []), gradcam.Cut)
+
+
 def test_grad_cam_and_feature_maps_of_an_ensemble_of_unlike_members(tmp_path):
     """Members with maps of different sizes, one with a nested backbone: the map is the finest member's grid."""
     import keras
