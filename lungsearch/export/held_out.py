@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import optuna
 
-from lungsearch.export.base import ExportError
+from lungsearch.export.base import ExportError, color_mode
 from lungsearch.export.rebuild import data_source
 
 
@@ -38,8 +38,3 @@ def load_test(study: optuna.Study, data):
         seed=config.get("seed", 0), group_pattern=attrs.get("group_pattern", data_mod.DEFAULT_GROUP_PATTERN),
         cache_dir=config.get("cache_dir"),
     )
-
-
-def color_mode(data) -> str:
-    """``grayscale`` or ``rgb``: what the model's input channels say."""
-    return "grayscale" if data.input_shape[-1] == 1 else "rgb"

@@ -12,8 +12,7 @@ import json
 import optuna
 
 from lungsearch import __version__
-from lungsearch.export.base import FORMAT, meta_path
-from lungsearch.export.held_out import color_mode
+from lungsearch.export.base import FORMAT, color_mode, meta_path
 from lungsearch.export.staging import sha256
 
 PREPROCESSING = ("decode with lungsearch.data.decode (EXIF-upright, alpha on black, convert to color_mode, bilinear resize "

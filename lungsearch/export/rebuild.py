@@ -36,13 +36,13 @@ def data_source(study: optuna.Study) -> str:
 def search_data(study: optuna.Study):
     """The study's train/validation data, decoded exactly as the search did (never the test split)."""
     from lungsearch import data as data_mod
-    from lungsearch.trial import search_data, stored_config
+    from lungsearch import trial as trial_mod
 
     attrs = study.user_attrs
     if not attrs.get("config"):
         raise ExportError(f"study {study.study_name!r} stores no config (made by an older lungsearch?); cannot rebuild its data")
-    return search_data(stored_config(study), source=data_source(study), color_mode=attrs.get("color_mode"),
-                       group_pattern=attrs.get("group_pattern", data_mod.DEFAULT_GROUP_PATTERN))
+    return trial_mod.search_data(trial_mod.stored_config(study), source=data_source(study), color_mode=attrs.get("color_mode"),
+                                 group_pattern=attrs.get("group_pattern", data_mod.DEFAULT_GROUP_PATTERN))
 
 
 def retrain(study: optuna.Study, trial: optuna.trial.FrozenTrial, data) -> search.Trained:
@@ -62,12 +62,12 @@ class Built:
     kept_epoch: int | None  # 1-based: the epoch whose weights were kept
 
 
-def build(study: optuna.Study, trials: list, data, keeper, missing: list[int], *, retrain_model: bool, refined=None, log=print) -> Built:
+def build(study: optuna.Study, trials: list, data, kept, missing: list[int], *, retrain_model: bool, refined=None, log=print) -> Built:
     """One trial's model, the K trials' averaged, or (``refined``) the refined finalists' fold models mixed.
 
     A trial whose model is not kept (``missing``), or every trial under
     ``retrain_model``, is trained again from its params; the others are read
-    from ``keeper``. The augmentation layers do nothing at inference, so the
+    from ``kept`` (:func:`keeper`). The augmentation layers do nothing at inference, so the
     exported model leaves them out and loads in plain Keras.
     """
     import keras
@@ -88,7 +88,7 @@ def build(study: optuna.Study, trials: list, data, keeper, missing: list[int], *
         else:
             with tempfile.TemporaryDirectory() as tmp:
                 path = os.path.join(tmp, "kept.keras")
-                keeper.export(t, path)
+                kept.export(t, path)
                 model = keras.models.load_model(path, compile=False)  # for inference: no optimizer state
         members.append(augment.inference_model(model))
     if refined is not None:

@@ -210,14 +210,21 @@ def test_predict_decodes_as_training_and_applies_the_stored_threshold(exported, 
 
 
 @pytest.mark.parametrize("kind", ["single", "ensemble"])
-def test_predict_cli_writes_gradcam_and_activation_pngs(exported, kind, tmp_path, capsys):
+def test_predict_cli_writes_gradcam_and_activation_pngs(exported, kind, tmp_path, capsys, monkeypatch):
     from PIL import Image
 
     path, images, model = exported
+    members = []
     if kind == "ensemble":  # as `best --export --ensemble 2` writes it
         from lungsearch.export.model import ensemble_model
 
         ensemble_model([model, _plain()]).save(path)
+        members = ["member0", "member1"]
+    meta = json.loads((tmp_path / "model.json").read_text())
+    (tmp_path / "model.json").write_text(json.dumps({**meta, "members": members}))
+    explained = []
+    explain = gradcam.explain
+    monkeypatch.setattr(gradcam, "explain", lambda m, names=None: explained.append(names) or explain(m, names))
     rc = main(["predict", str(images), str(images / "x0.png"), "--model", str(path),
                "--gradcam", str(tmp_path / "cam"), "--activations", str(tmp_path / "act")])
     assert rc == 0
@@ -226,6 +233,7 @@ def test_predict_cli_writes_gradcam_and_activation_pngs(exported, kind, tmp_path
     cams = sorted(p.name for p in (tmp_path / "cam").iterdir())
     assert cams == ["x0-2.gradcam.png", "x0.gradcam.png", "x1.gradcam.png", "x2.gradcam.png"]
     assert Image.open(tmp_path / "cam" / "x0.gradcam.png").size[0] > 100
+    assert explained == [members]  # what model.json says the model averages, not a guess from its shape
     layers = ["conv0", "conv1"] if kind == "single" else ["member0_conv0", "member0_conv1", "member1_conv0", "member1_conv1"]
     assert sorted(p.name for p in (tmp_path / "act" / "x1").iterdir()) == [f"{i:02d}_{n}.png" for i, n in enumerate(layers)]
 
