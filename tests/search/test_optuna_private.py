@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 import optuna
+import pytest
 
 import search
 from search import optuna_private
@@ -34,11 +35,12 @@ def test_heartbeat_enabled_tells_a_storage_with_heartbeats_from_one_without(tmp_
     assert not optuna_private.heartbeat_enabled(optuna.storages.InMemoryStorage())
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")  # ask() stands in for a worker
 def test_study_storage_and_trial_id_reach_the_trial_in_its_storage(tmp_path):
-    storage = search.open_storage(f"sqlite:///{tmp_path}/s.db", heartbeat=None)
+    storage = search.open_storage(f"sqlite:///{tmp_path}/s.db", heartbeat=7)
     study = optuna.create_study(storage=storage, study_name="s")
     trial = study.ask()
-    assert optuna_private.study_storage(study) is storage
-    stored = storage.get_trial(optuna_private.trial_id(trial))
+    assert optuna_private.heartbeat_enabled(optuna_private.study_storage(study))  # what the trial loop asks
+    stored = optuna_private.study_storage(study).get_trial(optuna_private.trial_id(trial))
     assert stored.number == trial.number
     assert optuna_private.trial_id(study.trials[0]) == optuna_private.trial_id(trial)  # a FrozenTrial has it too
