@@ -101,15 +101,15 @@ def flops_split(size: int, blocks: int) -> dict:
     import optuna
 
     from spaces import get_space
-    from spaces.flops import _layer_flops, _leaf_layers
+    from spaces.flops import layer_flops, leaf_layers
 
     space = get_space(SPACE)
     params = {**TRIALS["last_2_blocks"], "trainable_blocks": blocks}
     model = space.build(optuna.trial.FixedTrial(params), input_shape=(size, size, 1), num_classes=2)
     base = next(layer for layer in model.layers if isinstance(layer, keras.Model))
     first = next((i for i, layer in enumerate(base.layers) if layer.trainable and layer.weights), len(base.layers))
-    frozen = sum(_layer_flops(layer) for layer in list(_leaf_layers(base))[:first])
-    total = sum(_layer_flops(layer) for layer in _leaf_layers(model))
+    frozen = sum(layer_flops(layer) for layer in list(leaf_layers(base))[:first])
+    total = sum(layer_flops(layer) for layer in leaf_layers(model))
     rest = total - frozen
     return {"trainable_blocks": blocks, "image_size": size, "frozen_mflops": round(frozen / 1e6, 1), "rest_mflops": round(rest / 1e6, 1),
             "rest_share": round(rest / total, 3), "speedup_estimate": round((frozen + 3 * rest) / (3 * rest), 2)}

@@ -71,11 +71,12 @@ def write(key: str, value) -> None:
     """Set ``key`` of bench/results.json to ``value``, the other keys left as they are."""
     data = load()
     data[key] = value
-    _save(data)
+    save(data)
     print(f"bench/results.json: recorded under key {key!r}", file=sys.stderr, flush=True)
 
 
-def _save(data: dict) -> None:
+def save(data: dict) -> None:
+    """Write ``data`` as the whole of bench/results.json (sorted keys, so a diff shows only what changed)."""
     with open(RESULTS, "w") as fh:
         json.dump(data, fh, indent=2, sort_keys=True)
         fh.write("\n")
@@ -199,7 +200,7 @@ def main(argv=None) -> int:
     for a, b in changed:
         print(f"- {a.strip()}\n+ {b.strip()}")
     if args.relative and changed:
-        _save(rewritten)
+        save(rewritten)
     print(f"{len(changed)} line(s) {'rewritten' if args.relative else 'would change (pass --relative to write them)'}")
     return 0
 

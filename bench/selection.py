@@ -288,8 +288,9 @@ def judge_study(storage: str, log=print) -> tuple[list[dict], dict]:
     from optuna.trial import TrialState
 
     from lungsearch import data as data_mod
-    from lungsearch import evaluate, export, train
+    from lungsearch import evaluate, train
     from lungsearch.data import Arrays
+    from lungsearch.export.rebuild import data_source, search_data
     from search.keep import model_file
     from spaces import augment
 
@@ -298,10 +299,10 @@ def judge_study(storage: str, log=print) -> tuple[list[dict], dict]:
     study = optuna.load_study(study_name=summary.study_name, storage=storage)
     attrs, config = study.user_attrs, study.user_attrs.get("config", {})
     augment.register()  # a kept model may hold RandomAffine
-    data = export._search_data(study)  # validation decoded exactly as `best` does
+    data = search_data(study)  # validation decoded exactly as `best` does
     class_names = tuple(data.class_names)
     color = "grayscale" if data.input_shape[-1] == 1 else "rgb"
-    test = data_mod.load_test(export.data_source(study), image_size=int(data.input_shape[0]), color_mode=color,
+    test = data_mod.load_test(data_source(study), image_size=int(data.input_shape[0]), color_mode=color,
                               class_names=class_names, seed=config.get("seed", 0),
                               group_pattern=attrs.get("group_pattern", data_mod.DEFAULT_GROUP_PATTERN), cache_dir=config.get("cache_dir"))
     positive = evaluate.positive_class(class_names)

@@ -9,7 +9,7 @@ import warnings
 
 from lungsearch import __version__
 from lungsearch.commands import COMMANDS
-from lungsearch.commands._common import is_user_error, quiet_tensorflow
+from lungsearch.commands.common import is_user_error, quiet_tensorflow
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,7 +13,8 @@ difference equals the gradient except at a kink.  The score is the pre-softmax
 logit when the last layer is a softmax Dense (computed from its weights), as
 in the Grad-CAM paper; otherwise the log-probability.
 
-An averaging ensemble (``best --export --ensemble K``) has no one last conv
+An averaging ensemble (``best --export --ensemble K``, or a refined study's
+fold models; its model.json lists them as ``members``) has no one last conv
 layer: each member is cut at its own, and the score explained is the
 ensemble's, the log of the averaged probability.  Each member's map is
 weighted by the gradient of that score along its own channels, the maps are
@@ -53,11 +54,10 @@ def _out(layer):
 def _outer(layer, which: str):
     """The tensor where ``layer`` meets the enclosing graph.  For a nested Model, ``layer.output`` is its
     own inner tensor; the enclosing graph's is on the node of its call there (Keras 3 keeps one per call)."""
-    if _is_model(layer) and layer._inbound_nodes:
-        node = layer._inbound_nodes[-1]
-        tensors = node.output_tensors if which == "output" else node.input_tensors
-        return tensors[0]
-    return getattr(layer, which)
+    from lungsearch.keras_private import last_call_tensors
+
+    tensors = last_call_tensors(layer, which) if _is_model(layer) else None
+    return tensors[0] if tensors else getattr(layer, which)
 
 
 def _is_model(layer) -> bool:
@@ -143,17 +143,26 @@ class EnsembleCut:
     members: list[Cut]
 
 
-def _ensemble_members(model) -> list | None:
-    """The sub-models of an ensemble as ``lungsearch.export.model.ensemble_model`` builds it, else None."""
+def _ensemble_members(model, names: list[str] | None) -> list | None:
+    """The sub-models whose probabilities ``model`` averages, named by its model.json's ``members``; None for one model.
+
+    ``names`` None: an export made before model.json said so (``members``), recognised
+    as :func:`lungsearch.export.model.ensemble_model` builds it, by an Average as last layer.
+    """
+    if names is not None:
+        return [model.get_layer(n) for n in names] if len(names) > 1 else None
     members = [l for l in model.layers if _is_model(l)]
     if type(model.layers[-1]).__name__ == "Average" and len(members) > 1:
         return members
     return None
 
 
-def explain(model) -> Cut | EnsembleCut:
-    """What :func:`grad_cam` takes: the model cut at its last conv layer, or an ensemble's members each cut at theirs."""
-    members = _ensemble_members(model)
+def explain(model, members: list[str] | None = None) -> Cut | EnsembleCut:
+    """What :func:`grad_cam` takes: the model cut at its last conv layer, or an ensemble's members each cut at theirs.
+
+    ``members``: model.json's list of the sub-models the model averages ([] for one model; None where the JSON predates it).
+    """
+    members = _ensemble_members(model, members)
     if members is None:
         return cut(model)
     cuts = [cut(m) for m in members]

@@ -192,7 +192,7 @@ def write_gradcams(model, meta: dict, predictions: list[Prediction], out_dir: st
     from lungsearch import gradcam
 
     os.makedirs(out_dir, exist_ok=True)
-    c = gradcam.explain(model)
+    c = gradcam.explain(model, meta.get("members"))  # None: an export from before model.json listed them
     names = list(meta["class_names"])
     used: set[str] = set()
     paths = []

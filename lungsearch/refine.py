@@ -176,7 +176,7 @@ def refine(study: optuna.Study, *, top: int = DEFAULT_TOP, folds: int = DEFAULT_
 
     from lungsearch import train
     from lungsearch.data.base import Arrays
-    from lungsearch.export.rebuild import _search_data
+    from lungsearch.export.rebuild import search_data
     from lungsearch.trial import objective, stored_config
     from search.objective import EPOCH_CAP_ATTR, FEATURES_ATTR
     from spaces import augment, get_space
@@ -200,7 +200,7 @@ def refine(study: optuna.Study, *, top: int = DEFAULT_TOP, folds: int = DEFAULT_
                           "to carry on (its stored folds are kept, not mixed with others)")
     start = time.perf_counter()
     log(f"refine: loading the study's train and validation images ({len(chosen)} finalists, {folds} folds)")
-    data = _search_data(study)
+    data = search_data(study)
     pool = pool_of(data, folds, seed)
     if record and record.get("digest") != pool.digest:
         raise RefineError(f"the training images of study {study.study_name!r} are not those it was refined on (digest "

@@ -140,7 +140,7 @@ def fit(
             on_batch(self.epoch, batch, (self.params or {}).get("steps"))
 
     weights = class_weights(data.train.y, len(data.class_names)) if use_class_weights else None
-    reduce_lr, stopper = _plateau_callbacks(monitor)
+    reduce_lr, stopper = plateau_callbacks(monitor)
     callbacks = [_Measure(), reduce_lr, stopper]  # _Measure first: the others read the metrics it puts into logs
     if on_batch is not None:
         callbacks.append(_Batches())
@@ -171,7 +171,7 @@ def _finite_monitor(callback, logs):
     return float(value) if value is not None and math.isfinite(float(value)) else None
 
 
-def _plateau_callbacks(monitor: str):
+def plateau_callbacks(monitor: str):
     """ReduceLROnPlateau and EarlyStopping (restoring the best weights) on ``monitor``."""
     import keras
 

@@ -18,8 +18,9 @@ import warnings
 from typing import Callable, Iterable
 
 import optuna
-from optuna.storages._heartbeat import is_heartbeat_enabled  # not re-exported by optuna.storages
 from optuna.trial import TrialState
+
+from search.optuna_private import heartbeat_enabled, study_storage, trial_id
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)  # what counts towards --trials; failures are retried
 MAX_CONSECUTIVE_FAILURES = 3
@@ -74,7 +75,7 @@ def fail_stale(study: optuna.Study) -> None:
         optuna.storages.fail_stale_trials(study)
 
 
-class _Guarded:
+class Guarded:
     """The objective, plus the --trials guard and a stored reason for every failure."""
 
     def __init__(self, objective: Callable[[optuna.Trial], float], total: int):
@@ -128,7 +129,7 @@ def _first_line(exc: BaseException) -> str:
 def _set_reason(trial: optuna.Trial, reason: str) -> None:
     """Store why a trial failed: a user attr (shown by the dashboard) and the ``fail_reason`` system attr."""
     trial.set_user_attr(REASON_ATTR, reason)
-    trial.storage.set_trial_system_attr(trial._trial_id, "fail_reason", reason)
+    trial.storage.set_trial_system_attr(trial_id(trial), "fail_reason", reason)
 
 
 def _free_memory() -> None:
@@ -158,7 +159,7 @@ def run_trials(
     ``max_trials`` stops this process after that many trials (for recycling).
     """
     deadline = None if timeout is None else time.monotonic() + timeout
-    guarded = _Guarded(objective, total)
+    guarded = Guarded(objective, total)
     failures: list[str] = []
     ran = 0
 
@@ -184,7 +185,7 @@ def run_trials(
         if deadline is not None and time.monotonic() >= deadline:
             break
         if finished + count_running(study) >= total:
-            if not is_heartbeat_enabled(study._storage):
+            if not heartbeat_enabled(study_storage(study)):
                 break  # without heartbeats a dead worker's trial would look alive for ever
             time.sleep(wait)  # the last trials run elsewhere; stay to take over one that fails
             continue

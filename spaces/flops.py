@@ -15,20 +15,22 @@ import math
 def count_flops(model) -> int | None:
     """FLOPs of one forward pass of one image, or None when a shape is unknown."""
     try:
-        return int(sum(_layer_flops(layer) for layer in _leaf_layers(model)))
+        return int(sum(layer_flops(layer) for layer in leaf_layers(model)))
     except (AttributeError, ValueError, TypeError):  # a layer called twice, or a dynamic shape
         return None
 
 
-def _leaf_layers(model):
+def leaf_layers(model):
+    """The layers of ``model`` with nested models opened, at any depth: the layers that do the work."""
     for layer in model.layers:
         if hasattr(layer, "layers") and layer.layers:
-            yield from _leaf_layers(layer)
+            yield from leaf_layers(layer)
         else:
             yield layer
 
 
-def _layer_flops(layer) -> float:
+def layer_flops(layer) -> float:
+    """FLOPs of one call of ``layer`` on one image: 0 for a layer this count leaves out (see the module's docstring)."""
     from keras import layers
 
     if not isinstance(layer, (layers.Dense, layers.Conv1D, layers.Conv2D, layers.Conv3D,

@@ -80,7 +80,7 @@ WARM_STARTS = [
     },
 ]
 
-_WEIGHTS_CACHE: dict[str, str] = {}  # application -> why ImageNet weights failed, once per process
+WEIGHTS_FAILED: dict[str, str] = {}  # application -> why ImageNet weights failed, once per process
 
 
 def suggest(trial) -> dict:
@@ -272,22 +272,22 @@ def _backbone(backbone: Backbone, shape: tuple[int, int, int], weights):
             raise SpaceError(f"backbone weights file {path} does not fit {backbone.application}: {type(exc).__name__}: {exc}") from exc
     if weights == "random":
         return make(include_top=False, weights=None, input_shape=shape), "random", None
-    failed = _WEIGHTS_CACHE.get(backbone.application)  # tried and failed before in this process
+    failed = WEIGHTS_FAILED.get(backbone.application)  # tried and failed before in this process
     if failed is None:
         try:
-            return _imagenet(make, shape), "imagenet", None
+            return imagenet_backbone(make, shape), "imagenet", None
         except Exception as exc:  # offline, or a proxy in the way: fall back, loudly
             failed = (
                 f"ImageNet weights for {backbone.application} could not be loaded ({type(exc).__name__}: {str(exc)[:300]}); "
                 "the backbone starts from RANDOM weights. Give a local weights file with --weights PATH "
                 "(or LUNGSEARCH_WEIGHTS), or --weights random to ask for this"
             )
-            _WEIGHTS_CACHE[backbone.application] = failed
+            WEIGHTS_FAILED[backbone.application] = failed
             warnings.warn(failed, stacklevel=2)
     return make(include_top=False, weights=None, input_shape=shape), "random", failed
 
 
-def _imagenet(make, shape):
+def imagenet_backbone(make, shape):
     """Build with ImageNet weights: from Keras's cache, else fetched (tests replace this)."""
     return make(include_top=False, weights="imagenet", input_shape=shape)
 

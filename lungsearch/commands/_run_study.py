@@ -121,13 +121,13 @@ def summarise(study, config) -> None:
 
     import search
 
-    from lungsearch.commands import _hints
+    from lungsearch.commands import hints
 
     finished = search.count_finished(study)
     if study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         best = study.best_trial
         print(f"done: {finished} trials finished; best trial #{best.number} {config.metric}={best.value:.4f}", flush=True)
-        _hints.show(_hints.after_run(config.storage, study.study_name))
+        hints.show(hints.after_run(config.storage, study.study_name))
     elif not finished and config.timeout:  # the timeout came before any trial started (the trials waiting stay for the next run)
         import sys
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from lungsearch.commands._common import quiet_frameworks, storage_args
+from lungsearch.commands.common import quiet_frameworks, storage_args
 
 
 def register(sub) -> None:
@@ -66,11 +66,11 @@ def cmd_best(args: argparse.Namespace) -> int:
                  f"#{', #'.join(r['weights'])}, {r['folds']} fold models each, averaged")
     print(f"{which}, {rule}; reloaded in a fresh process: ok")
     print(f"test ({meta['data']['test_count']} images, 95% CI): {evaluate.summary_line(test)}")
-    from lungsearch.commands import _hints
+    from lungsearch.commands import hints
 
-    example = _hints.test_image(study)
+    example = hints.test_image(study)
     if example:
-        _hints.show(_hints.after_best(args.export, example))
+        hints.show(hints.after_best(args.export, example))
     else:  # demo data lives in memory: there is no image file to name
-        print(f"then, on an X-ray file of yours: {_hints.after_best(args.export, 'XRAY.png')[0]}")
+        print(f"then, on an X-ray file of yours: {hints.after_best(args.export, 'XRAY.png')[0]}")
     return 0

@@ -6,7 +6,7 @@ import argparse
 import errno
 import os
 
-from lungsearch.commands._common import storage_args
+from lungsearch.commands.common import storage_args
 
 HOST = "127.0.0.1"
 

@@ -62,7 +62,7 @@ def cmd_download(args: argparse.Namespace) -> int:
     result = download.download_pneumoniamnist(args.out, size=args.size, source=args.source)
     counts = ", ".join(f"{s} {sum(c.values())} ({', '.join(f'{n} {k}' for n, k in c.items())})" for s, c in result["counts"].items())
     print(f"wrote {os.path.abspath(args.out)}: {counts}")
-    from lungsearch.commands import _hints
+    from lungsearch.commands import hints
 
-    _hints.show([_hints.command("data", "inspect", args.out), _hints.command("run", "--data", args.out)])
+    hints.show([hints.command("data", "inspect", args.out), hints.command("run", "--data", args.out)])
     return 0

@@ -18,7 +18,7 @@ def register(sub) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from lungsearch import evaluate, external
-    from lungsearch.commands._common import quiet_frameworks
+    from lungsearch.commands.common import quiet_frameworks
     from lungsearch.predict import load_meta
 
     if args.bootstrap < 10:

@@ -16,7 +16,7 @@ def register(sub) -> None:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from lungsearch import predict as predict_mod
-    from lungsearch.commands._common import quiet_frameworks
+    from lungsearch.commands.common import quiet_frameworks
 
     meta = predict_mod.load_meta(args.model)  # fail on a bad model or image before importing Keras
     paths, images = predict_mod.readable(meta, predict_mod.image_files(args.images))  # before Keras loads

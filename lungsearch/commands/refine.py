@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from lungsearch.commands._common import quiet_frameworks, storage_args
+from lungsearch.commands.common import quiet_frameworks, storage_args
 
 
 def register(sub) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from lungsearch.commands._common import quiet_frameworks, storage_args
+from lungsearch.commands.common import quiet_frameworks, storage_args
 
 
 def register(sub) -> None:

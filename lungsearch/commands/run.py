@@ -7,7 +7,7 @@ which checks what can fail fast and then runs the search; the pieces live beside
 - :mod:`lungsearch.commands._run_trials`: trials in this process (:func:`work`), sampler seeds, the study's attributes
 - :mod:`lungsearch.commands._run_workers`: worker processes for ``--workers`` (:func:`supervise`)
 
-Their public names are re-exported here, so ``lungsearch.commands.run.<name>`` works as before.
+:func:`~lungsearch.commands._run_trials.sampler_seed` is public here too: the keras-tuner bench seeds its sampler as a run does.
 """
 
 from __future__ import annotations
@@ -16,13 +16,10 @@ import argparse
 import os
 import sys
 
-# The first import of each module is what this one uses; the second only re-exports the rest.
-from lungsearch.commands._common import quiet_frameworks, storage_args
 from lungsearch.commands._run_study import already_done, check_resumable, warm_start
-from lungsearch.commands._run_study import resume_line, summarise  # re-exported
-from lungsearch.commands._run_trials import work
-from lungsearch.commands._run_trials import DEADLINE_ENV, STARTED_ENV, data_summary, sampler_seed, store_study_attrs  # re-exported
+from lungsearch.commands._run_trials import sampler_seed, work  # sampler_seed: public here, see above
 from lungsearch.commands._run_workers import supervise
+from lungsearch.commands.common import quiet_frameworks, storage_args
 from lungsearch.config import CHOICES
 
 WEIGHTS_ENV = "LUNGSEARCH_WEIGHTS"  # backbone weights file for offline machines, when --weights is not given

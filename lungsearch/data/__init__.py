@@ -34,9 +34,9 @@ A test that monkeypatches a module-level name patches the module that holds it.
 
 from lungsearch.data.base import COLOR_MODES, IMAGE_EXTENSIONS, Arrays, DataError, SearchData, channels
 from lungsearch.data.limits import COPIES_WHILE_TRAINING, MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, available_memory, check_image_size
-from lungsearch.data.groups import DEFAULT_GROUP_PATTERN, GROUP_SCHEMES, check_coverage, group_coverage, group_report, patient_groups, split_validation
+from lungsearch.data.groups import DEFAULT_GROUP_PATTERN, GROUP_SCHEMES, check_coverage, group_coverage, group_report, patient_groups, split_cached, split_validation
 from lungsearch.data.layout import TEST_FRACTION, Layout, content_fingerprint, ignored_message, not_a_folder, read_layout, scan
-from lungsearch.data.decoding import DECODER_VERSION, Decoded, decode, decode_all, decode_cached, summarize_modes
+from lungsearch.data.decoding import DECODER_VERSION, Decoded, decode, decode_all, decode_cached, summarize_modes, thread_count
 from lungsearch.data.dedupe import duplicate_sets, hash_files
 from lungsearch.data.load import DEMO, SMALL_VAL, load_search_data, load_test
 
@@ -46,5 +46,5 @@ __all__ = [
     "Arrays", "DataError", "Decoded", "Layout", "SearchData",
     "available_memory", "channels", "check_image_size", "content_fingerprint", "decode", "decode_all", "decode_cached", "duplicate_sets",
     "check_coverage", "group_coverage", "group_report", "hash_files", "ignored_message", "load_search_data", "load_test", "not_a_folder",
-    "patient_groups", "read_layout", "scan", "split_validation", "summarize_modes",
+    "patient_groups", "read_layout", "scan", "split_cached", "split_validation", "summarize_modes", "thread_count",
 ]

@@ -76,7 +76,8 @@ def _read_one(path: str, image_size: int, color_mode: str) -> dict:
     return {"x": arr, "sha1": digest, "size": size, "mode": mode}
 
 
-def _workers() -> int:
+def thread_count() -> int:
+    """Threads for decoding and hashing files: the CPUs this process may use (Pillow and hashlib release the GIL)."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:
@@ -96,7 +97,7 @@ def _decode_many(paths: list[str], image_size: int, color_mode: str, desc: str) 
     c = channels(color_mode)
     x = np.zeros((len(paths), image_size, image_size, c), np.uint8)
     kept, skipped, hashes, sizes, modes = [], [], [], [], []
-    pool = ThreadPoolExecutor(max_workers=_workers())
+    pool = ThreadPoolExecutor(max_workers=thread_count())
     try:
         results = pool.map(lambda p: _read_one(p, image_size, color_mode), paths)
         for i, r in enumerate(tqdm(results, total=len(paths), desc=desc, unit="img", leave=False, disable=True if len(paths) < 200 else None)):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
 
-from lungsearch.data.decoding import _workers
+from lungsearch.data.decoding import thread_count
 
 
 def hash_files(paths: list[str]) -> list[str | None]:
@@ -20,7 +20,7 @@ def hash_files(paths: list[str]) -> list[str | None]:
         except OSError:
             return None
 
-    with ThreadPoolExecutor(max_workers=_workers()) as pool:
+    with ThreadPoolExecutor(max_workers=thread_count()) as pool:
         return list(pool.map(one, paths))
 
 

@@ -123,7 +123,7 @@ def kfold(labels: np.ndarray, groups: list[str], k: int, seed: int) -> list[tupl
         return [(np.sort(fit), np.sort(held)) for fit, held in splitter.split(np.zeros(len(labels)), labels, groups)]
 
 
-def _split_cached(labels: np.ndarray, groups: list[str], fraction: float, seed: int, cache_dir: str | None):
+def split_cached(labels: np.ndarray, groups: list[str], fraction: float, seed: int, cache_dir: str | None):
     """:func:`split_validation`, remembered in the cache: the splitter takes seconds on 5,000 files."""
     key = hashlib.sha256(json.dumps(["split", labels.tolist(), groups, fraction, seed]).encode()).hexdigest()[:24]
 

@@ -10,7 +10,7 @@ import numpy as np
 from lungsearch.data.base import Arrays, DataError, SearchData, channels
 from lungsearch.data.decoding import decode_cached
 from lungsearch.data.dedupe import duplicate_sets, hash_files
-from lungsearch.data.groups import DEFAULT_GROUP_PATTERN, _split_cached, group_coverage, group_report, patient_groups, split_validation
+from lungsearch.data.groups import DEFAULT_GROUP_PATTERN, group_coverage, group_report, patient_groups, split_cached, split_validation
 from lungsearch.data.layout import content_fingerprint, ignored_message, read_layout
 from lungsearch.data.limits import check_image_size
 
@@ -94,7 +94,7 @@ def load_search_data(
         is_val = file_idx >= n_given_train
         train_rows, val_rows = np.flatnonzero(~is_val), np.flatnonzero(is_val)
     else:
-        train_rows, val_rows = _split_cached(row_labels, groups, val_fraction, seed, cache_dir)
+        train_rows, val_rows = split_cached(row_labels, groups, val_fraction, seed, cache_dir)
     missing = [n for k, n in enumerate(layout.class_names) if not np.any(row_labels[val_rows] == k)]
     if missing:
         raise DataError(f"the validation split of {source} has no {', '.join(missing)} image ({len(set(groups))} patients in all); "
@@ -156,7 +156,7 @@ def load_test(
 
         x, y = demo.make_split("test", image_size)
         return Arrays(_to_channels(x, c), y)
-    # `best --export` lists the folder three times (load_search_data, here, and commands/_hints.test_image); this
+    # `best --export` lists the folder three times (load_search_data, here, and commands/hints.test_image); this
     # listing also checks that test/ has the classes of train/, and costs 7 ms on chest_xray: kept, not passed along
     layout = read_layout(source, seed=seed, group_pattern=group_pattern, cache_dir=cache_dir)
     if tuple(class_names) != layout.class_names:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 
-from lungsearch.evaluate.plots import _plots
+from lungsearch.evaluate.plots import write_plots
 
 SUMMARY_KEYS = ("accuracy", "sensitivity", "specificity", "roc_auc", "balanced_accuracy")
 
@@ -39,7 +39,7 @@ def write_files(evaluation: dict, out_dir: str, *, history: dict | None = None) 
     with open(md_path, "w") as fh:
         fh.write(markdown(evaluation))
     paths.append(md_path)
-    paths += _plots(evaluation, out_dir, history or {})
+    paths += write_plots(evaluation, out_dir, history or {})
     return paths
 
 

@@ -1,7 +1,7 @@
 """The PNGs of an evaluation: test confusion matrix, test ROC with the chosen threshold, training curves.
 
 matplotlib with the Agg backend, imported only when a figure is drawn; every
-figure is saved and closed by :func:`_save`.
+figure is saved and closed by :func:`save_figure`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import os
 import numpy as np
 
 
-def _plots(ev: dict, out_dir: str, history: dict) -> list[str]:
+def write_plots(ev: dict, out_dir: str, history: dict) -> list[str]:
+    """The test confusion matrix and ROC PNGs of evaluation ``ev`` (and its training curves, from ``history``) in ``out_dir``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -25,7 +26,7 @@ def _plots(ev: dict, out_dir: str, history: dict) -> list[str]:
     ConfusionMatrixDisplay(np.asarray(ev["test"]["confusion_matrix"]), display_labels=names).plot(ax=ax, colorbar=False, cmap="Blues")
     ax.set_title("test confusion matrix")
     fig.tight_layout()
-    paths.append(_save(fig, os.path.join(out_dir, "confusion_matrix.png")))
+    paths.append(save_figure(fig, os.path.join(out_dir, "confusion_matrix.png")))
 
     y, probs = ev["_y"], ev["_probs"]
     fig, ax = plt.subplots(figsize=(5, 4.5), dpi=120)
@@ -50,7 +51,7 @@ def _plots(ev: dict, out_dir: str, history: dict) -> list[str]:
     else:
         ax.text(0.5, 0.5, "no ROC: the images hold one class only", ha="center", va="center")
     fig.tight_layout()
-    paths.append(_save(fig, os.path.join(out_dir, "roc_curve.png")))
+    paths.append(save_figure(fig, os.path.join(out_dir, "roc_curve.png")))
 
     path = training_curves_png(history, os.path.join(out_dir, "training_curves.png"), trial=ev.get("trial"),
                                objective=ev.get("objective") or "val_auc", kept_epoch=ev.get("kept_epoch"))
@@ -88,10 +89,11 @@ def training_curves_png(history: dict, path: str, *, trial=None, objective: str 
     kept = f"; the model holds the weights of epoch {kept_epoch} (best {objective}, restored)" if kept_epoch else ""
     fig.suptitle(f"trial {trial}: training curves{kept}", fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _save(fig, path: str) -> str:
+def save_figure(fig, path: str) -> str:
+    """Save ``fig`` to ``path`` and close it (pyplot keeps every open figure otherwise); tests replace it to look at the figure."""
     import matplotlib.pyplot as plt
 
     fig.savefig(path)

@@ -19,3 +19,8 @@ class ExportError(ValueError):
 
 def meta_path(model_path: str) -> str:
     return os.path.splitext(model_path)[0] + ".json"
+
+
+def color_mode(data) -> str:
+    """``grayscale`` or ``rgb``: what the input channels of ``data`` (the study's decoded images) say."""
+    return "grayscale" if data.input_shape[-1] == 1 else "rgb"

@@ -31,6 +31,21 @@ def ensemble_model(members, name: str = "ensemble"):
     return keras.Model(inputs, mean, name=name)
 
 
+def members_of(model) -> list[str]:
+    """The names of the sub-models whose probabilities ``model`` averages, as :func:`ensemble_model` and
+    :func:`lungsearch.export.refined.build_model` build it; [] where it averages none.
+
+    Called on a model the export has just built, and written into model.json
+    (``members``), so that what reads the export (Grad-CAM) knows it is an
+    ensemble instead of guessing from the model's shape.
+    """
+    import keras
+
+    if not isinstance(model.layers[-1], keras.layers.Average):
+        return []
+    return [layer.name for layer in model.layers if isinstance(layer, keras.Model)]
+
+
 def check_loads(path: str, sample: np.ndarray | None = None, expected: np.ndarray | None = None) -> None:
     """Load the model in a fresh process, as its user will; with ``sample``, check it predicts ``expected``."""
     code = (

@@ -64,3 +64,36 @@ def default_ensemble(study: optuna.Study, has_model) -> tuple[int, str]:
                    f"{'s' if len(missing) > 1 else ''} #{', #'.join(map(str, missing))} {'have' if len(missing) > 1 else 'has'} none "
                    f"(`run --keep-top {k}` keeps them; `--ensemble {k} --retrain` trains them again)")
     return k, f"the {k} best trials averaged (the default; --ensemble 1 exports the best trial alone)"
+
+
+def choose(study: optuna.Study, has_model, *, trial_number: int | None, max_train_seconds: float | None, retrain_model: bool,
+           ensemble: int | None) -> tuple[list[optuna.trial.FrozenTrial], list[int], str | None]:
+    """(the trials ``best`` exports, best first; the numbers of those whose model is not kept; why that many, or None).
+
+    ``ensemble`` None: one trial where a trial, a time budget or ``--retrain``
+    is asked for, else :func:`default_ensemble`. A trial without a kept model
+    (``has_model(trial)`` false) is refused unless ``retrain_model``.
+    """
+    why = None
+    if ensemble is None:
+        if trial_number is not None or max_train_seconds is not None or retrain_model:
+            ensemble = 1
+        else:
+            ensemble, why = default_ensemble(study, has_model)
+    if ensemble < 1:
+        raise ExportError(f"--ensemble must be at least 1, got {ensemble}")
+    if ensemble > 1 and (trial_number is not None or max_train_seconds is not None):
+        raise ExportError("--ensemble takes the K best trials; it cannot be combined with --trial or --max-train-seconds")
+    trials = pick_trials(study, ensemble) if ensemble > 1 else [pick_trial(study, trial_number, max_train_seconds)]
+    missing = [t.number for t in trials if not has_model(t)]
+    if missing and not retrain_model:
+        from search.keep import why_no_model
+
+        if len(trials) == 1:
+            raise ExportError(f"{why_no_model(study, trials[0])}; add --retrain to train it again from its stored params")
+        first = next(t for t in trials if t.number == missing[0])
+        raise ExportError(
+            f"the models of trial{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} of the {len(trials)} best are not "
+            f"on disk ({why_no_model(study, first)}; `run --keep-top K` keeps the K best); add --retrain to train them again"
+        )
+    return trials, missing, why

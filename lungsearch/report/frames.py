@@ -3,7 +3,7 @@
 One row per trial with its state, value, validation metrics, time, size and
 params, every user attribute read with a default so that old studies still
 fit; a trial no better than a constant answer is marked degenerate and is
-never on a front. :mod:`lungsearch.report` prints and draws from these frames.
+never on a front. The rest of :mod:`lungsearch.report` prints and draws from these frames.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
 
 def front_frame(df: pd.DataFrame, metric: str = "val_accuracy", cost: str = "train_seconds") -> pd.DataFrame:
     """Completed trials on the front of ``metric`` (max) vs ``cost`` (min), sorted by cost; degenerate trials are never on it."""
-    done = _plotted(df, metric, cost)
+    done = plotted(df, metric, cost)
     if "degenerate" in done:
         done = done[~done["degenerate"]]
     if done.empty:
@@ -87,14 +87,11 @@ def front_frame(df: pd.DataFrame, metric: str = "val_accuracy", cost: str = "tra
     return done[mask].sort_values(cost)
 
 
-def pareto_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """The front of validation accuracy vs training time (kept for callers of the first report)."""
-    return front_frame(df, "val_accuracy", "train_seconds")
-
-
-def _plotted(df: pd.DataFrame, y: str, cost: str) -> pd.DataFrame:
+def plotted(df: pd.DataFrame, y: str, cost: str) -> pd.DataFrame:
+    """The completed trials that record both ``y`` and ``cost``: the points a front's plot can draw."""
     return df[(df["state"] == "COMPLETE") & df[y].notna() & df[cost].notna()]
 
 
-def _short(v) -> str:
+def short(v) -> str:
+    """A param value as the summary and the hover text show it: floats to 4 significant digits."""
     return f"{v:.4g}" if isinstance(v, float) else str(v)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from lungsearch.report.frames import _plotted, _short
+from lungsearch.report.frames import plotted, short
 
 DEGENERATE_LABEL = "degenerate (val_acc <= majority rate, or AUC <= 0.5): off the front"
 
@@ -42,7 +42,8 @@ def log_ticks(low: float, high: float) -> list[float]:
     return below + inside + above
 
 
-def _plot_front(df, front, y, cost, path, title, y_label, x_label, baseline=None) -> str:
+def front_png(df, front, y, cost, path, title, y_label, x_label, baseline=None) -> str:
+    """The front of ``y`` (max) vs ``cost`` (min) over every completed trial of ``df``, with ``baseline`` (value, label) dashed, as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -50,7 +51,7 @@ def _plot_front(df, front, y, cost, path, title, y_label, x_label, baseline=None
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
     fig, ax = plt.subplots(figsize=(7, 5.2), dpi=120)
-    done = _plotted(df, y, cost)
+    done = plotted(df, y, cost)
     bad = done["degenerate"] if "degenerate" in done else pd.Series(False, index=done.index)
     ax.scatter(done[~bad][cost], done[~bad][y], color="0.7", label="completed trials")
     if bad.any():
@@ -84,16 +85,17 @@ def _plot_front(df, front, y, cost, path, title, y_label, x_label, baseline=None
     return path
 
 
-def _html_front(df, front, y, cost, path, title, y_label, x_label, baseline=None) -> str:
+def front_html(df, front, y, cost, path, title, y_label, x_label, baseline=None) -> str:
+    """The same front as :func:`front_png`, as an interactive page whose points show each trial's params."""
     import plotly.graph_objects as go
 
-    done = _plotted(df, y, cost)
+    done = plotted(df, y, cost)
     bad = done["degenerate"] if "degenerate" in done else pd.Series(False, index=done.index)
     params = [c for c in df.columns if c.startswith("params_")]
 
     def hover(frame):
         return [f"trial #{int(r['trial'])}<br>{y}={r[y]:.4f}<br>{cost}={r[cost]:,.1f}<br>"
-                + "<br>".join(f"{c[7:]}={_short(r[c])}" for c in params if pd.notna(r[c])) for _, r in frame.iterrows()]
+                + "<br>".join(f"{c[7:]}={short(r[c])}" for c in params if pd.notna(r[c])) for _, r in frame.iterrows()]
 
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=done[~bad][cost], y=done[~bad][y], mode="markers", name="completed trials",

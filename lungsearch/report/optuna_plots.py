@@ -21,7 +21,7 @@ MIN_TRIALS_FOR_IMPORTANCE = 4  # fANOVA on fewer completed trials says nothing
 RELIABLE_IMPORTANCE_TRIALS = 20  # below this, importances are printed and drawn with a caveat
 
 
-def _optuna_plots(study: optuna.Study, out_dir: str, stream=None) -> tuple[list, list[str]]:
+def write_optuna_plots(study: optuna.Study, out_dir: str, stream=None) -> tuple[list, list[str]]:
     """optuna.visualization's history, intermediate values and importances, each as HTML (skipped when they cannot apply).
 
     Returns ([(name, path, figure)], notes).

@@ -115,7 +115,7 @@ def test_below_defaults():
 
 
 def test_relative_mode_rewrites_the_file(store, capsys):
-    results._save({"gpu": {"search": {"command": "x --storage sqlite:////work/main/gpu.db", "auc": 0.9}}})
+    results.save({"gpu": {"search": {"command": "x --storage sqlite:////work/main/gpu.db", "auc": 0.9}}})
     results.main(["--root", "/work/main"])  # without --relative: shows, writes nothing
     assert "sqlite:////work/main" in json.dumps(store())
     results.main(["--relative", "--root", "/work/main"])

@@ -51,7 +51,7 @@ def test_markdown_says_which_interval_and_which_validation_accuracy():
 
 def test_training_curves_show_the_objective_and_mark_the_kept_epoch(tmp_path, monkeypatch):
     figures = []
-    monkeypatch.setattr(evaluate_plots, "_save", lambda fig, path: figures.append(fig) or path)  # where training_curves_png looks it up
+    monkeypatch.setattr(evaluate_plots, "save_figure", lambda fig, path: figures.append(fig) or path)  # where training_curves_png looks it up
     history = {"loss": [0.7, 0.5, 0.4], "val_loss": [0.6, 0.5, 0.55], "accuracy": [0.6, 0.7, 0.8],
                "val_accuracy": [0.6, 0.75, 0.7], "val_auc": [0.7, 0.9, 0.85]}
     assert evaluate.training_curves_png(history, str(tmp_path / "c.png"), trial=3, objective="val_auc", kept_epoch=2)
@@ -60,7 +60,7 @@ def test_training_curves_show_the_objective_and_mark_the_kept_epoch(tmp_path, mo
     assert axes[2].get_title() == "val_auc: the objective"
     for ax in axes:
         assert any(list(line.get_xdata()) == [2, 2] and line.get_label() == "kept: epoch 2" for line in ax.lines)
-    assert "weights of epoch 2" in figures[0]._suptitle.get_text()
+    assert "weights of epoch 2" in figures[0].get_suptitle()
 
 
 def test_retrain_restores_the_best_epoch_of_the_search_objective(monkeypatch):

@@ -83,6 +83,7 @@ def test_retrain_rebuilds_a_trial_whose_model_is_gone(study_db, tmp_path, capsys
         assert main(["best", "--storage", url, "--export", str(dest), "--trial", str(trial.number), "--retrain", "--bootstrap", "20"]) == 0
         meta = json.loads((tmp_path / "model.json").read_text())
         assert meta["retrained"] is True and meta["params"] == trial.params
+        assert meta["members"] == []  # one model: Grad-CAM cuts it at its own last conv layer
     finally:
         store.write_bytes(saved)
 
@@ -104,6 +105,7 @@ def test_by_default_best_averages_the_three_best_trials(study_db, tmp_path, caps
     assert "ensemble of trials" in out and "reloaded in a fresh process: ok" in out
     meta = json.loads((tmp_path / "ens" / "model.json").read_text())
     assert [m["trial"] for m in meta["ensemble"]] == [t.number for t in top]
+    assert meta["members"] == ["member0", "member1", "member2"]  # it says it averages, and what: Grad-CAM reads this
     members = ", ".join(f"#{t.number}" for t in top)
     assert f"trials {members} averaged: reading the test split (once)" in out  # the ensemble is tested, not the first trial
     assert META_FIELDS <= set(meta)

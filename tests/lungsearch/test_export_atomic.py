@@ -40,7 +40,7 @@ def test_a_failed_or_interrupted_export_leaves_the_earlier_one_byte_identical(ex
             raise KeyboardInterrupt
         raise export.ExportError("injected failure")
 
-    target = {"check_loads": "lungsearch.export.check_loads", "write_files": "lungsearch.evaluate.write_files",
+    target = {"check_loads": "lungsearch.export.best.check_loads", "write_files": "lungsearch.evaluate.write_files",
               "interrupt": "lungsearch.evaluate.write_files"}[where]
     monkeypatch.setattr(target, fail)
     args = ["best", "--storage", url, "--export", str(out / "model.keras"), "--bootstrap", "20", "--trial", "1"]

@@ -133,6 +133,17 @@ def test_grad_cam_of_an_ensemble_weighs_each_member_by_the_averaged_probability(
     assert drawn >= 2
 
 
+def test_grad_cam_reads_what_an_export_averages_from_its_json_and_guesses_only_for_older_exports():
+    """model.json's ``members`` decides; without it (an export from before), an Average last layer means an ensemble."""
+    from lungsearch.export.model import ensemble_model, members_of
+
+    model = ensemble_model([_gap_softmax(), _gap_softmax()])
+    assert members_of(model) == ["member0", "member1"] and members_of(_gap_softmax()) == []
+    assert isinstance(gradcam.explain(model, ["member0", "member1"]), gradcam.EnsembleCut)
+    assert isinstance(gradcam.explain(model), gradcam.EnsembleCut)  # no members in the JSON: the shape says it
+    assert isinstance(gradcam.explain(_gap_softmax(), []), gradcam.Cut)
+
+
 def test_grad_cam_and_feature_maps_of_an_ensemble_of_unlike_members(tmp_path):
     """Members with maps of different sizes, one with a nested backbone: the map is the finest member's grid."""
     import keras
@@ -198,14 +209,21 @@ def test_predict_decodes_as_training_and_applies_the_stored_threshold(exported, 
 
 
 @pytest.mark.parametrize("kind", ["single", "ensemble"])
-def test_predict_cli_writes_gradcam_and_activation_pngs(exported, kind, tmp_path, capsys):
+def test_predict_cli_writes_gradcam_and_activation_pngs(exported, kind, tmp_path, capsys, monkeypatch):
     from PIL import Image
 
     path, images, model = exported
+    members = []
     if kind == "ensemble":  # as `best --export --ensemble 2` writes it
         from lungsearch.export.model import ensemble_model
 
         ensemble_model([model, _plain()]).save(path)
+        members = ["member0", "member1"]
+    meta = json.loads((tmp_path / "model.json").read_text())
+    (tmp_path / "model.json").write_text(json.dumps({**meta, "members": members}))
+    explained = []
+    explain = gradcam.explain
+    monkeypatch.setattr(gradcam, "explain", lambda m, names=None: explained.append(names) or explain(m, names))
     rc = main(["predict", str(images), str(images / "x0.png"), "--model", str(path),
                "--gradcam", str(tmp_path / "cam"), "--activations", str(tmp_path / "act")])
     assert rc == 0
@@ -214,6 +232,7 @@ def test_predict_cli_writes_gradcam_and_activation_pngs(exported, kind, tmp_path
     cams = sorted(p.name for p in (tmp_path / "cam").iterdir())
     assert cams == ["x0-2.gradcam.png", "x0.gradcam.png", "x1.gradcam.png", "x2.gradcam.png"]
     assert Image.open(tmp_path / "cam" / "x0.gradcam.png").size[0] > 100
+    assert explained == [members]  # what model.json says the model averages, not a guess from its shape
     layers = ["conv0", "conv1"] if kind == "single" else ["member0_conv0", "member0_conv1", "member1_conv0", "member1_conv1"]
     assert sorted(p.name for p in (tmp_path / "act" / "x1").iterdir()) == [f"{i:02d}_{n}.png" for i, n in enumerate(layers)]
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lungsearch.commands import _common
+from lungsearch.commands import common
 
 ABSL = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
 ONEDNN = ("I0000 00:00:1796171955.799733    8036 port.cc:153] oneDNN custom operations are on. You may see slightly "
@@ -25,11 +25,11 @@ VALUE = 42
 def _import_fake_tensorflow(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
     (tmp_path / "tensorflow").mkdir()
     (tmp_path / "tensorflow" / "__init__.py").write_text(FAKE_TENSORFLOW)
-    code = ("from lungsearch.commands._common import quiet_tensorflow\n"
+    code = ("from lungsearch.commands.common import quiet_tensorflow\n"
             "quiet_tensorflow()\n"
             "import tensorflow\n"
             "print(tensorflow.VALUE)\n")
-    environ = {k: v for k, v in os.environ.items() if k != _common.DEBUG_ENV}
+    environ = {k: v for k, v in os.environ.items() if k != common.DEBUG_ENV}
     environ.update(PYTHONPATH=os.pathsep.join([str(tmp_path), *sys.path]), **env)
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environ, timeout=120)
 
@@ -54,24 +54,24 @@ def _record(msg: str, exc: BaseException | None = None) -> logging.LogRecord:
 
 def test_an_interrupted_trial_leaves_the_line_to_the_command() -> None:
     params = {f"filters_b{i}": 8 for i in range(20)}
-    assert not _common._one_line_failures(_record(f"Trial 1 failed with parameters: {params} because of the "
+    assert not common.one_line_failures(_record(f"Trial 1 failed with parameters: {params} because of the "
                                                   "following error: KeyboardInterrupt().", KeyboardInterrupt()))
-    assert not _common._one_line_failures(_record("Trial 1 failed with value None."))
+    assert not common.one_line_failures(_record("Trial 1 failed with value None."))
 
 
 def test_a_failed_trial_is_one_line_without_traceback() -> None:
     record = _record("Trial 2 failed with parameters: {'units': 4} because of the following error: "
                      "ValueError('bad').", ValueError("bad"))
-    assert _common._one_line_failures(record)
+    assert common.one_line_failures(record)
     assert record.exc_info is None and "LUNGSEARCH_TRACEBACK=1" in record.getMessage()
-    assert _common._one_line_failures(_record("Trial 2 failed with value nan."))  # a value says something
+    assert common.one_line_failures(_record("Trial 2 failed with value nan."))  # a value says something
 
 
 def test_tensorflow_retracing_warning_is_dropped_and_its_other_warnings_kept(monkeypatch) -> None:
-    monkeypatch.delenv(_common.DEBUG_ENV, raising=False)
+    monkeypatch.delenv(common.DEBUG_ENV, raising=False)
     logger = logging.getLogger("tensorflow")
     monkeypatch.setattr(logger, "filters", list(logger.filters))  # the filter added here leaves with the test
-    _common.quiet_frameworks()
+    common.quiet_frameworks()
     retracing = logging.LogRecord("tensorflow", logging.WARNING, __file__, 1, "5 out of the last 5 calls to <function "
                                   "TensorFlowTrainer.make_predict_function.<locals>.one_step_on_data_distributed> "
                                   "triggered tf.function retracing. Tracing is expensive ...", None, None)

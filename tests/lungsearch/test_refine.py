@@ -75,10 +75,10 @@ def test_every_training_image_is_predicted_once_by_a_fold_model_that_never_saw_i
 
 
 def test_a_fold_trains_on_the_other_folds_with_its_own_patient_split(refined):
-    from lungsearch.export.rebuild import _search_data
+    from lungsearch.export.rebuild import search_data
 
     study = _load(refined[0])
-    pool = refine.pool_of(_search_data(study), 3, 1)
+    pool = refine.pool_of(search_data(study), 3, 1)
     assert pool.digest == study.user_attrs["refine"]["digest"]
     for k, (_, held) in enumerate(pool.folds):
         data, rows = refine.fold_data(pool, k, 0.25, 1)
@@ -137,6 +137,7 @@ def test_best_exports_the_oof_best_finalists_fold_models_averaged_thresholded_ou
     results = study.user_attrs["refine"]["results"]
     best = max(results, key=lambda n: (results[n]["oof_auc"], -int(n)))
     assert meta["refined"]["rule"] == "bag" and meta["refined"]["weights"] == {best: 1}
+    assert meta["members"] == [f"trial{best}_fold{k}" for k in range(meta["refined"]["folds"])]  # the fold models it averages
     assert meta["decision"]["chosen_on"].startswith("out-of-fold") and "out-of-fold" in meta["decision"]["rule"]
     assert meta["out_of_fold"]["oof_auc"] == pytest.approx(results[best]["oof_auc"], abs=1e-6)
     card = (out / "MODEL_CARD.md").read_text()  # the card says what was mixed, and where the threshold was chosen

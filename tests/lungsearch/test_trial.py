@@ -6,7 +6,7 @@ import pytest
 
 from lungsearch.cli import main
 from lungsearch.config import RunConfig
-from lungsearch.export.rebuild import _search_data
+from lungsearch.export.rebuild import search_data
 from lungsearch.trial import retrain, stored_config
 from tests.conftest import make_folder
 
@@ -28,7 +28,7 @@ def study(tmp_path_factory):
 
 
 def test_a_retrained_trial_reproduces_the_searchs_validation_figures(study):
-    data = _search_data(study)
+    data = search_data(study)
     completed = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert completed
     for trial in completed:
@@ -55,7 +55,7 @@ def test_a_retrain_uses_the_epoch_cap_the_trial_ran_under(study, monkeypatch):
     study.set_user_attr("config", {**config.to_dict(), "epochs": 9})
     try:
         with pytest.raises(optuna.TrialPruned):
-            retrain(study, trial, _search_data(study))
+            retrain(study, trial, search_data(study))
     finally:
         study.set_user_attr("config", config.to_dict())
     assert seen["epochs"] == 3

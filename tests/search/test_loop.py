@@ -10,7 +10,8 @@ import pytest
 from optuna.trial import TrialState
 
 import search
-from search.loop import OOM_ATTR, REASON_ATTR, SURPLUS_ATTR, StudyAborted, _Guarded, is_out_of_memory
+from search.loop import OOM_ATTR, REASON_ATTR, SURPLUS_ATTR, StudyAborted, Guarded, is_out_of_memory
+from search.optuna_private import study_storage, trial_id
 
 
 @pytest.fixture
@@ -101,7 +102,7 @@ def test_a_trial_beyond_the_total_fails_before_running(study):
     """Two workers asked at the same instant: the later trial gives way, the earlier runs."""
     first, second = study.ask(), study.ask()  # both RUNNING, as if two workers had just started them
     ran = []
-    guarded = _Guarded(lambda trial: ran.append(trial.number) or 1.0, total=1)
+    guarded = Guarded(lambda trial: ran.append(trial.number) or 1.0, total=1)
     assert guarded(first) == 1.0
     with pytest.raises(search.loop.StudyFull):
         guarded(second)
@@ -113,7 +114,7 @@ def test_a_trial_beyond_the_total_fails_before_running(study):
 def test_stale_trial_of_a_dead_worker_is_failed_and_retried_with_its_params(study):
     dead = study.ask()
     x = dead.suggest_float("x", -1, 1)
-    study._storage.record_heartbeat(dead._trial_id)  # its worker beat once, then died (kill -9)
+    study_storage(study).record_heartbeat(trial_id(dead))  # its worker beat once, then died (kill -9)
     time.sleep(2.5)  # grace period: 2 heartbeats of 1 s
     search.run_trials(study, _quadratic, total=2)
     trials = study.trials

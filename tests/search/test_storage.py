@@ -6,9 +6,9 @@ import sqlite3
 
 import optuna
 import pytest
-from optuna.storages._heartbeat import is_heartbeat_enabled
 
 import search
+from search.optuna_private import heartbeat_enabled
 from search.storage import StorageError
 
 
@@ -16,8 +16,8 @@ def test_sqlite_is_opened_in_wal_mode_with_heartbeats(tmp_path):
     storage = search.open_storage(f"sqlite:///{tmp_path}/s.db", heartbeat=7)
     optuna.create_study(storage=storage, study_name="s")
     assert sqlite3.connect(tmp_path / "s.db").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert is_heartbeat_enabled(storage) and storage.get_heartbeat_interval() == 7
-    assert not is_heartbeat_enabled(search.open_storage(f"sqlite:///{tmp_path}/s.db", heartbeat=None))
+    assert heartbeat_enabled(storage) and storage.get_heartbeat_interval() == 7
+    assert not heartbeat_enabled(search.open_storage(f"sqlite:///{tmp_path}/s.db", heartbeat=None))
 
 
 def test_journal_file_url(tmp_path):

@@ -43,8 +43,8 @@ def test_unavailable_imagenet_falls_back_to_random_loudly(monkeypatch):
     def offline(make, shape):
         raise OSError("URL fetch failure: no network")
 
-    monkeypatch.setattr(transfer, "_imagenet", offline)
-    monkeypatch.setattr(transfer, "_WEIGHTS_CACHE", {})
+    monkeypatch.setattr(transfer, "imagenet_backbone", offline)
+    monkeypatch.setattr(transfer, "WEIGHTS_FAILED", {})
     study = optuna.create_study()
     trial = study.ask()
     with pytest.warns(UserWarning, match="RANDOM weights"):

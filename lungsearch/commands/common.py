@@ -133,9 +133,11 @@ def quiet_frameworks() -> None:
     if _expected_retracing not in tf_logger.filters:
         tf_logger.addFilter(_expected_retracing)
     if not os.environ.get("LUNGSEARCH_TRACEBACK"):
-        logger = logging.getLogger("optuna.study._optimize")
-        if _one_line_failures not in logger.filters:
-            logger.addFilter(_one_line_failures)
+        from search.optuna_private import FAILED_TRIAL_LOGGER
+
+        logger = logging.getLogger(FAILED_TRIAL_LOGGER)
+        if one_line_failures not in logger.filters:
+            logger.addFilter(one_line_failures)
 
 
 _VALUE_NONE = re.compile(r"^Trial \d+ failed with value None\.$")
@@ -152,7 +154,7 @@ def _expected_retracing(record) -> bool:
     return "triggered tf.function retracing" not in record.getMessage()
 
 
-def _one_line_failures(record) -> bool:
+def one_line_failures(record) -> bool:
     """A failed trial is one warning line, without traceback: the reason is stored and printed on the trial's line.
 
     A trial stopped by Ctrl-C says nothing here: the command prints one line
