@@ -146,12 +146,22 @@ def resolve(file: str | None = None, **flags) -> RunConfig:
     if config.workers < 1 or config.heartbeat < 1 or config.recycle < 0:
         raise ConfigError("--workers and --heartbeat must be at least 1, and --recycle at least 0")
     if config.image_size is not None:
-        from lungsearch.data import check_image_size
-
-        check_image_size(config.image_size)  # the fixed bounds; the memory a folder needs is checked once it is listed
+        check_image_size(config.image_size)  # the memory a folder needs is checked where it is decoded
     if config.batch_size is not None and config.batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1 (got {config.batch_size}); leave it out to let the space tune it")
     return config
+
+
+def check_image_size(image_size: int) -> None:
+    """The fixed bounds of ``--image-size`` (:mod:`lungsearch.data.limits` says why): the one place they are checked."""
+    from lungsearch.data import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
+
+    if image_size < MIN_IMAGE_SIZE:
+        raise ConfigError(f"--image-size must be at least {MIN_IMAGE_SIZE} pixels, got {image_size}")
+    if image_size > MAX_IMAGE_SIZE:
+        raise ConfigError(f"--image-size {image_size} is above the {MAX_IMAGE_SIZE} px limit: the spaces are made for 64-224 px, and "
+                          f"at {MAX_IMAGE_SIZE} px one batch through a first convolution already takes gigabytes; "
+                          f"use {MAX_IMAGE_SIZE} or less")
 
 
 def as_flags(config: RunConfig) -> list[str]:

@@ -50,18 +50,20 @@ def objective(config: RunConfig, space, data, *, keeper=None, watcher=None, on_b
     )
 
 
-def search_data(config: RunConfig, *, source: str | None = None, color_mode: str | None = None, group_pattern: str | None = None):
+def search_data(config: RunConfig, *, source: str | None = None, color_mode: str | None = None, group_pattern: str | None = None,
+                processes: int = 1):
     """The train/validation data of a study run with ``config``, decoded as the search decodes it (never the test split).
 
     ``source``, ``color_mode`` and ``group_pattern`` override the config's with
-    what a stored study resolved them to (an absolute data path, the space's color).
+    what a stored study resolved them to (an absolute data path, the space's color);
+    ``processes``: how many will hold the data at once (a run's workers), for the memory check.
     """
     from lungsearch import data as data_mod
 
     return data_mod.load_search_data(
         source or config.data, image_size=config.image_size, color_mode=color_mode or config.color or "grayscale",
         val_fraction=config.val_fraction, seed=config.seed, cache_dir=config.cache_dir, dedupe=config.dedupe,
-        group_pattern=group_pattern or config.group_pattern,
+        group_pattern=group_pattern or config.group_pattern, processes=processes,
     )
 
 

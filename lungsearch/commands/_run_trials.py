@@ -19,8 +19,9 @@ DEADLINE_ENV = "LUNGSEARCH_DEADLINE"  # time.time() after which workers start no
 STARTED_ENV = "LUNGSEARCH_STARTED"  # time.time() the run began: workers' elapsed time and ETA count from it
 
 
-def work(config, space, storage, *, as_worker: bool = False, quiet: bool = False) -> int:
-    """Run trials of the study in this process until it has config.trials finished (or recycling is due)."""
+def work(config, space, storage, data, *, as_worker: bool = False, quiet: bool = False) -> int:
+    """Run trials of the study in this process on ``data`` (:func:`lungsearch.trial.search_data`) until it has
+    config.trials finished (or recycling is due)."""
     import signal
     import time
 
@@ -35,7 +36,6 @@ def work(config, space, storage, *, as_worker: bool = False, quiet: bool = False
 
     signal.signal(signal.SIGTERM, on_term)
     name = config.study_name
-    data = trial_mod.search_data(config)
     fixed = {"batch_size": config.batch_size} if config.batch_size else None
 
     def sampler(trials_before: int):
