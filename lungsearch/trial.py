@@ -68,8 +68,18 @@ def search_data(config: RunConfig, *, source: str | None = None, color_mode: str
 
 
 def stored_config(study: optuna.Study) -> RunConfig:
-    """The config a study was last run with, as a :class:`RunConfig` (keys of older versions dropped, new ones defaulted)."""
-    return RunConfig.from_dict(study.user_attrs.get("config") or {})
+    """The config a study was last run with, as a :class:`RunConfig` (keys of older versions dropped, new ones defaulted).
+
+    The one reader of a study's input: its ``image_size`` and ``color``, as the
+    run resolved them (the space's own where no flag gave them).
+    """
+    attrs = study.user_attrs
+    config = RunConfig.from_dict(attrs.get("config") or {})
+    # Studies made before this version also stored the input as the user attributes input_shape ([side, side, channels])
+    # and color_mode; read them where the config lacks the value (with_updates leaves a None alone).
+    shape = attrs.get("input_shape")
+    return config.with_updates(image_size=config.image_size or (int(shape[0]) if shape else None),
+                               color=config.color or attrs.get("color_mode"))
 
 
 def retrain(study: optuna.Study, trial: optuna.trial.FrozenTrial, data, *, space=None) -> search.Trained:

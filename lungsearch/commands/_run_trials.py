@@ -153,8 +153,6 @@ def _set_study_attrs(study, config, data, space, artifacts: str) -> None:
     study.set_user_attr("class_names", list(data.class_names))
     study.set_user_attr("data", {k: v for k, v in data.info.items() if k != "skipped"})
     study.set_user_attr("skipped_files", data.info.get("skipped", []))
-    study.set_user_attr("input_shape", list(data.input_shape))
-    study.set_user_attr("color_mode", config.color)
     study.set_user_attr("group_pattern", data.info.get("group_pattern", data_mod.DEFAULT_GROUP_PATTERN))
     study.set_user_attr("artifacts", os.path.abspath(artifacts))
     study.set_user_attr(
