@@ -40,7 +40,7 @@ def work(config, space, storage, data, *, as_worker: bool = False, quiet: bool =
 
     def sampler(trials_before: int):
         seed = sampler_seed(config.seed, trials_before)
-        return search.make_sampler(config.sampler, seed, fixed, grid=getattr(space, "grid", None))
+        return search.make_sampler(config.sampler, seed, fixed, grid=space.grid)
 
     study = optuna.create_study(
         storage=storage, study_name=name, direction="maximize", load_if_exists=True,
