@@ -4,8 +4,9 @@ A space is any module with a ``build(trial, *, input_shape, num_classes)``
 function that suggests every hyperparameter it uses through ``trial`` and
 returns a compiled Keras model, plus the optional attributes that
 :class:`spaces.interface.SpaceModule` lists (``fit_options(trial)``, ``IMAGE_SIZE``, ...),
-each checked when the space is loaded.  Registering a module makes it
-available as ``--space NAME``; a path to a ``.py`` file works too.
+each checked when the space is loaded.  The built-in spaces are modules
+(``dense``, ``cnn``) and the rows of the transfer table (:mod:`spaces.backbones`);
+a path to a ``.py`` file works too.
 """
 
 from __future__ import annotations
@@ -50,18 +51,10 @@ class Space:
         return {**self.legacy_params, **params}
 
 
-_BUILTIN = {
-    # name -> module (imported lazily so `lungsearch --help` stays instant)
-    "dense": "spaces.dense",
-    "cnn": "spaces.cnn",
-    "mobilenet": "spaces.mobilenet",
-    "densenet121": "spaces.densenet121",
-    "vgg19": "spaces.vgg19",
-    "efficientnet": "spaces.efficientnet",
-    "efficientnet-lite0": "spaces.efficientnet_lite0",
-    "efficientnet-lite1": "spaces.efficientnet_lite1",
-    "efficientnet-lite2": "spaces.efficientnet_lite2",
-}
+# name -> module of the spaces that are modules (imported lazily so `lungsearch --help` stays instant);
+# the transfer spaces follow them, one per row of the table in spaces/backbones.py
+_MODULES = {"dense": "spaces.dense", "cnn": "spaces.cnn"}
+_TABLE = "spaces.backbones"
 _LOADED: dict[str, Space] = {}
 
 
@@ -100,17 +93,24 @@ def _warm_starts(raw, source: str) -> tuple:
     return tuple(out)
 
 
+def _builtin() -> list[str]:
+    """The registered names, in `lungsearch spaces` order: the module spaces, then the transfer table's rows."""
+    return [*_MODULES, *importlib.import_module(_TABLE).names()]
+
+
 def list_spaces(pattern: str = "*") -> list[str]:
     """Names of the registered spaces matching a shell-style pattern."""
-    return [n for n in _BUILTIN if fnmatch.fnmatch(n, pattern)]
+    return [n for n in _builtin() if fnmatch.fnmatch(n, pattern)]
 
 
 def get_space(name_or_path: str) -> Space:
     """Resolve ``--space``: a registered name or a path to a ``.py`` file."""
     if name_or_path in _LOADED:
         return _LOADED[name_or_path]
-    if name_or_path in _BUILTIN:
-        space = _space(name_or_path, vars(importlib.import_module(_BUILTIN[name_or_path])), name_or_path)
+    if name_or_path in _MODULES:
+        space = _space(name_or_path, vars(importlib.import_module(_MODULES[name_or_path])), name_or_path)
+    elif name_or_path in _builtin():
+        space = _space(name_or_path, importlib.import_module(_TABLE).attributes(name_or_path), name_or_path)
     elif name_or_path.endswith(".py") or os.sep in name_or_path:
         space = _load_file(name_or_path)
     else:

@@ -83,6 +83,14 @@ def test_keras_application_spaces_say_their_weights_need_the_network():
         assert spaces.get_space(name).weights_note == ""
 
 
+def test_transfer_spaces_are_the_rows_of_one_table():
+    from spaces import backbones
+
+    assert backbones.names() == spaces.list_spaces()[2:]
+    for name in backbones.names():
+        assert spaces.get_space(name).suggest is spaces.get_space("mobilenet").suggest  # one shared space
+
+
 _USER_SPACE = "def build(trial, *, input_shape, num_classes, **_):\n    raise NotImplementedError\n"
 
 
