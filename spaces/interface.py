@@ -70,7 +70,7 @@ def problem(namespace: dict) -> str | None:
         meant = _meant(name)
         if meant and not isinstance(value, ModuleType):
             return (f"{name} is not an attribute a space defines; did you mean {meant}? "
-                    f"(a name of the module's own: start it with _)")
+                    "(a name of the module's own: start it with _)")
     return None
 
 

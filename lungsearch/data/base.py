@@ -11,7 +11,7 @@ import numpy as np
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png", ".bmp", ".tif", ".tiff")
 COLOR_MODES = ("grayscale", "rgb")
 # The settings a data message may name, written {image_size} in it: the data layer knows settings, not the CLI's flags
-SETTINGS = ("data", "image_size", "color", "val_fraction", "group_pattern", "dedupe", "folds", "workers")
+SETTINGS = ("data", "image_size", "val_fraction", "group_pattern", "dedupe", "folds", "workers")
 _SETTING = re.compile(r"\{(" + "|".join(SETTINGS) + r")\}")
 
 
