@@ -9,7 +9,7 @@ import warnings
 
 from lungsearch import __version__
 from lungsearch.commands import COMMANDS
-from lungsearch.commands.common import is_user_error, quiet_tensorflow
+from lungsearch.commands.common import is_user_error, quiet_tensorflow, user_message
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """A warning as one of lungsearch's own lines: ``warning: <its first line>``, without file, line or source."""
-    text = (str(message).strip().splitlines() or [category.__name__])[0]
+    text = (user_message(message).strip().splitlines() or [category.__name__])[0]
     try:
         print(f"warning: {text}", file=file or sys.stderr, flush=True)
     except (OSError, ValueError):  # stderr closed
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if not is_user_error(exc):
             raise
-        print(f"lungsearch: error: {exc}", file=sys.stderr)
+        print(f"lungsearch: error: {user_message(exc)}", file=sys.stderr)
         return 2
 
 

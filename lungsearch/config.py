@@ -45,7 +45,9 @@ class RunConfig:
     workers: int = 1  # worker processes on this machine, all on one study (one GPU each where there are several)
     heartbeat: int = 30  # seconds between a running trial's heartbeats (RDB storage); silent 2x this = dead, retried
     recycle: int = 10  # replace the worker process by a fresh one after this many trials (Keras grows); 0 = never
-    keep_top: int = 3  # keep the models of this many best trials (and the accuracy/time front): `best --ensemble K` needs K
+    # keep the models of this many best trials (and the accuracy/time front): `best --ensemble K` needs K;
+    # default: as many as `best` averages by default (search.keep.DEFAULT_ENSEMBLE; not imported: config imports no Optuna)
+    keep_top: int | None = None
     warm_start: bool = True  # a new study's first trials are the space's known-good points (WARM_STARTS)
     feature_cache: bool = True  # a frozen backbone runs once per image; its cached output trains the rest (transfer spaces)
 
@@ -139,17 +141,27 @@ def resolve(file: str | None = None, **flags) -> RunConfig:
         raise ConfigError(f"--timeout must be more than 0 seconds (got {config.timeout:g}); leave it out to run until --trials")
     if not 0 < config.val_fraction < 0.5:  # split_validation's own bounds, checked here before a study is stored
         raise ConfigError(f"--val-fraction must be between 0 and 0.5 (got {config.val_fraction:g}); the default is 0.15")
-    if config.keep_top < 1:
+    if config.keep_top is not None and config.keep_top < 1:
         raise ConfigError(f"--keep-top must be at least 1 (got {config.keep_top}): the best trial's model is always kept")
     if config.workers < 1 or config.heartbeat < 1 or config.recycle < 0:
         raise ConfigError("--workers and --heartbeat must be at least 1, and --recycle at least 0")
     if config.image_size is not None:
-        from lungsearch.data import check_image_size
-
-        check_image_size(config.image_size)  # the fixed bounds; the memory a folder needs is checked once it is listed
+        check_image_size(config.image_size)  # the memory a folder needs is checked where it is decoded
     if config.batch_size is not None and config.batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1 (got {config.batch_size}); leave it out to let the space tune it")
     return config
+
+
+def check_image_size(image_size: int) -> None:
+    """The fixed bounds of ``--image-size`` (:mod:`lungsearch.data.limits` says why): the one place they are checked."""
+    from lungsearch.data import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
+
+    if image_size < MIN_IMAGE_SIZE:
+        raise ConfigError(f"--image-size must be at least {MIN_IMAGE_SIZE} pixels, got {image_size}")
+    if image_size > MAX_IMAGE_SIZE:
+        raise ConfigError(f"--image-size {image_size} is above the {MAX_IMAGE_SIZE} px limit: the spaces are made for 64-224 px, and "
+                          f"at {MAX_IMAGE_SIZE} px one batch through a first convolution already takes gigabytes; "
+                          f"use {MAX_IMAGE_SIZE} or less")
 
 
 def as_flags(config: RunConfig) -> list[str]:

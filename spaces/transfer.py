@@ -1,8 +1,7 @@
 """Transfer learning from a ``keras.applications`` backbone: the shared space.
 
-The thin modules ``mobilenet``, ``densenet121``, ``vgg19`` and ``efficientnet``
-each name a :class:`Backbone` and delegate here, so the four spaces share one
-set of parameter names:
+Every transfer space is a row of the table in :mod:`spaces.backbones`: a
+:class:`Backbone` built here, so the spaces share one set of parameter names:
 
 - ``trainable_blocks`` 0-3: 0 freezes the whole backbone, k trains its last k
   blocks (with pretrained weights batch-norm layers stay frozen, as the Keras
@@ -19,7 +18,7 @@ inside the model, then the backbone's own preprocessing follows as layers, so
 an exported model needs nothing around it.
 
 Backbone weights (the ``weights`` fact) of the ``keras.applications`` spaces
-(``efficientnet-lite0`` ships its own, see spaces/efficientnet_lite0.py):
+(the EfficientNet-Lite spaces ship their own, see spaces/backbones.py):
 ``None`` or ``"imagenet"`` uses the
 ImageNet weights when Keras can load or fetch them; a path loads a local
 weights file (``--weights PATH`` or ``LUNGSEARCH_WEIGHTS``); ``"random"`` asks

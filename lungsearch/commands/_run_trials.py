@@ -19,8 +19,9 @@ DEADLINE_ENV = "LUNGSEARCH_DEADLINE"  # time.time() after which workers start no
 STARTED_ENV = "LUNGSEARCH_STARTED"  # time.time() the run began: workers' elapsed time and ETA count from it
 
 
-def work(config, space, storage, *, as_worker: bool = False, quiet: bool = False) -> int:
-    """Run trials of the study in this process until it has config.trials finished (or recycling is due)."""
+def work(config, space, storage, data, *, as_worker: bool = False, quiet: bool = False) -> int:
+    """Run trials of the study in this process on ``data`` (:func:`lungsearch.trial.search_data`) until it has
+    config.trials finished (or recycling is due)."""
     import signal
     import time
 
@@ -35,12 +36,11 @@ def work(config, space, storage, *, as_worker: bool = False, quiet: bool = False
 
     signal.signal(signal.SIGTERM, on_term)
     name = config.study_name
-    data = trial_mod.search_data(config)
     fixed = {"batch_size": config.batch_size} if config.batch_size else None
 
     def sampler(trials_before: int):
         seed = sampler_seed(config.seed, trials_before)
-        return search.make_sampler(config.sampler, seed, fixed, grid=getattr(space, "grid", None))
+        return search.make_sampler(config.sampler, seed, fixed, grid=space.grid)
 
     study = optuna.create_study(
         storage=storage, study_name=name, direction="maximize", load_if_exists=True,
@@ -153,8 +153,6 @@ def _set_study_attrs(study, config, data, space, artifacts: str) -> None:
     study.set_user_attr("class_names", list(data.class_names))
     study.set_user_attr("data", {k: v for k, v in data.info.items() if k != "skipped"})
     study.set_user_attr("skipped_files", data.info.get("skipped", []))
-    study.set_user_attr("input_shape", list(data.input_shape))
-    study.set_user_attr("color_mode", config.color)
     study.set_user_attr("group_pattern", data.info.get("group_pattern", data_mod.DEFAULT_GROUP_PATTERN))
     study.set_user_attr("artifacts", os.path.abspath(artifacts))
     study.set_user_attr(

@@ -2,7 +2,9 @@
 
 A user mistake is any exception whose class sets ``user_error = True``: the CLI
 prints its message on one line and exits 2, with no traceback.  Each package
-marks its own errors that way, so the CLI needs no import of them.
+marks its own errors that way, so the CLI needs no import of them.  One that
+can word its message (``worded``, the data layer's errors) names the settings
+as this CLI's flags (:func:`user_message`).
 
 ``LUNGSEARCH_DEBUG=1`` leaves TensorFlow's and Optuna's own log lines (and
 failed trials' tracebacks) as the frameworks print them.
@@ -30,6 +32,17 @@ TENSORFLOW_NOISE = re.compile(
 
 def is_user_error(exc: BaseException) -> bool:
     return bool(getattr(exc, "user_error", False))
+
+
+def flag(setting: str) -> str:
+    """The flag that sets a run setting: ``image_size`` -> ``--image-size``."""
+    return "--" + setting.replace("_", "-")
+
+
+def user_message(exc: BaseException) -> str:
+    """What the CLI says of an error or warning: the data layer's settings (``{image_size}``) worded as their flags."""
+    worded = getattr(exc, "worded", None)
+    return worded(flag) if callable(worded) else str(exc)
 
 
 def storage_args(parser: argparse.ArgumentParser, *, study_help: str = "study name (default: the newest)",

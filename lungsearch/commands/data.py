@@ -35,8 +35,10 @@ def register(sub) -> None:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from lungsearch import inspect
+    from lungsearch.config import check_image_size
     from lungsearch.data import DataError
 
+    check_image_size(args.image_size)
     if not os.path.isdir(args.dir):  # read_layout's own line names run's --data, which inspect does not have
         what = "is a file, not a folder" if os.path.exists(args.dir) else "does not exist"
         raise DataError(f"{args.dir} {what}; give `data inspect` the folder that holds train/<class>/ or <class>/ images")

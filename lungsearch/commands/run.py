@@ -19,7 +19,7 @@ import sys
 from lungsearch.commands._run_study import already_done, check_resumable, warm_start
 from lungsearch.commands._run_trials import sampler_seed, work  # sampler_seed: public here, see above
 from lungsearch.commands._run_workers import supervise
-from lungsearch.commands.common import quiet_frameworks, storage_args
+from lungsearch.commands.common import flag, quiet_frameworks, storage_args
 from lungsearch.config import CHOICES
 
 WEIGHTS_ENV = "LUNGSEARCH_WEIGHTS"  # backbone weights file for offline machines, when --weights is not given
@@ -131,15 +131,15 @@ def _search(args: argparse.Namespace, config) -> int:
         config = config.with_updates(workers=config.trials)
     if config.workers > (os.cpu_count() or 1) and not args.worker:
         print(f"warning: --workers {config.workers} on {os.cpu_count()} cores: the workers share them, so each trial "
-              "trains slower (the memory check below counts every worker)", file=sys.stderr, flush=True)
+              "trains slower (the memory check before decoding counts every worker)", file=sys.stderr, flush=True)
     if space.weights_note and config.weights in (None, "imagenet") and not args.worker:  # once per run, not per trial
         print(f"note: {space.name}: {space.weights_note}", file=sys.stderr, flush=True)
+
+    from lungsearch import data as data_mod
 
     class_names = ("NORMAL", "PNEUMONIA")  # the demo's
     identity = None  # what a resume compares the study's data with (None: the demo)
     if config.data != "demo":  # a bad folder is one line now, not one per worker later
-        from lungsearch import data as data_mod
-
         layout = data_mod.read_layout(config.data, seed=config.seed, group_pattern=config.group_pattern,
                                       cache_dir=config.cache_dir, splits_wanted=("train", "val"))
         class_names = layout.class_names
@@ -147,12 +147,10 @@ def _search(args: argparse.Namespace, config) -> int:
         names = layout.files("train")[0] + layout.files("val")[0]
         by_image = data_mod.check_coverage(data_mod.group_coverage(names, config.group_pattern), config.group_pattern, config.data)
         if by_image and not args.worker:  # a pattern of the user's that finds no patient at all has raised instead
-            print(f"warning: {by_image}", file=sys.stderr, flush=True)
+            print(f"warning: {data_mod.word(by_image, flag)}", file=sys.stderr, flush=True)
         if layout.kind != "class-folders" and "test" not in layout.folders and not args.worker:
             print(f"warning: {config.data} has train/ but no test/: the search runs, but `best` evaluates the exported model "
                   "once on test/<class>/ images (patients not in train/); add them before `best`", file=sys.stderr, flush=True)
-        images = len(layout.files("train")[0]) + len(layout.files("val")[0])  # an image size that cannot fit: before decoding
-        data_mod.check_image_size(config.image_size, images, config.color, processes=1 if args.worker else config.workers)
 
     quiet_frameworks()
     import search
@@ -174,9 +172,15 @@ def _search(args: argparse.Namespace, config) -> int:
     left = check_resumable(storage, config, identity)
     if not left and not args.worker:
         return already_done(storage, config)
+    # decoded before anything is stored: images that cannot fit in memory are one line (counting every worker,
+    # who then find them in the cache), not a study with its warm starts queued and no trial run
+    from lungsearch.trial import search_data
+
+    data = search_data(config, processes=1 if args.worker else config.workers)
     if not args.worker:
         warm_start(storage, config, space)
     # one process is enough, and starts faster, unless workers are asked for or a recycle falls due
     if not args.worker and (config.workers > 1 or (config.recycle and left > config.recycle)):
+        del data  # each worker process maps its own from the cache; this one only watches them
         return supervise(config, storage, quiet=args.quiet)
-    return work(config, space, storage, as_worker=args.worker, quiet=args.quiet)
+    return work(config, space, storage, data, as_worker=args.worker, quiet=args.quiet)

@@ -21,19 +21,23 @@ hashed, never decoded, so that copies of test images leave train).
 One module per concern, imported in this order (each uses only those above it):
 
 - :mod:`~lungsearch.data.base`: :class:`DataError`, :class:`Arrays`, :class:`SearchData`, extensions, color modes
-- :mod:`~lungsearch.data.limits`: image sizes that cannot work, refused before decoding
+- :mod:`~lungsearch.data.limits`: image sizes that cannot work: the bounds the config checks, the memory checked before decoding
 - :mod:`~lungsearch.data.groups`: patient ids from file names, the grouped validation split
 - :mod:`~lungsearch.data.layout`: the files of a folder by split and class; layout (c)'s carved test split
 - :mod:`~lungsearch.data.decoding`: Pillow decoding in threads, cached on disk
 - :mod:`~lungsearch.data.dedupe`: byte-identical files, by hash
 - :mod:`~lungsearch.data.load`: :func:`load_search_data` and :func:`load_test`
 
+Messages name the run's settings, not the CLI's flags: ``{image_size}`` in a
+:class:`DataError` or :class:`DataWarning` reads ``image_size`` from ``str()``
+and ``--image-size`` from the CLI (:func:`word`).
+
 Every public name is re-exported here: callers use ``lungsearch.data.<name>``.
 A test that monkeypatches a module-level name patches the module that holds it.
 """
 
-from lungsearch.data.base import COLOR_MODES, IMAGE_EXTENSIONS, Arrays, DataError, SearchData, channels
-from lungsearch.data.limits import COPIES_WHILE_TRAINING, MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, available_memory, check_image_size
+from lungsearch.data.base import COLOR_MODES, IMAGE_EXTENSIONS, SETTINGS, Arrays, DataError, DataWarning, SearchData, channels, word
+from lungsearch.data.limits import COPIES_WHILE_TRAINING, MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, available_memory, check_memory
 from lungsearch.data.groups import DEFAULT_GROUP_PATTERN, GROUP_SCHEMES, check_coverage, group_coverage, group_report, patient_groups, split_cached, split_validation
 from lungsearch.data.layout import TEST_FRACTION, Layout, content_fingerprint, ignored_message, not_a_folder, read_layout, scan
 from lungsearch.data.decoding import DECODER_VERSION, Decoded, decode, decode_all, decode_cached, summarize_modes, thread_count
@@ -42,9 +46,9 @@ from lungsearch.data.load import DEMO, SMALL_VAL, load_search_data, load_test
 
 __all__ = [
     "COLOR_MODES", "COPIES_WHILE_TRAINING", "DECODER_VERSION", "DEFAULT_GROUP_PATTERN", "DEMO", "GROUP_SCHEMES", "IMAGE_EXTENSIONS",
-    "MAX_IMAGE_SIZE", "MIN_IMAGE_SIZE", "SMALL_VAL", "TEST_FRACTION",
-    "Arrays", "DataError", "Decoded", "Layout", "SearchData",
-    "available_memory", "channels", "check_image_size", "content_fingerprint", "decode", "decode_all", "decode_cached", "duplicate_sets",
+    "MAX_IMAGE_SIZE", "MIN_IMAGE_SIZE", "SETTINGS", "SMALL_VAL", "TEST_FRACTION",
+    "Arrays", "DataError", "DataWarning", "Decoded", "Layout", "SearchData",
+    "available_memory", "channels", "check_memory", "content_fingerprint", "decode", "decode_all", "decode_cached", "duplicate_sets",
     "check_coverage", "group_coverage", "group_report", "hash_files", "ignored_message", "load_search_data", "load_test", "not_a_folder",
     "patient_groups", "read_layout", "scan", "split_cached", "split_validation", "summarize_modes", "thread_count",
 ]

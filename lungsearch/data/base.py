@@ -2,18 +2,43 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png", ".bmp", ".tif", ".tiff")
 COLOR_MODES = ("grayscale", "rgb")
+# The settings a data message may name, written {image_size} in it: the data layer knows settings, not the CLI's flags
+SETTINGS = ("data", "image_size", "val_fraction", "group_pattern", "dedupe", "folds", "workers")
+_SETTING = re.compile(r"\{(" + "|".join(SETTINGS) + r")\}")
 
 
-class DataError(ValueError):
+def word(template: str, name: Callable[[str], str] = str) -> str:
+    """``template`` with each ``{setting}`` of :data:`SETTINGS` given as ``name(setting)`` (default: the setting's own name)."""
+    return _SETTING.sub(lambda m: name(m.group(1)), template)
+
+
+class _Worded:
+    """A message that names settings as ``{image_size}``: ``str()`` says ``image_size``, the CLI its flag (:meth:`worded`)."""
+
+    def __init__(self, template: str):
+        self.template = template
+        super().__init__(word(template))
+
+    def worded(self, name: Callable[[str], str]) -> str:
+        return word(self.template, name)
+
+
+class DataError(_Worded, ValueError):
     """A data folder that cannot be used as asked."""
 
-    user_error = True  # the CLI prints it on one line and exits 2
+    user_error = True  # the CLI prints it on one line (settings worded as its flags) and exits 2
+
+
+class DataWarning(_Worded, UserWarning):
+    """Something about the data the user should know; the CLI words its settings as flags, like :class:`DataError`'s."""
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import numpy as np
 
 from lungsearch import cache
 from lungsearch.data.base import channels
-from lungsearch.data.limits import check_image_size
+from lungsearch.data.limits import check_memory
 
 DECODER_VERSION = 1  # part of the cache key: bump when decode() changes what it produces
 
@@ -133,9 +133,12 @@ class Decoded:
 
 
 def decode_cached(paths: list[str], image_size: int, color_mode: str, *, cache_dir: str | None = None,
-                  desc: str = "decoding", group: str | None = None) -> Decoded:
-    """Decode ``paths`` once; later calls (any process) load the cached arrays memory-mapped."""
-    check_image_size(image_size, len(paths), color_mode)
+                  desc: str = "decoding", group: str | None = None, processes: int = 1) -> Decoded:
+    """Decode ``paths`` once; later calls (any process) load the cached arrays memory-mapped.
+
+    Refused first where they cannot fit in memory, held by each of ``processes`` processes (:func:`check_memory`).
+    """
+    check_memory(image_size, len(paths), color_mode, processes)
     key = cache.file_fingerprint(paths, image_size, color_mode, DECODER_VERSION)
 
     def build():

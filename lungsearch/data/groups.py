@@ -40,7 +40,7 @@ def patient_groups(paths: list[str], pattern: str | None = None) -> list[str]:
     try:
         regex = re.compile(pattern or DEFAULT_GROUP_PATTERN)
     except re.error as exc:
-        raise DataError(f"--group-pattern {pattern!r} is not a valid regular expression: {exc}") from None
+        raise DataError(f"{{group_pattern}} {pattern!r} is not a valid regular expression: {exc}") from None
     groups = []
     for path in paths:
         name = os.path.basename(path)
@@ -75,13 +75,16 @@ def group_coverage(paths: list[str], pattern: str | None = None) -> dict:
 
 
 def check_coverage(coverage: dict, pattern: str | None, where: str) -> str | None:
-    """Raise where a pattern the user gave finds no patient at all; the one-line warning where the split is by image, else None."""
+    """Raise where a pattern the user gave finds no patient at all; the one-line warning where the split is by image, else None.
+
+    The warning names the setting as ``{group_pattern}``: :func:`~lungsearch.data.base.word` words it.
+    """
     if coverage["of"] and not coverage["matched"] and pattern and pattern != DEFAULT_GROUP_PATTERN:
-        raise DataError(f"--group-pattern {pattern!r} finds a patient id in none of the {coverage['of']} file names of {where}; "
+        raise DataError(f"{{group_pattern}} {pattern!r} finds a patient id in none of the {coverage['of']} file names of {where}; "
                         "fix the pattern (its first matching group is the id) or leave it out")
     if coverage["by"] == "image" and coverage["of"]:
         return (f"no patient id in {coverage['of'] - coverage['matched']} of {coverage['of']} file names of {where}, so the "
-                "validation split is by image: one patient's images may sit on both sides; give --group-pattern REGEX "
+                "validation split is by image: one patient's images may sit on both sides; give {group_pattern} REGEX "
                 "(its first group is the patient id) if the names hold one")
     return None
 
@@ -91,7 +94,7 @@ def split_validation(labels: np.ndarray, groups: list[str], fraction: float, see
     from sklearn.model_selection import StratifiedGroupKFold
 
     if not 0.0 < fraction < 0.5:
-        raise DataError(f"--val-fraction must be between 0 and 0.5, got {fraction}")
+        raise DataError(f"{{val_fraction}} must be between 0 and 0.5, got {fraction}")
     counts = np.bincount(labels) if len(labels) else np.zeros(0, int)
     n_splits = max(2, round(1.0 / fraction))
     if len(set(groups)) < n_splits:
@@ -111,12 +114,12 @@ def kfold(labels: np.ndarray, groups: list[str], k: int, seed: int) -> list[tupl
 
     labels = np.asarray(labels)
     if k < 2:
-        raise DataError(f"--folds must be at least 2, got {k}")
+        raise DataError(f"{{folds}} must be at least 2, got {k}")
     if len(set(groups)) < k:
-        raise DataError(f"only {len(set(groups))} patients (groups) for {k} folds; lower --folds")
+        raise DataError(f"only {len(set(groups))} patients (groups) for {k} folds; lower {{folds}}")
     counts = np.bincount(labels) if len(labels) else np.zeros(0, int)
     if counts.size and counts[counts > 0].min() < k:
-        raise DataError(f"a class has only {counts[counts > 0].min()} images, fewer than the {k} folds; lower --folds")
+        raise DataError(f"a class has only {counts[counts > 0].min()} images, fewer than the {k} folds; lower {{folds}}")
     splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)

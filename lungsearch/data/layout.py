@@ -99,13 +99,13 @@ def read_layout(
 
 
 def not_a_folder(root: str) -> str:
-    """Why ``root`` cannot be read as a data folder, and what to give instead."""
+    """Why ``root`` cannot be read as a data folder, and what to give instead (the setting named ``{data}``, see :func:`~lungsearch.data.base.word`)."""
     if os.path.isfile(root):
         archive = root.lower().endswith((".zip", ".tar", ".tar.gz", ".tgz", ".tar.xz", ".7z"))
         return (f"data folder {root} is a file, not a folder; "
-                + ("unpack it and give --data the folder it makes" if archive else
-                   "give --data the folder that holds the class folders (train/<class>/ or <class>/), or --data demo"))
-    return f"data folder {root} does not exist; give --data a folder with train/<class>/ images, or --data demo"
+                + ("unpack it and give {data} the folder it makes" if archive else
+                   "give {data} the folder that holds the class folders (train/<class>/ or <class>/), or {data} demo"))
+    return f"data folder {root} does not exist; give {{data}} a folder with train/<class>/ images, or {{data}} demo"
 
 
 def _scan_classes(folder: str, shown: str, ignored: dict[str, int], root: str) -> dict[str, list[str]]:

@@ -1,4 +1,4 @@
-"""Image sizes that cannot work, refused before any decoding: fixed bounds and the memory available now."""
+"""Image sizes that cannot work: the fixed bounds (checked by the config) and the memory available now (checked before decoding)."""
 
 from __future__ import annotations
 
@@ -16,21 +16,15 @@ MAX_IMAGE_SIZE = 1024
 COPIES_WHILE_TRAINING = 3
 
 
-def check_image_size(image_size: int, images: int = 0, color_mode: str = "grayscale", processes: int = 1) -> None:
-    """Refuse, before any decoding, an image size that cannot work: :class:`DataError` saying what fits.
+def check_memory(image_size: int, images: int, color_mode: str = "grayscale", processes: int = 1) -> None:
+    """Refuse, before any decoding, ``images`` at ``image_size`` that cannot fit: :class:`DataError` saying what fits.
 
-    Beyond the fixed bounds, ``images`` decoded at ``image_size`` in each of
-    ``processes`` processes must fit the memory available now (an estimate:
-    :data:`COPIES_WHILE_TRAINING` uint8 copies a process).
+    The images, decoded in each of ``processes`` processes, must fit the memory
+    available now (an estimate: :data:`COPIES_WHILE_TRAINING` uint8 copies a
+    process).  The fixed bounds (:data:`MIN_IMAGE_SIZE`, :data:`MAX_IMAGE_SIZE`)
+    are the config's to check, once, when it is resolved.
     """
-    if image_size < MIN_IMAGE_SIZE:
-        raise DataError(f"--image-size must be at least {MIN_IMAGE_SIZE} pixels, got {image_size}")
-    if image_size > MAX_IMAGE_SIZE:
-        raise DataError(f"--image-size {image_size} is above the {MAX_IMAGE_SIZE} px limit: the spaces are made for 64-224 px, and "
-                        f"at {MAX_IMAGE_SIZE} px one batch through a first convolution already takes gigabytes; use {MAX_IMAGE_SIZE} or less")
-    if not images:  # the bounds only: no need to read the memory figures
-        return
-    available = available_memory()
+    available = available_memory() if images else None
     if not available:
         return
     per_pixel = images * channels(color_mode) * COPIES_WHILE_TRAINING * max(1, processes)
@@ -38,11 +32,11 @@ def check_image_size(image_size: int, images: int = 0, color_mode: str = "graysc
     if need > available:
         fits = int(math.sqrt(available / per_pixel)) // 8 * 8
         who = f"{processes} worker processes" if processes > 1 else "one process"
-        raise DataError(f"--image-size {image_size} needs about {need / 1e9:.1f} GB for {images:,} {color_mode} images "
+        raise DataError(f"{{image_size}} {image_size} needs about {need / 1e9:.1f} GB for {images:,} {color_mode} images "
                         f"({image_size}x{image_size} uint8, held about {COPIES_WHILE_TRAINING} times over while training, by {who}) "
                         f"and {available / 1e9:.1f} GB of memory is available; "
-                        + (f"use --image-size {fits} or less" if fits >= MIN_IMAGE_SIZE else "free memory or use fewer images")
-                        + (" or fewer --workers" if processes > 1 else ""))
+                        + (f"use {{image_size}} {fits} or less" if fits >= MIN_IMAGE_SIZE else "free memory or use fewer images")
+                        + (" or fewer {workers}" if processes > 1 else ""))
 
 
 def available_memory() -> int | None:

@@ -7,12 +7,11 @@ import warnings
 
 import numpy as np
 
-from lungsearch.data.base import Arrays, DataError, SearchData, channels
+from lungsearch.data.base import Arrays, DataError, DataWarning, SearchData, channels
 from lungsearch.data.decoding import decode_cached
 from lungsearch.data.dedupe import duplicate_sets, hash_files
 from lungsearch.data.groups import DEFAULT_GROUP_PATTERN, group_coverage, group_report, patient_groups, split_cached, split_validation
 from lungsearch.data.layout import content_fingerprint, ignored_message, read_layout
-from lungsearch.data.limits import check_image_size
 
 DEMO = "demo"
 SMALL_VAL = 100  # a given val/ with fewer images is merged into train and validation is carved instead
@@ -28,14 +27,16 @@ def load_search_data(
     group_pattern: str | None = DEFAULT_GROUP_PATTERN,
     cache_dir: str | None = None,
     dedupe: bool = False,
+    processes: int = 1,
 ) -> SearchData:
     """Train and validation arrays for a search.  Never decodes the test split.
 
     ``dedupe`` drops byte-identical copies from train and validation: a file
     equal to a test file, and every repeat of a file already seen in train.
+    ``processes``: how many processes will hold these arrays at once (the
+    workers of a run), for the memory check before decoding.
     """
     c = channels(color_mode)
-    check_image_size(image_size)
     group_pattern = group_pattern or DEFAULT_GROUP_PATTERN
     if source == DEMO:
         from lungsearch import demo
@@ -64,7 +65,8 @@ def load_search_data(
     n_given_train = len(paths)
     if use_given_val:
         paths, labels = paths + val_paths, np.concatenate([labels, val_labels])
-    decoded = decode_cached(paths, image_size, color_mode, cache_dir=cache_dir, desc="decoding train", group=layout.root)
+    decoded = decode_cached(paths, image_size, color_mode, cache_dir=cache_dir, desc="decoding train", group=layout.root,
+                            processes=processes)
     for line in decoded.skipped:
         warnings.warn(f"skipped unreadable image {line}")
     kept = np.asarray(decoded.kept, dtype=np.int64)  # positions in paths of the rows of decoded.x
@@ -86,7 +88,7 @@ def load_search_data(
     else:
         rows = np.arange(len(kept))
     if dropped:
-        warnings.warn(f"--dedupe dropped {len(dropped)} byte-identical copies from train/validation")
+        warnings.warn(DataWarning(f"{{dedupe}} dropped {len(dropped)} byte-identical copies from train/validation"))
     file_idx = kept[rows]
     row_labels = labels[file_idx]
     groups = patient_groups([paths[i] for i in file_idx], group_pattern)
@@ -98,7 +100,7 @@ def load_search_data(
     missing = [n for k, n in enumerate(layout.class_names) if not np.any(row_labels[val_rows] == k)]
     if missing:
         raise DataError(f"the validation split of {source} has no {', '.join(missing)} image ({len(set(groups))} patients in all); "
-                        "raise --val-fraction or add images")
+                        "raise {val_fraction} or add images")
     per_split, overlap = group_report(groups, {"train": train_rows, "val": val_rows})
     if overlap["train-val"]:
         warnings.warn(f"{overlap['train-val']} patients appear in both train/ and val/ of {source}")

@@ -10,11 +10,7 @@ import optuna
 from optuna.trial import TrialState
 
 from lungsearch.export.base import ExportError
-
-# `best` averages the 3 best trials unless told otherwise: over 14 searches in bench/RESULTS.md ("Averaging the top 3:
-# `best`'s default"), the top 3 averaged scored a higher test AUC than the single pick in 11 (median +0.009, from -0.010 to
-# +0.053); its 3 losses were all 30-minute cnn searches on chest_xray.
-DEFAULT_ENSEMBLE = 3
+from search.keep import DEFAULT_ENSEMBLE  # the run keeps as many models as `best` averages by default
 
 
 def pick_trial(study: optuna.Study, trial_number: int | None = None, max_train_seconds: float | None = None) -> optuna.trial.FrozenTrial:

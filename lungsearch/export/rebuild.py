@@ -41,7 +41,7 @@ def search_data(study: optuna.Study):
     attrs = study.user_attrs
     if not attrs.get("config"):
         raise ExportError(f"study {study.study_name!r} stores no config (made by an older lungsearch?); cannot rebuild its data")
-    return trial_mod.search_data(trial_mod.stored_config(study), source=data_source(study), color_mode=attrs.get("color_mode"),
+    return trial_mod.search_data(trial_mod.stored_config(study), source=data_source(study),
                                  group_pattern=attrs.get("group_pattern", data_mod.DEFAULT_GROUP_PATTERN))
 
 

@@ -40,6 +40,18 @@ def test_layout_train_test(tmp_path):
     assert len(test) == 24 and sorted(np.bincount(test.y)) == [12, 12]
 
 
+def test_data_errors_name_settings_that_the_cli_words_as_its_flags():
+    from lungsearch.commands.common import user_message
+
+    with pytest.raises(DataError) as err:
+        data.split_validation(np.array([0, 1, 0, 1]), list("abcd"), 0.7, seed=0)
+    assert str(err.value) == "val_fraction must be between 0 and 0.5, got 0.7"  # the setting, as a config file names it
+    assert user_message(err.value) == "--val-fraction must be between 0 and 0.5, got 0.7"
+    with pytest.raises(DataError) as err:
+        data.patient_groups(["a.png"], r"person(\d{3}")  # braces of the user's own stay as they are
+    assert user_message(err.value).startswith(r"--group-pattern 'person(\\d{3}' is not a valid regular expression")
+
+
 def test_layout_tiny_val_is_merged_with_a_warning(tmp_path):
     root = make_folder(tmp_path / "xray", splits=("train", "val", "test"), per_class=8)
     with pytest.warns(UserWarning, match="merged into train"):

@@ -64,3 +64,13 @@ def test_a_retrain_uses_the_epoch_cap_the_trial_ran_under(study, monkeypatch):
 def test_a_stored_config_drops_keys_of_older_versions():
     stored = {**RunConfig(data="x", seed=4).to_dict(), "gone_since": 1}
     assert RunConfig.from_dict(stored) == RunConfig(data="x", seed=4)
+
+
+def test_a_stored_config_reads_the_input_of_studies_that_stored_it_apart():
+    study = optuna.create_study()
+    study.set_user_attr("config", {k: v for k, v in RunConfig(data="x").to_dict().items() if k not in ("image_size", "color")})
+    study.set_user_attr("input_shape", [48, 48, 3])  # the names lungsearch stored the input under before
+    study.set_user_attr("color_mode", "rgb")
+    assert (stored_config(study).image_size, stored_config(study).color) == (48, "rgb")
+    study.set_user_attr("config", RunConfig(data="x", image_size=32, color="grayscale").to_dict())  # the config's own win
+    assert (stored_config(study).image_size, stored_config(study).color) == (32, "grayscale")

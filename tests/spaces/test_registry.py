@@ -83,6 +83,44 @@ def test_keras_application_spaces_say_their_weights_need_the_network():
         assert spaces.get_space(name).weights_note == ""
 
 
+def test_transfer_spaces_are_the_rows_of_one_table():
+    from spaces import backbones
+
+    assert backbones.names() == spaces.list_spaces()[2:]
+    for name in backbones.names():
+        assert spaces.get_space(name).suggest is spaces.get_space("mobilenet").suggest  # one shared space
+
+
+_USER_SPACE = "def build(trial, *, input_shape, num_classes, **_):\n    raise NotImplementedError\n"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("IMAGE_SIZE = '64'\n", "IMAGE_SIZE must be an int, not str ('64')"),
+    ("IMAGE_SIZE = True\n", "IMAGE_SIZE must be an int, not bool"),
+    ("WARM_STARTS = {'params': {}}\n", "WARM_STARTS must be a list or a tuple, not dict"),
+    ("suggest = 3\n", "suggest must be a function or None, not int"),
+    ("IMAGE_SZIE = 64\n", "IMAGE_SZIE is not an attribute a space defines; did you mean IMAGE_SIZE?"),
+    ("image_size = 64\n", "image_size is not an attribute a space defines; did you mean IMAGE_SIZE?"),
+    ("def fit_option(trial):\n    return {'batch_size': 8}\n", "fit_option is not an attribute a space defines; did you mean fit_options?"),
+])
+def test_a_space_file_that_does_not_fit_the_interface_is_refused_in_one_line(tmp_path, text, message):
+    path = tmp_path / "mine.py"
+    path.write_text(_USER_SPACE + text)
+    with pytest.raises(spaces.SpaceError) as info:
+        spaces.get_space(str(path))
+    assert str(info.value).startswith(f"space {path}: {message}")
+    assert info.value.user_error and "\n" not in str(info.value)
+
+
+def test_a_space_file_may_define_what_the_interface_lists_and_names_of_its_own(tmp_path):
+    path = tmp_path / "mine.py"
+    path.write_text(_USER_SPACE + "GRID = {'units': [2, 4]}\nIMAGE_SIZE = 24\n_IMAGE_SIZES = (24, 32)\nHAND_MADE = 1\n"
+                    "import os\n")
+    space = spaces.get_space(str(path))
+    assert (space.grid, space.image_size, space.name, space.fit_options(None)) == ({"units": [2, 4]}, 24, "mine", {"batch_size": 32})
+    assert spaces.get_space("tests/search/faulty_space.py").name == "faulty"  # its helpers (faults, _slow) are its own
+
+
 def test_unknown_space_names_the_known_ones():
     with pytest.raises(spaces.SpaceError, match="known spaces: dense, cnn, mobilenet"):
         spaces.get_space("resnet")
