@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,20 @@ def make_folder(
                 marked = (name == disease) if disease is not None else min(label, 1)
                 write_image(folder / f"{stem}.png", int(marked), size, rng)
     return root
+
+
+def wait_until(predicate, *, timeout: float = 60, what: str):
+    """Polls ``predicate`` until it returns something true, and returns that; fails saying ``what`` it waited for.
+
+    Tests wait on a state (a file appears, a trial is stored), never a fixed sleep: a sleep long
+    enough for a loaded CI machine wastes time everywhere else, and one shorter fails there now and then.
+    """
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"waited {timeout:g} s for {what}")
+        time.sleep(0.05)
+    return value
 
 
 @pytest.fixture

@@ -107,22 +107,26 @@ def test_two_workers_take_the_warm_start_once(tmp_path):
     assert [t.user_attrs.get("warm_start") for t in trials] == ["hand-cnn", "hand-cnn-standardized", None]
 
 
-def test_worker_k_waits_until_the_earlier_workers_took_their_warm_starts():
-    import time
+def test_worker_k_waits_until_the_earlier_workers_took_their_warm_starts(monkeypatch):
+    import types
 
     import search
+    from search import warm_start
 
+    clock = [0.0]  # a fake clock: each poll's sleep moves it on, so the test counts polls instead of timing them
+    sleeps = []
+    monkeypatch.setattr(warm_start, "time", types.SimpleNamespace(
+        monotonic=lambda: clock[0], sleep=lambda s: sleeps.append(s) or clock.__setitem__(0, clock[0] + s)))
     study = optuna.create_study(direction="maximize")
     points = [{"name": "a", "params": {"x": 1}}, {"name": "b", "params": {"x": 2}}]
     assert search.enqueue_warm_starts(study, points) == ["a", "b"]
-    start = time.monotonic()
     search.wait_for_earlier_workers(study, 2, timeout=0.3, poll=0.05)  # worker 1 has not taken "a" yet
-    assert time.monotonic() - start >= 0.3
+    assert clock[0] >= 0.3 and len(sleeps) >= 6  # waited out its timeout, polling
     study.ask()  # worker 1 takes "a"
-    start = time.monotonic()
+    sleeps.clear()
     search.wait_for_earlier_workers(study, 2, timeout=5, poll=0.05)  # "b" is worker 2's to take now
     search.wait_for_earlier_workers(study, 1, timeout=5, poll=0.05)  # worker 1 never waits
-    assert time.monotonic() - start < 1
+    assert sleeps == []
     assert search.enqueue_warm_starts(study, points) == []  # a study with trials gets none again
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import optuna
 import pytest
@@ -11,6 +10,7 @@ from optuna.trial import TrialState
 
 import search
 from search.loop import OOM_ATTR, REASON_ATTR, SURPLUS_ATTR, StudyAborted, _Guarded, is_out_of_memory
+from tests.conftest import wait_until
 
 
 @pytest.fixture
@@ -114,7 +114,8 @@ def test_stale_trial_of_a_dead_worker_is_failed_and_retried_with_its_params(stud
     dead = study.ask()
     x = dead.suggest_float("x", -1, 1)
     study._storage.record_heartbeat(dead._trial_id)  # its worker beat once, then died (kill -9)
-    time.sleep(2.5)  # grace period: 2 heartbeats of 1 s
+    wait_until(lambda: dead._trial_id in study._storage._get_stale_trial_ids(study._study_id),
+               what="the dead worker's trial to go stale (2 missed heartbeats of 1 s)")
     search.run_trials(study, _quadratic, total=2)
     trials = study.trials
     assert trials[0].state == TrialState.FAIL
