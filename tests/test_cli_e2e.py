@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_folder
+from tests.conftest import make_folder
 
 LUNGSEARCH = [sys.executable, "-m", "lungsearch"]
 

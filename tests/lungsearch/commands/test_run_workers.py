@@ -1,4 +1,4 @@
-"""The real `lungsearch run` executable under faults and parallel workers.
+"""The real `lungsearch run` executable under faults and parallel workers: its worker processes, recycled, killed, interrupted.
 
 Each test drives the installed command in subprocesses against a temporary
 storage, with the test-only ``faulty`` space (24 px, one conv layer, 1 epoch).
@@ -19,9 +19,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from search.loop import SURPLUS_ATTR
 from tests.conftest import make_folder, wait_until
 
-FAULTY = str(Path(__file__).resolve().parents[1] / "search" / "faulty_space.py")
+FAULTY = str(Path(__file__).resolve().parents[2] / "search" / "faulty_space.py")
 POSTGRES = os.environ.get("LUNGSEARCH_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -171,13 +172,15 @@ def test_two_workers_on_a_real_postgresql_server(folder, tmp_path):
             pass
 
 
-def test_a_timeout_before_any_trial_finished_says_so_not_that_trials_failed(tmp_path, capsys):
-    from lungsearch.cli import main
-    from tests.conftest import make_folder
-
-    data = make_folder(tmp_path / "xray", per_class=16, size=24)
+def test_two_workers_take_the_warm_start_once(tmp_path):
+    data = make_folder(tmp_path / "xray", per_class=10, size=24)
     url = f"sqlite:///{tmp_path / 's.db'}"
-    assert main(["run", "--data", str(data), "--trials", "30", "--epochs", "1", "--image-size", "24", "--timeout", "0.01",
-                 "--storage", url, "--study", "tiny", "--quiet"]) == 0
-    captured = capsys.readouterr()
-    assert "ran out before any trial finished" in captured.err and "pruned or failed" not in captured.out
+    proc = subprocess.run([sys.executable, "-m", "lungsearch", "run", "--data", str(data), "--trials", "3", "--epochs", "1",
+                           "--image-size", "24", "--val-fraction", "0.3", "--storage", url, "--study", "s", "--workers", "2"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    # a worker that asks for a trial as the other fills the study stores it failed as surplus, never
+    # trained (SURPLUS_ATTR): a race that a loaded machine wins now and then, not a failure
+    trials = [t for t in optuna.load_study(study_name="s", storage=url).trials if not t.user_attrs.get(SURPLUS_ATTR)]
+    assert [t.state.name for t in trials].count("FAIL") == 0
+    assert [t.user_attrs.get("warm_start") for t in trials] == ["hand-cnn", "hand-cnn-standardized", None]

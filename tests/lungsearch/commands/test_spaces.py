@@ -11,7 +11,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from conftest import make_folder
+from tests.conftest import make_folder
 
 EXE = str(Path(sys.executable).with_name("lungsearch"))
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -86,14 +86,6 @@ def test_a_resumed_study_does_not_replay_the_first_trials(tmp_path):
         assert proc.returncode == 0, proc.stderr[-2000:]
     lrs = [t.params["lr"] for t in optuna.load_study(study_name="my_space-xray", storage=url).trials]
     assert len(lrs) == 4 and len(set(lrs)) == 4
-
-
-def test_sampler_seed_is_the_given_seed_only_for_a_new_study():
-    from lungsearch.commands.run import sampler_seed
-
-    assert sampler_seed(7) == 7
-    resumed = {sampler_seed(7, n) for n in (1, 2, 10, 11)}
-    assert len(resumed) == 4 and 7 not in resumed
 
 
 @pytest.mark.parametrize("content, problem", [

@@ -1,4 +1,5 @@
-"""The search never lists or opens a file of the test split; only `best` reads it."""
+"""The entry points: train/validation arrays for a search, and the test split, which the search never lists or opens;
+only `best` reads it."""
 
 import builtins
 import os
@@ -8,7 +9,10 @@ from PIL import Image
 
 from lungsearch import data
 from lungsearch.cli import main
-from tests.conftest import make_folder
+from lungsearch.data import load_search_data, read_layout
+from tests.conftest import load_folder, make_folder
+
+SIZE = 24
 
 
 @pytest.fixture
@@ -55,3 +59,49 @@ def test_a_whole_search_never_touches_test(tmp_path, recorder):
                  "--val-fraction", "0.3", "--storage", url]) == 0
     assert _touches(recorder, root / "train")
     assert _touches(recorder, root / "test") == []
+
+
+def test_layout_tiny_val_is_merged_with_a_warning(tmp_path):
+    root = make_folder(tmp_path / "xray", splits=("train", "val", "test"), per_class=8)
+    with pytest.warns(UserWarning, match="merged into train"):
+        d = load_search_data(str(root), image_size=SIZE, cache_dir=str(tmp_path / "cache"), val_fraction=0.25)
+    assert len(d.train) + len(d.val) == 32  # train 16 + val 16
+    assert "carved" in d.info["validation"]
+
+
+def test_layout_large_val_is_used_as_given(tmp_path, monkeypatch):
+    monkeypatch.setattr(data.load, "SMALL_VAL", 10)  # where load_search_data reads it
+    root = make_folder(tmp_path / "xray", splits=("train", "val", "test"), per_class=6)
+    d = load_folder(root, tmp_path)
+    assert (len(d.train), len(d.val)) == (12, 12)
+    assert d.info["validation"] == "given val/"
+
+
+def test_demo_source_needs_no_folder(tmp_path):
+    d = load_search_data("demo", image_size=16, cache_dir=str(tmp_path))
+    assert len(d.train) > len(d.val) > 0 and d.class_names == ("NORMAL", "PNEUMONIA")
+
+
+@pytest.mark.realdata
+def test_chest_xray_counts_and_patient_disjoint_validation(shared_data, tmp_path):
+    root = shared_data / "chest_xray"
+    layout = read_layout(str(root))
+    assert {c: len(p) for c, p in layout.splits["train"].items()} == {"NORMAL": 1341, "PNEUMONIA": 3875}
+    assert {c: len(p) for c, p in layout.splits["test"].items()} == {"NORMAL": 234, "PNEUMONIA": 390}
+    d = load_search_data(str(root), image_size=16, cache_dir=str(tmp_path))
+    assert len(d.train) + len(d.val) == 5216 and d.info["group_overlap"] == 0
+    assert d.info["groups"]["val"] > 100
+
+
+def test_search_data_names_each_images_patient_beside_it(tmp_path):
+    """The groups a refit folds by line up with the images: a patient's two images share an id and a label."""
+    folder = make_folder(tmp_path / "xray", per_class=20)
+    data = load_search_data(str(folder), image_size=16, cache_dir=str(tmp_path / "cache"))
+    for split in ("train", "val"):
+        arrays, groups = getattr(data, split), data.groups[split]
+        assert len(groups) == len(arrays)
+        by_group = {}
+        for g, label in zip(groups, arrays.y.tolist()):
+            by_group.setdefault(g, set()).add(label)
+        assert all(len(labels) == 1 for labels in by_group.values()) and max(groups.count(g) for g in groups) == 2
+    assert not set(data.groups["train"]) & set(data.groups["val"])
