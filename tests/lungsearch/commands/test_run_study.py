@@ -117,15 +117,26 @@ def test_a_warm_start_stopped_by_ctrl_c_runs_again_on_resume(tmp_path, capsys, r
         assert finished[0].params == HAND["params"]
 
 
+@pytest.fixture(scope="module")
+def base_study(tmp_path_factory):
+    """A one-trial study made from <root>/a with ``--data base``, once for the module: (storage url, root).
+
+    The tests below resume it without adding a trial or are refused, so they can share it."""
+    root = tmp_path_factory.mktemp("resume")
+    make_folder(root / "a" / "base", per_class=8, size=24)
+    make_folder(root / "b" / "base", per_class=8, size=24, seed=1)  # same name, same counts, other images
+    url = f"sqlite:///{root / 's.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root / "a")
+        assert main([*RUN, "--data", "base", "--trials", "1", "--storage", url]) == 0
+    return url, root
+
+
 @pytest.fixture
-def made(tmp_path, monkeypatch):
-    """A one-trial study made from tmp/a with ``--data base``: (storage url, tmp_path)."""
-    make_folder(tmp_path / "a" / "base", per_class=8, size=24)
-    make_folder(tmp_path / "b" / "base", per_class=8, size=24, seed=1)  # same name, same counts, other images
-    url = f"sqlite:///{tmp_path / 's.db'}"
-    monkeypatch.chdir(tmp_path / "a")
-    assert main([*RUN, "--data", "base", "--trials", "1", "--storage", url]) == 0
-    return url, tmp_path
+def made(base_study, monkeypatch):
+    """The module's study, from <root>/a as it was made: (storage url, root)."""
+    monkeypatch.chdir(base_study[1] / "a")
+    return base_study
 
 
 @pytest.mark.parametrize("given", ["base/", "ABS", "../a/base"])
@@ -156,8 +167,12 @@ def test_another_folder_of_the_same_name_is_refused_and_nothing_is_stored(made, 
 def test_the_same_folder_with_changed_images_is_refused(made, capsys):
     url, tmp_path = made
     victim = next((tmp_path / "a" / "base" / "train" / "NORMAL").iterdir())
+    saved = victim.read_bytes()
     victim.unlink()
-    assert main([*RUN, "--data", "base", "--trials", "3", "--storage", url]) == 2
+    try:
+        assert main([*RUN, "--data", "base", "--trials", "3", "--storage", url]) == 2
+    finally:
+        victim.write_bytes(saved)  # the folder as the study knows it, for the tests that share it
     err = capsys.readouterr().err
     assert "whose images changed" in err and "train 16 then, 15 now" in err
 
