@@ -127,16 +127,16 @@ def test_ctrl_c_fails_the_running_trial_and_says_how_to_resume(folder, tmp_path)
 
 
 @pytest.mark.slow
-def test_three_workers_finish_exactly_nine_trials_without_lock_errors(folder, tmp_path):
+def test_two_workers_finish_exactly_six_trials_without_lock_errors(folder, tmp_path):
     storage = f"sqlite:///{tmp_path}/workers.db"
-    done = subprocess.run(run_command(folder, storage, 9, "--workers", "3"), env=env(nan="2", oom="4"), text=True,
+    done = subprocess.run(run_command(folder, storage, 6, "--workers", "2"), env=env(nan="2", oom="4"), text=True,
                           capture_output=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     output = (done.stdout + done.stderr).lower()
     assert "database is locked" not in output and "operationalerror" not in output
     assert "Traceback" not in done.stderr and "LUNGSEARCH_TRACEBACK=1 shows the traceback" in done.stderr
     trials = read(storage).trials
-    assert sum(t.state in FINISHED for t in trials) == 9
+    assert sum(t.state in FINISHED for t in trials) == 6
     assert trials[2].state == TrialState.PRUNED and "non-finite loss" in trials[2].user_attrs["pruned_reason"]
     assert trials[4].state == TrialState.FAIL and trials[4].user_attrs["fail_reason"].startswith("out of memory")
     others = [t for t in trials if t.state == TrialState.FAIL and t.number != 4]
