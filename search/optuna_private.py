@@ -50,3 +50,14 @@ def trial_id(trial: optuna.Trial | optuna.trial.FrozenTrial) -> int:
     was the public way to store a system attribute without it.
     """
     return trial._trial_id
+
+
+def stale_trial_ids(study: optuna.Study) -> list[int]:
+    """Ids of ``study``'s running trials whose heartbeat is older than the storage's grace period.
+
+    Checked on 5.1.0: ``RDBStorage._get_stale_trial_ids(study._study_id)``
+    (what ``optuna.storages.fail_stale_trials`` asks before failing them).
+    Public replacement: none that only looks; the tests wait on it rather
+    than sleep through the grace period.
+    """
+    return list(study._storage._get_stale_trial_ids(study._study_id))

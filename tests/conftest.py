@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import os
+import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +54,72 @@ def make_folder(
                 marked = (name == disease) if disease is not None else min(label, 1)
                 write_image(folder / f"{stem}.png", int(marked), size, rng)
     return root
+
+
+def load_folder(root: Path, tmp_path: Path, **kw):
+    """``load_search_data`` of a test folder at 24 px, cached under ``tmp_path``, its warnings silenced (a test of one catches it)."""
+    from lungsearch.data import load_search_data
+
+    kw.setdefault("image_size", 24)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return load_search_data(str(root), cache_dir=str(tmp_path / "cache"), val_fraction=0.25, **kw)
+
+
+def tiny_cnn(channels: int = 1, size: int = 24):
+    """A two-conv Keras classifier (conv0, conv1, global average pooling, softmax) for Grad-CAM and predict."""
+    import keras
+    from keras import layers
+
+    inp = keras.Input((size, size, channels))
+    x = layers.Rescaling(1 / 255)(inp)
+    x = layers.Conv2D(4, 3, padding="same", activation="relu", name="conv0")(x)
+    x = layers.MaxPooling2D(2)(x)
+    x = layers.Conv2D(6, 3, padding="same", activation="relu", name="conv1")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    out = layers.Dense(2, activation="softmax", name="probabilities")(x)
+    return keras.Model(inp, out)
+
+
+def _jpeg_bytes(rng):
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (64, 64), dtype=np.uint8)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def make_bad_folder(root: Path) -> dict[str, Path]:
+    """A train/test folder with one bad file of each kind in train/NORMAL."""
+    make_folder(root, per_class=8)
+    folder = root / "train" / "NORMAL"
+    rng = np.random.default_rng(2)
+    bad = {
+        "truncated": folder / "person90_truncated.jpeg",
+        "empty": folder / "person91_empty.png",
+        "not_image": folder / "person92_text.png",
+        "unreadable": folder / "person93_gone.png",
+    }
+    bad["truncated"].write_bytes(_jpeg_bytes(rng)[:300])
+    bad["empty"].write_bytes(b"")
+    bad["not_image"].write_text("this is not a PNG\n")
+    bad["unreadable"].symlink_to(root / "nowhere.png")  # a dangling link: listed, cannot be opened
+    (folder / "person94_dir.jpg").mkdir()  # a folder with an image name: not a file, ignored by the scan
+    return bad
+
+
+def wait_until(predicate, *, timeout: float = 60, what: str):
+    """Polls ``predicate`` until it returns something true, and returns that; fails saying ``what`` it waited for.
+
+    Tests wait on a state (a file appears, a trial is stored), never a fixed sleep: a sleep long
+    enough for a loaded CI machine wastes time everywhere else, and one shorter fails there now and then.
+    """
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"waited {timeout:g} s for {what}")
+        time.sleep(0.05)
+    return value
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ def test_data_that_is_a_file_says_so(tmp_path: Path, capsys, name: str) -> None:
 
 
 def test_image_size_above_the_limit_is_refused_before_decoding(tmp_path: Path, capsys) -> None:
-    from conftest import make_folder
+    from tests.conftest import make_folder
 
     data = make_folder(tmp_path / "xray", per_class=4)
     url = f"sqlite:///{tmp_path}/s.db"
@@ -54,7 +54,7 @@ def test_image_size_above_the_limit_is_refused_before_decoding(tmp_path: Path, c
 def test_image_size_that_cannot_fit_in_memory_says_the_figures(tmp_path: Path, capsys, monkeypatch) -> None:
     import optuna
 
-    from conftest import make_folder
+    from tests.conftest import make_folder
     from lungsearch.data import limits
 
     data = make_folder(tmp_path / "xray", per_class=10)  # 20 train images (test/ is not counted)
@@ -174,7 +174,7 @@ def test_a_postgresql_url_without_its_driver_names_the_extra_to_install(tmp_path
 
 
 def test_run_on_a_folder_without_test_says_best_will_need_it(tmp_path: Path, capsys) -> None:
-    from conftest import make_folder
+    from tests.conftest import make_folder
 
     data = make_folder(tmp_path / "xray", per_class=16, size=24, splits=("train",))
     assert main(["run", "--data", str(data), "--trials", "1", "--epochs", "1", "--image-size", "24", "--quiet",
@@ -185,7 +185,7 @@ def test_run_on_a_folder_without_test_says_best_will_need_it(tmp_path: Path, cap
 
 def test_warnings_are_lungsearch_lines_without_file_or_line(tmp_path: Path, capsys) -> None:
     """A skipped image and a merged val/ come out as `warning: ...` lines: no module path, no line number, no buffer address."""
-    from conftest import make_folder
+    from tests.conftest import make_folder
 
     data = make_folder(tmp_path / "xray", per_class=16, size=24, splits=("train", "val", "test"))
     (data / "train" / "NORMAL" / "broken.png").write_bytes(b"not a png at all")
@@ -206,7 +206,7 @@ def test_data_inspect_on_a_file_names_no_flag_it_lacks(tmp_path: Path, capsys) -
 
 
 def test_more_workers_than_trials_starts_as_many_as_trials(tmp_path: Path, capsys) -> None:
-    from conftest import make_folder
+    from tests.conftest import make_folder
 
     data = make_folder(tmp_path / "xray", per_class=16, size=24)
     assert main(["run", "--data", str(data), "--trials", "1", "--epochs", "1", "--image-size", "24", "--quiet", "--workers", "4",

@@ -63,7 +63,7 @@ def test_parse_sets_refuses_an_unknown_set_and_a_missing_root(tmp_path, monkeypa
 
 
 def test_a_train_limit_is_a_folder_of_links_to_a_share_of_each_class(tmp_path):
-    from conftest import make_folder
+    from tests.conftest import make_folder
 
     source = make_folder(tmp_path / "xray", per_class=10)
     assert harness.limited_folder(str(source), None, str(tmp_path / "work")) == str(source)

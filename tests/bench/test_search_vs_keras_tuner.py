@@ -157,7 +157,7 @@ def test_hours_stops_before_a_unit_that_would_not_fit(tmp_path, monkeypatch, cap
 def test_the_lungsearch_side_is_lungsearch_run_read_back_from_its_study(tmp_path):
     """A tiny lungsearch side end to end: the executable searches for a few seconds, the curve and the pick come from
     the study's storage (each epoch timed by the objective), and the pick's kept model is scored on test."""
-    from conftest import make_folder
+    from tests.conftest import make_folder
 
     import spaces
     from bench.harness import load_arrays

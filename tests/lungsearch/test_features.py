@@ -29,60 +29,73 @@ def setup(tmp_path_factory):
                      cache_dir=str(root / "cache"))
     space = get_space(SPACE)
     data = trial_mod.search_data(base)
-    trial_mod.objective(base, space, data).train(optuna.trial.FixedTrial(PARAMS, number=0))  # converts the weights once
+    space.build(optuna.trial.FixedTrial(PARAMS), input_shape=(32, 32, 1), num_classes=2, cache_dir=base.cache_dir)  # converts the weights once
     return base, space, data, root
 
 
-def _train(setup, number: int, cached: bool, **params):
+@pytest.fixture(scope="module")
+def trained(setup):
+    """``trained(number, cached, **params)``: (result, trial) of a trial trained once for the module.
+
+    A trial's training is a function of its number (the seed) and parameters, so tests that need the same one
+    share it instead of training it again; none of them changes the model it is given."""
     base, space, data, _ = setup
-    config = RunConfig(**{**base.to_dict(), "feature_cache": cached})
-    trial = optuna.trial.FixedTrial({**PARAMS, **params}, number=number)
-    return trial_mod.objective(config, space, data).train(trial), trial
+    done = {}
+
+    def train(number: int, cached: bool, **params):
+        key = (number, cached, tuple(sorted({**PARAMS, **params}.items())))
+        if key not in done:
+            config = RunConfig(**{**base.to_dict(), "feature_cache": cached})
+            trial = optuna.trial.FixedTrial({**PARAMS, **params}, number=number)
+            done[key] = trial_mod.objective(config, space, data).train(trial), trial
+        return done[key]
+
+    return train
 
 
 @pytest.mark.parametrize("blocks", [0, 2])
-def test_the_kept_model_predicts_what_the_cached_path_trained_on(setup, blocks):
+def test_the_kept_model_predicts_what_the_cached_path_trained_on(setup, trained, blocks):
     """The whole network (pixels in) and the rest on cached features agree within 1e-5, whole backbone frozen or not."""
     _, space, data, root = setup
-    trained, trial = _train(setup, 1, True, trainable_blocks=blocks)
+    result, trial = trained(1, True, trainable_blocks=blocks)
     record = trial.user_attrs["feature_cache"]
     assert record["cut"] == ("gap" if blocks == 0 else "block5c_add") and record["first_pass_seconds"] >= 0
-    split = space.feature_split(trained.model)
+    split = space.feature_split(result.model)
     cached, hit = features.features_of(split.frozen, data.val.x, cache_dir=str(root / "cache"))
     assert hit  # the trial stored them; this read them back
-    whole = trained.model.predict(data.val.x, verbose=0)
+    whole = result.model.predict(data.val.x, verbose=0)
     np.testing.assert_allclose(whole, split.rest.predict(np.asarray(cached), verbose=0), atol=1e-5)
 
 
-def test_with_and_without_the_cache_a_trial_lands_within_the_seed_noise(setup):
+def test_with_and_without_the_cache_a_trial_lands_within_the_seed_noise(trained):
     """Same seed, both paths: final validation loss within 0.01, and closer than two seeds of one path are.
 
     Measured on this folder (2026-12-06, trial numbers 1-4): the two paths differed by at most 0.0006 in final
     validation loss, two seeds of one path by up to 0.033.  (Without the cache, Keras 3 runs the frozen backbone's
     drop-connect layers in training mode despite ``training=False``; the cache computes the frozen part in inference
     mode, as feature extraction means. That is the whole of the difference here.)"""
-    runs = {(n, cached): _train(setup, n, cached) for n in (1, 2) for cached in (True, False)}
+    runs = {(n, cached): trained(n, cached) for n in (1, 2) for cached in (True, False)}
     assert all(("feature_cache" in trial.user_attrs) == cached for (_, cached), (_, trial) in runs.items())  # the path taken
-    losses = {k: trained.value("val_loss") for k, (trained, _) in runs.items()}
+    losses = {k: result.value("val_loss") for k, (result, _) in runs.items()}
     path = max(abs(losses[(n, True)] - losses[(n, False)]) for n in (1, 2))
     seeds = abs(losses[(1, False)] - losses[(2, False)])
     assert path < 0.01 and path * 3 < seeds, losses
 
 
-def test_a_fine_tune_trial_trains_its_head_on_features_then_the_whole_network_on_pixels(setup):
+def test_a_fine_tune_trial_trains_its_head_on_features_then_the_whole_network_on_pixels(setup, trained):
     """Phase one on the cache, phase two end to end; the best epoch of phase one is restored as the whole model's weights."""
     _, _, data, _ = setup
-    trained, trial = _train(setup, 1, True, fine_tune=True, fine_tune_lr_factor=0.1)
+    result, trial = trained(1, True, fine_tune=True, fine_tune_lr_factor=0.1)
     assert trial.user_attrs["feature_cache"]["cut"] == "gap"
-    assert trained.epochs == 3  # two epochs on features, the third on pixels
-    probs = trained.model.predict(data.val.x, verbose=0)
+    assert result.epochs == 3  # two epochs on features, the third on pixels
+    probs = result.model.predict(data.val.x, verbose=0)
     assert probs.shape == (len(data.val.y), 2) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
 
 
-def test_the_key_changes_with_the_weights_and_the_image_size(setup):
+def test_the_key_changes_with_the_weights_and_the_image_size(setup, trained):
     _, space, data, _ = setup
-    trained, _ = _train(setup, 1, True)
-    frozen = space.feature_split(trained.model).frozen
+    result, _ = trained(1, True)
+    frozen = space.feature_split(result.model).frozen
     x = data.val.x[:4]
     first = features.key(frozen, x)
     assert features.key(frozen, x) == first

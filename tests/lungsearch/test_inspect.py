@@ -13,8 +13,7 @@ import pytest
 
 from lungsearch.cli import main
 from lungsearch.inspect import inspect_folder
-from tests.conftest import make_folder
-from tests.lungsearch.test_data import make_bad_folder
+from tests.conftest import make_bad_folder, make_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,7 +11,6 @@ import pytest
 
 from lungsearch import refine
 from lungsearch.cli import main
-from lungsearch.export.refined import caruana
 from tests.conftest import make_folder
 
 
@@ -184,24 +183,6 @@ def test_the_oof_auc_is_the_disease_classes_whatever_index_it_sorts_to(tmp_path)
     assert figures["oof_auc"] > 0.6  # the blob marks Covid: a model that learned anything ranks it first
 
 
-def test_ensemble_selection_adds_with_replacement_only_what_raises_the_score():
-    from lungsearch.evaluate.metrics import roc_auc
-
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 2, 300)
-
-    def model(noise, seed):
-        s = y + np.random.default_rng(seed).normal(0, noise, len(y))
-        p = 1 / (1 + np.exp(-s))
-        return np.stack([1 - p, p], 1)
-
-    oofs = {1: model(0.8, 1), 2: model(0.8, 2), 3: model(5.0, 3)}  # two good models with independent errors, one useless
-    counts = caruana(oofs, y, lambda yy, p: roc_auc(yy, p))
-    assert 3 not in counts and set(counts) == {1, 2}
-    alone = caruana({1: oofs[1], 3: oofs[3]}, y, lambda yy, p: roc_auc(yy, p))
-    assert alone == {1: 1}
-
-
 def test_studies_and_report_show_what_refine_stored(refined, tmp_path, capsys):
     url, _ = refined
     assert main(["studies", "--storage", url]) == 0
@@ -227,7 +208,6 @@ def test_run_refine_refits_after_the_search_within_the_same_timeout(tmp_path, ca
     assert study.user_attrs["config"]["timeout"] == 10  # the search stops starting trials at half of --timeout
     assert "refine: 0 of" in out and any(k.startswith(refine.UNIT_PREFIX) for k in study.user_attrs)
     assert len(study.trials) < 50
-
 
 
 def test_the_oof_choice_of_rules_reads_only_out_of_fold_predictions(refined, monkeypatch):

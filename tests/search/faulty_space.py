@@ -4,7 +4,8 @@
 ``"nan:1,3;oom:2;slow:0"``: ``nan`` makes the loss NaN (the model outputs NaN),
 ``oom`` raises MemoryError inside the training step, ``slow`` sleeps
 ``LUNGSEARCH_SLOW_SECONDS`` (default 30) per training batch, so a test can kill
-the process mid-trial.
+the process mid-trial; it creates the file ``LUNGSEARCH_SLOW_MARKER`` names, if
+any, when that trial's fit starts, so the test knows when.
 """
 
 from __future__ import annotations
@@ -59,7 +60,11 @@ def build(trial, *, input_shape, num_classes, **_):
 
 def _slow(fit, seconds):
     def slow_fit(*args, **kwargs):
-        time.sleep(seconds)  # long enough to be killed in the middle of this trial
+        marker = os.environ.get("LUNGSEARCH_SLOW_MARKER")
+        if marker:  # tells the test that this trial is now inside its fit
+            open(marker, "w").close()
+        # stands for a long fit: the thing the test kills or interrupts, not a wait of the test's own
+        time.sleep(seconds)
         return fit(*args, **kwargs)
 
     return slow_fit

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import optuna
 import pytest
@@ -11,7 +10,8 @@ from optuna.trial import TrialState
 
 import search
 from search.loop import OOM_ATTR, REASON_ATTR, SURPLUS_ATTR, StudyAborted, Guarded, is_out_of_memory
-from search.optuna_private import study_storage, trial_id
+from search.optuna_private import stale_trial_ids, study_storage, trial_id
+from tests.conftest import wait_until
 
 
 @pytest.fixture
@@ -115,7 +115,8 @@ def test_stale_trial_of_a_dead_worker_is_failed_and_retried_with_its_params(stud
     dead = study.ask()
     x = dead.suggest_float("x", -1, 1)
     study_storage(study).record_heartbeat(trial_id(dead))  # its worker beat once, then died (kill -9)
-    time.sleep(2.5)  # grace period: 2 heartbeats of 1 s
+    wait_until(lambda: trial_id(dead) in stale_trial_ids(study),
+               what="the dead worker's trial to go stale (2 missed heartbeats of 1 s)")
     search.run_trials(study, _quadratic, total=2)
     trials = study.trials
     assert trials[0].state == TrialState.FAIL

@@ -22,10 +22,14 @@ def test_failed_trials_are_logged_by_the_logger_lungsearch_quiets(monkeypatch):
     logger = logging.getLogger(optuna_private.FAILED_TRIAL_LOGGER)
     logger.addHandler(handler)
     monkeypatch.setattr(logger, "disabled", False)
+    monkeypatch.setattr(logger, "level", logging.NOTSET)  # whatever an earlier test (or lungsearch's quieting) set
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         optuna.create_study().optimize(lambda trial: 1 / 0, n_trials=1, catch=(ZeroDivisionError,))
     finally:
         logger.removeHandler(handler)
+        optuna.logging.set_verbosity(verbosity)
     assert any("Trial 0 failed" in r.getMessage() for r in seen), [r.getMessage() for r in seen]
 
 
@@ -44,3 +48,4 @@ def test_study_storage_and_trial_id_reach_the_trial_in_its_storage(tmp_path):
     stored = optuna_private.study_storage(study).get_trial(optuna_private.trial_id(trial))
     assert stored.number == trial.number
     assert optuna_private.trial_id(study.trials[0]) == optuna_private.trial_id(trial)  # a FrozenTrial has it too
+    assert optuna_private.stale_trial_ids(study) == []  # it beat within the grace period (none yet)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import threading
-import time
 
 from search import workers
+from tests.conftest import wait_until
 
 
 def test_each_worker_gets_one_gpu_round_robin_or_a_share_of_the_cores(monkeypatch):
@@ -50,27 +49,33 @@ def test_first_failing_worker_code_is_returned():
     assert workers.supervise([sys.executable, "-c", "raise SystemExit(3)"], 2, poll=0.05) == 3
 
 
+def _started(folder):
+    """A line of a worker script: it says it is running (its signal handlers set) by a file named after its pid."""
+    return f"open(os.path.join({str(folder)!r}, str(os.getpid())), 'w').close()\n"
+
+
 def test_sigterm_reaches_the_workers_and_the_run_reports_interrupted(tmp_path):
-    script = "import time\ntry:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n    raise SystemExit(130)"
+    # the sleep stands for a worker's long trial: the thing the signal interrupts, not a wait of the test
+    script = f"import os, time\n{_started(tmp_path)}try:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n    raise SystemExit(130)"
     supervisor = subprocess.Popen([sys.executable, "-c", (
         "import sys, signal; from search import workers\n"
         "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         f"sys.exit(workers.supervise([sys.executable, '-c', {script!r}], 2, poll=0.05))"
     )])
-    time.sleep(2.0)
+    wait_until(lambda: len(list(tmp_path.iterdir())) == 2, what="both workers to start")
     supervisor.send_signal(signal.SIGTERM)
     assert supervisor.wait(timeout=30) == 130
 
 
-def test_a_worker_that_ignores_ctrl_c_is_terminated_then_killed_so_run_never_hangs():
+def test_a_worker_that_ignores_ctrl_c_is_terminated_then_killed_so_run_never_hangs(tmp_path):
     # a worker stuck on its way out ignores SIGINT and SIGTERM: after the grace period it is killed
-    script = ("import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
-              "signal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(120)")
+    script = ("import os, signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+              f"signal.signal(signal.SIGTERM, signal.SIG_IGN)\n{_started(tmp_path)}time.sleep(120)")  # stuck: what gets killed
     supervisor = subprocess.Popen([sys.executable, "-c", (
         "import sys, signal; from search import workers\n"
         "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         f"sys.exit(workers.supervise([sys.executable, '-c', {script!r}], 1, poll=0.05, grace=1.0))"
     )])
-    time.sleep(2.0)
+    wait_until(lambda: any(tmp_path.iterdir()), what="the worker to start, ignoring SIGINT and SIGTERM")
     supervisor.send_signal(signal.SIGINT)  # kill -INT of the supervisor alone: it passes it on after 5 s
     assert supervisor.wait(timeout=30) == 130

@@ -1,4 +1,4 @@
-"""train.fit: early stopping restores the best epoch and says which; a second phase unfreezes the backbone."""
+"""train: fit keeps the best epoch and says which, a second phase unfreezes the backbone, and class weights from the counts."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ import math
 import numpy as np
 import optuna
 import pytest
+from sklearn.utils.class_weight import compute_class_weight
 
 import spaces
 from lungsearch import train
 from lungsearch.data import Arrays, SearchData
+from lungsearch.train import class_weights
 
 CNN = {"conv_blocks": 2, "kernel_size": 3, "batch_norm": False, "pooling": "max", "activation": "relu",
        "filters_b0": 8, "filters_b1": 8, "dropout_b0": 0.0, "dropout_b1": 0.0, "head": "gap", "dropout": 0.0,
@@ -60,3 +62,21 @@ def test_second_phase_unfreezes_the_backbone_at_a_lower_rate():
     assert all(layer.trainable for layer in backbone.layers if layer.weights and not norm(layer))
     assert [layer.trainable for layer in backbone.layers if norm(layer)] == bn_before
     assert float(model.optimizer.learning_rate) == pytest.approx(1e-4)
+
+
+def test_imbalanced_counts_give_sklearn_balanced_weights():
+    y = np.array([0] * 10 + [1] * 30 + [2] * 20)
+    w = class_weights(y, 3)
+    expected = compute_class_weight("balanced", classes=np.arange(3), y=y)
+    np.testing.assert_allclose([w[k] for k in range(3)], expected)
+    counts = np.bincount(y)
+    np.testing.assert_allclose([w[k] * counts[k] for k in range(3)], len(y) / 3)  # every class weighs the same in the loss
+
+
+def test_balanced_counts_need_no_weights():
+    assert class_weights(np.array([0] * 10 + [1] * 11), 2) is None
+
+
+def test_chest_xray_like_ratio():
+    w = class_weights(np.array([0] * 1150 + [1] * 3321), 2)
+    assert w[0] > 1 > w[1] and abs(w[0] / w[1] - 3321 / 1150) < 1e-9

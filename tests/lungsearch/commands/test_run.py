@@ -1,12 +1,16 @@
-"""Settings are typed and checked before a study exists: one line, exit 2, and no study stored (issue 39, items 3 and 9)."""
+"""`lungsearch run`: settings typed and checked before a study exists (one line, exit 2, nothing stored; issue 39,
+items 3 and 9), the data a study records, and the sampler's seed."""
 
 from __future__ import annotations
+
+import shutil
+import warnings
 
 import optuna
 import pytest
 
 from lungsearch.cli import main
-from tests.conftest import make_folder
+from tests.conftest import make_bad_folder, make_folder
 
 
 @pytest.fixture(scope="module")
@@ -51,3 +55,39 @@ def test_after_a_bad_metric_the_same_study_runs_with_a_good_one(folder, tmp_path
 def test_a_timeout_of_zero_or_less_is_refused(folder, tmp_path, capsys, timeout):
     assert main(["run", "--data", str(folder), "--timeout", timeout, "--storage", f"sqlite:///{tmp_path / 's.db'}"]) == 2
     assert "--timeout must be more than 0 seconds" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_run_records_the_data_it_used(tmp_path, capsys):
+    root = tmp_path / "xray"
+    bad = make_bad_folder(root)
+    shutil.copy(sorted((root / "test" / "NORMAL").iterdir())[0], root / "train" / "NORMAL" / "zz_leak.png")
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rc = main(["run", "--data", str(root), "--trials", "1", "--epochs", "1", "--image-size", "16", "--storage", storage,
+                   "--study", "s", "--cache-dir", str(tmp_path / "c"), "--dedupe", "--group-pattern", r"person(\d+)_",
+                   "--val-fraction", "0.3", "--batch-size", "8"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "4 unreadable files skipped" in out and "1 duplicates dropped" in out and "(overlap 0)" in out
+    study = optuna.load_study(study_name="s", storage=storage)
+    attrs = study.user_attrs
+    assert sorted(s.split(" (")[0] for s in attrs["skipped_files"]) == sorted(str(p) for p in bad.values())
+    assert attrs["group_pattern"] == r"person(\d+)_" and attrs["config"]["dedupe"] is True
+    assert attrs["config"]["cache_dir"] == str(tmp_path / "c")
+    assert [p.rsplit("/", 1)[-1] for p in attrs["data"]["deduped"]] == ["zz_leak.png"]
+    assert attrs["data"]["group_overlap"] == 0 and attrs["data"]["cache_hit"] is False
+
+    # resuming with another group pattern would change what validation means: refused
+    rc = main(["run", "--data", str(root), "--trials", "2", "--storage", storage, "--study", "s",
+               "--cache-dir", str(tmp_path / "c"), "--dedupe", "--image-size", "16"])
+    assert rc == 2 and "group_pattern" in capsys.readouterr().err
+
+
+def test_sampler_seed_is_the_given_seed_only_for_a_new_study():
+    from lungsearch.commands.run import sampler_seed
+
+    assert sampler_seed(7) == 7
+    resumed = {sampler_seed(7, n) for n in (1, 2, 10, 11)}
+    assert len(resumed) == 4 and 7 not in resumed

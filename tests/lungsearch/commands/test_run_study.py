@@ -1,4 +1,8 @@
-"""Warm starts: a new study's first trial is the space's known-good point; resumes and --no-warm-start add none.
+"""`lungsearch run` around its trials: warm starts, resumes that must be comparable, and the summing up.
+
+Warm starts: a new study's first trial is the space's known-good point; resumes
+and --no-warm-start add none.  A study remembers its data by content: the same
+folder by another path resumes, another folder of the same name is refused.
 
 Also the class-order check end to end: a binary folder whose disease class
 sorts first (Covid/Normal) and one whose disease class sorts second
@@ -9,17 +13,18 @@ test evaluation the same, right-way-up AUC.
 from __future__ import annotations
 
 import json
+import shutil
 
 import optuna
 import pytest
 
 import spaces
 from lungsearch.cli import main
-from search.loop import SURPLUS_ATTR
 from tests.conftest import make_folder
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 HAND = spaces.get_space("cnn").warm_starts[0]
+RUN = ["run", "--epochs", "1", "--image-size", "24", "--val-fraction", "0.3", "--quiet", "--study", "s"]
 
 
 def _run(data, url, trials, *extra):
@@ -90,42 +95,6 @@ def test_auc_is_right_way_up_in_search_export_and_test_for_both_class_orders(tmp
     assert ev["test"]["metrics"]["roc_auc"]["value"] > 0.75
 
 
-def test_two_workers_take_the_warm_start_once(tmp_path):
-    import subprocess
-    import sys
-
-    data = make_folder(tmp_path / "xray", per_class=10, size=24)
-    url = f"sqlite:///{tmp_path / 's.db'}"
-    proc = subprocess.run([sys.executable, "-m", "lungsearch", "run", "--data", str(data), "--trials", "3", "--epochs", "1",
-                           "--image-size", "24", "--val-fraction", "0.3", "--storage", url, "--study", "s", "--workers", "2"],
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    # a worker that asks for a trial as the other fills the study stores it failed as surplus, never
-    # trained (SURPLUS_ATTR): a race that a loaded machine wins now and then, not a failure
-    trials = [t for t in optuna.load_study(study_name="s", storage=url).trials if not t.user_attrs.get(SURPLUS_ATTR)]
-    assert [t.state.name for t in trials].count("FAIL") == 0
-    assert [t.user_attrs.get("warm_start") for t in trials] == ["hand-cnn", "hand-cnn-standardized", None]
-
-
-def test_worker_k_waits_until_the_earlier_workers_took_their_warm_starts():
-    import time
-
-    import search
-
-    study = optuna.create_study(direction="maximize")
-    points = [{"name": "a", "params": {"x": 1}}, {"name": "b", "params": {"x": 2}}]
-    assert search.enqueue_warm_starts(study, points) == ["a", "b"]
-    start = time.monotonic()
-    search.wait_for_earlier_workers(study, 2, timeout=0.3, poll=0.05)  # worker 1 has not taken "a" yet
-    assert time.monotonic() - start >= 0.3
-    study.ask()  # worker 1 takes "a"
-    start = time.monotonic()
-    search.wait_for_earlier_workers(study, 2, timeout=5, poll=0.05)  # "b" is worker 2's to take now
-    search.wait_for_earlier_workers(study, 1, timeout=5, poll=0.05)  # worker 1 never waits
-    assert time.monotonic() - start < 1
-    assert search.enqueue_warm_starts(study, points) == []  # a study with trials gets none again
-
-
 @pytest.mark.parametrize("reason, again", [("interrupted (Ctrl-C or SIGTERM)", True), ("ValueError: a bug", False)])
 def test_a_warm_start_stopped_by_ctrl_c_runs_again_on_resume(tmp_path, capsys, reason, again):
     """The study as Ctrl-C left it: the warm start FAIL with its reason; the printed resume command runs it after all."""
@@ -146,3 +115,73 @@ def test_a_warm_start_stopped_by_ctrl_c_runs_again_on_resume(tmp_path, capsys, r
     assert (finished[0].user_attrs.get("warm_start") == "hand-cnn") is again
     if again:
         assert finished[0].params == HAND["params"]
+
+
+@pytest.fixture(scope="module")
+def base_study(tmp_path_factory):
+    """A one-trial study made from <root>/a with ``--data base``, once for the module: (storage url, root).
+
+    The tests below resume it without adding a trial or are refused, so they can share it."""
+    root = tmp_path_factory.mktemp("resume")
+    make_folder(root / "a" / "base", per_class=8, size=24)
+    make_folder(root / "b" / "base", per_class=8, size=24, seed=1)  # same name, same counts, other images
+    url = f"sqlite:///{root / 's.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root / "a")
+        assert main([*RUN, "--data", "base", "--trials", "1", "--storage", url]) == 0
+    return url, root
+
+
+@pytest.fixture
+def made(base_study, monkeypatch):
+    """The module's study, from <root>/a as it was made: (storage url, root)."""
+    monkeypatch.chdir(base_study[1] / "a")
+    return base_study
+
+
+@pytest.mark.parametrize("given", ["base/", "ABS", "../a/base"])
+def test_the_same_folder_by_another_path_resumes(made, capsys, given):
+    url, tmp_path = made
+    capsys.readouterr()
+    data = str(tmp_path / "a" / "base") if given == "ABS" else given
+    assert main([*RUN, "--data", data, "--trials", "1", "--storage", url]) == 0
+    assert "already has 1 finished trials" in capsys.readouterr().out
+
+
+def test_a_copy_of_the_folder_elsewhere_resumes(made, capsys):
+    url, tmp_path = made
+    shutil.copytree(tmp_path / "a" / "base", tmp_path / "copy")
+    assert main([*RUN, "--data", str(tmp_path / "copy"), "--trials", "1", "--storage", url]) == 0
+
+
+def test_another_folder_of_the_same_name_is_refused_and_nothing_is_stored(made, monkeypatch, capsys):
+    url, tmp_path = made
+    monkeypatch.chdir(tmp_path / "b")
+    before = len(optuna.load_study(study_name="s", storage=url).trials)
+    assert main([*RUN, "--data", "base", "--trials", "3", "--storage", url]) == 2
+    err = capsys.readouterr().err
+    assert "is another folder" in err and "new --study" in err and len(err.strip().splitlines()) == 1
+    assert len(optuna.load_study(study_name="s", storage=url).trials) == before
+
+
+def test_the_same_folder_with_changed_images_is_refused(made, capsys):
+    url, tmp_path = made
+    victim = next((tmp_path / "a" / "base" / "train" / "NORMAL").iterdir())
+    saved = victim.read_bytes()
+    victim.unlink()
+    try:
+        assert main([*RUN, "--data", "base", "--trials", "3", "--storage", url]) == 2
+    finally:
+        victim.write_bytes(saved)  # the folder as the study knows it, for the tests that share it
+    err = capsys.readouterr().err
+    assert "whose images changed" in err and "train 16 then, 15 now" in err
+
+
+def test_a_timeout_before_any_trial_finished_says_so_not_that_trials_failed(tmp_path, capsys):
+    data = make_folder(tmp_path / "xray", per_class=16, size=24)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    assert main(["run", "--data", str(data), "--trials", "30", "--epochs", "1", "--image-size", "24", "--timeout", "0.01",
+                 "--storage", url, "--study", "tiny", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "ran out before any trial finished" in captured.err and "pruned or failed" not in captured.out
+

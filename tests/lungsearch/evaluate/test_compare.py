@@ -3,8 +3,6 @@
 import numpy as np
 import pytest
 
-from lungsearch.data.base import DataError
-from lungsearch.data.groups import kfold
 from lungsearch.evaluate.compare import bootstrap_auc, paired_bootstrap_auc
 
 
@@ -54,43 +52,3 @@ def test_scores_of_different_images_are_refused():
     y, good, noisy = _scores()
     with pytest.raises(ValueError, match="different images"):
         paired_bootstrap_auc(y, good, noisy[:-1])
-
-
-def test_kfold_holds_out_every_image_once_keeps_patients_together_and_stratifies():
-    groups = [f"p{i // 3}" for i in range(300)]  # 3 images per patient
-    y = np.asarray([int(g[1:]) % 4 == 0 for g in groups], dtype=int)  # a patient's images share a label; 25% positive
-    folds = kfold(y, groups, 5, seed=0)
-    held = np.concatenate([h for _, h in folds])
-    assert sorted(held.tolist()) == list(range(300))
-    for fit, out in folds:
-        assert not {groups[i] for i in fit} & {groups[i] for i in out}
-        assert abs(y[out].mean() - 0.25) < 0.08
-    assert [h.tolist() for _, h in kfold(y, groups, 5, seed=0)] == [h.tolist() for _, h in folds]
-    assert [h.tolist() for _, h in kfold(y, groups, 5, seed=1)] != [h.tolist() for _, h in folds]
-
-
-@pytest.mark.parametrize("k, groups, labels, match", [
-    (1, [f"p{i}" for i in range(10)], [0, 1] * 5, "at least 2"),
-    (5, ["a", "b", "c"] * 4, [0, 1] * 6, "only 3 patients"),
-    (5, [f"p{i}" for i in range(12)], [0] * 9 + [1] * 3, "fewer than the 5 folds"),
-])
-def test_kfold_refuses_what_cannot_be_folded_with_what_to_do(k, groups, labels, match):
-    with pytest.raises(DataError, match=match):
-        kfold(np.asarray(labels), groups, k, seed=0)
-
-
-def test_search_data_names_each_images_patient_beside_it(tmp_path):
-    """The groups a refit folds by line up with the images: a patient's two images share an id and a label."""
-    from lungsearch.data import load_search_data
-    from tests.conftest import make_folder
-
-    folder = make_folder(tmp_path / "xray", per_class=20)
-    data = load_search_data(str(folder), image_size=16, cache_dir=str(tmp_path / "cache"))
-    for split in ("train", "val"):
-        arrays, groups = getattr(data, split), data.groups[split]
-        assert len(groups) == len(arrays)
-        by_group = {}
-        for g, label in zip(groups, arrays.y.tolist()):
-            by_group.setdefault(g, set()).add(label)
-        assert all(len(labels) == 1 for labels in by_group.values()) and max(groups.count(g) for g in groups) == 2
-    assert not set(data.groups["train"]) & set(data.groups["val"])

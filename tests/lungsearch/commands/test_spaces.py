@@ -1,20 +1,16 @@
-"""The real `lungsearch` executable: `spaces`, a user space file end to end, bad space files."""
+"""`lungsearch spaces`, and `run` with a user space file end to end, bad space files and weights files."""
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
+from types import SimpleNamespace
 
 import optuna
 import pytest
 
-from conftest import make_folder
-
-EXE = str(Path(sys.executable).with_name("lungsearch"))
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+from lungsearch.cli import main
+from tests.conftest import make_folder
 
 USER_SPACE = '''
 """A tiny user space: one conv layer."""
@@ -43,30 +39,38 @@ def build(trial, *, input_shape, num_classes, **_):
 '''
 
 
-def _run(*args, cwd=None):
-    return subprocess.run([EXE, *args], capture_output=True, text=True, env=ENV, cwd=cwd, timeout=600)
+@pytest.fixture
+def run(capsys):
+    """``lungsearch ARGS`` in this process, as (returncode, stdout, stderr): one TensorFlow start for the whole
+    file instead of one per call (tests/test_cli_e2e.py drives the real executable)."""
+    def call(*args):
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=out, stderr=err)
+
+    return call
 
 
-def test_spaces_lists_every_space_with_parameters():
-    proc = _run("spaces")
+def test_spaces_lists_every_space_with_parameters(run):
+    proc = run("spaces")
     assert proc.returncode == 0, proc.stderr
     heads = [line.split()[0] for line in proc.stdout.splitlines() if not line.startswith(" ")]
     assert heads == ["dense", "cnn", "mobilenet", "densenet121", "vgg19", "efficientnet", "efficientnet-lite0", "efficientnet-lite1",
                      "efficientnet-lite2"]
     assert "(224 px grayscale)" in proc.stdout and "trainable_blocks     int 0..3" in proc.stdout
-    described = json.loads(_run("spaces", "cnn", "--json").stdout)
+    described = json.loads(run("spaces", "cnn", "--json").stdout)
     assert described["cnn"]["parameters"]["conv_blocks"] == "int 1..5" and described["cnn"]["image_size"] == 64
 
 
-def test_user_space_file_runs_a_one_trial_study(tmp_path):
+def test_user_space_file_runs_a_one_trial_study(tmp_path, run):
     data = make_folder(tmp_path / "xray", per_class=12, size=24)
     space = tmp_path / "my_space.py"
     space.write_text(USER_SPACE)
     db = tmp_path / "s.db"
-    proc = _run("run", "--data", str(data), "--space", str(space), "--trials", "1", "--epochs", "1",
+    proc = run("run", "--data", str(data), "--space", str(space), "--trials", "1", "--epochs", "1",
                 "--image-size", "24", "--storage", f"sqlite:///{db}")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert _run("spaces", str(space)).stdout.splitlines()[1].split() == ["filters", "int", "2..4"]
+    assert run("spaces", str(space)).stdout.splitlines()[1].split() == ["filters", "int", "2..4"]
     study = optuna.load_study(study_name="my_space-xray", storage=f"sqlite:///{db}")
     trial = study.trials[0]
     assert trial.state == optuna.trial.TrialState.COMPLETE
@@ -74,26 +78,18 @@ def test_user_space_file_runs_a_one_trial_study(tmp_path):
     assert study.user_attrs["space"]["source"] == str(space)
 
 
-def test_a_resumed_study_does_not_replay_the_first_trials(tmp_path):
+def test_a_resumed_study_does_not_replay_the_first_trials(tmp_path, run):
     """A second run (or a recycled worker) seeded as the first would draw the first trials' parameters again."""
     data = make_folder(tmp_path / "xray", per_class=12, size=24)
     space = tmp_path / "my_space.py"
     space.write_text(USER_SPACE)
     url = f"sqlite:///{tmp_path / 's.db'}"
     for total in ("2", "4"):
-        proc = _run("run", "--data", str(data), "--space", str(space), "--trials", total, "--epochs", "1",
+        proc = run("run", "--data", str(data), "--space", str(space), "--trials", total, "--epochs", "1",
                     "--image-size", "24", "--sampler", "random", "--storage", url)
         assert proc.returncode == 0, proc.stderr[-2000:]
     lrs = [t.params["lr"] for t in optuna.load_study(study_name="my_space-xray", storage=url).trials]
     assert len(lrs) == 4 and len(set(lrs)) == 4
-
-
-def test_sampler_seed_is_the_given_seed_only_for_a_new_study():
-    from lungsearch.commands.run import sampler_seed
-
-    assert sampler_seed(7) == 7
-    resumed = {sampler_seed(7, n) for n in (1, 2, 10, 11)}
-    assert len(resumed) == 4 and 7 not in resumed
 
 
 @pytest.mark.parametrize("content, problem", [
@@ -107,13 +103,13 @@ def test_sampler_seed_is_the_given_seed_only_for_a_new_study():
     (USER_SPACE.replace('    model.compile(keras.optimizers.Adam(p["lr"]), "sparse_categorical_crossentropy")\n', ""), "not compiled"),
     (USER_SPACE.replace("Dense(num_classes,", "Dense(num_classes + 1,"), "a model with 3 outputs for 2 classes"),
 ])
-def test_bad_space_file_is_one_line_and_exit_2(tmp_path, content, problem):
+def test_bad_space_file_is_one_line_and_exit_2(tmp_path, content, problem, run):
     data = make_folder(tmp_path / "xray", per_class=12, size=24)
     space = tmp_path / "bad_space.py"
     if content is not None:
         space.write_text(content)
     db = tmp_path / "s.db"
-    proc = _run("run", "--data", str(data), "--space", str(space), "--trials", "1", "--epochs", "1",
+    proc = run("run", "--data", str(data), "--space", str(space), "--trials", "1", "--epochs", "1",
                 "--image-size", "24", "--storage", f"sqlite:///{db}")
     assert proc.returncode == 2, proc.stderr[-2000:]
     lines = proc.stderr.strip().splitlines()
@@ -124,23 +120,23 @@ def test_bad_space_file_is_one_line_and_exit_2(tmp_path, content, problem):
         assert optuna.get_all_study_summaries(f"sqlite:///{db}") == []
 
 
-def test_missing_weights_file_is_one_line_and_exit_2(tmp_path):
+def test_missing_weights_file_is_one_line_and_exit_2(tmp_path, run):
     data = make_folder(tmp_path / "xray", per_class=12, size=24)
-    proc = _run("run", "--data", str(data), "--space", "mobilenet", "--weights", str(tmp_path / "none.h5"),
+    proc = run("run", "--data", str(data), "--space", "mobilenet", "--weights", str(tmp_path / "none.h5"),
                 "--trials", "1", "--storage", f"sqlite:///{tmp_path / 's.db'}")
     assert proc.returncode == 2 and proc.stderr.startswith("lungsearch: error: weights file")
 
 
-def test_run_says_once_when_a_backbone_needs_the_network_for_its_weights(tmp_path):
+def test_run_says_once_when_a_backbone_needs_the_network_for_its_weights(tmp_path, run):
     empty = tmp_path / "empty"  # fails right after the note: no class folders
     empty.mkdir()
-    proc = _run("run", "--data", str(empty), "--space", "vgg19", "--storage", f"sqlite:///{tmp_path / 's.db'}")
+    proc = run("run", "--data", str(empty), "--space", "vgg19", "--storage", f"sqlite:///{tmp_path / 's.db'}")
     assert proc.returncode == 2
     notes = [line for line in proc.stderr.splitlines() if line.startswith("note: ")]
     assert len(notes) == 1 and notes[0].startswith("note: vgg19: ImageNet weights need the network")
     assert "--weights PATH" in notes[0] and "--space efficientnet-lite0" in notes[0]
     for flags in (["--space", "vgg19", "--weights", "random"], ["--space", "efficientnet-lite0"]):  # no note: nothing to fetch
-        proc = _run("run", "--data", str(empty), *flags, "--storage", f"sqlite:///{tmp_path / 's.db'}")
+        proc = run("run", "--data", str(empty), *flags, "--storage", f"sqlite:///{tmp_path / 's.db'}")
         assert proc.returncode == 2 and "note:" not in proc.stderr
 
 
@@ -152,7 +148,7 @@ class _RunsACommand:
         return os.system, (f"touch {self.marker}",)
 
 
-def test_a_weights_file_that_would_run_code_is_refused_in_one_line(tmp_path):
+def test_a_weights_file_that_would_run_code_is_refused_in_one_line(tmp_path, run):
     import pickle
 
     data = make_folder(tmp_path / "xray", per_class=12, size=32)
@@ -160,7 +156,7 @@ def test_a_weights_file_that_would_run_code_is_refused_in_one_line(tmp_path):
     evil = tmp_path / "evil.pth"
     evil.write_bytes(pickle.dumps(_RunsACommand(marker), protocol=2))
     db = tmp_path / "s.db"
-    proc = _run("run", "--data", str(data), "--space", "efficientnet-lite0", "--weights", str(evil), "--image-size", "32",
+    proc = run("run", "--data", str(data), "--space", "efficientnet-lite0", "--weights", str(evil), "--image-size", "32",
                 "--trials", "1", "--epochs", "1", "--storage", f"sqlite:///{db}")
     assert proc.returncode == 2, proc.stderr[-2000:]
     errors = [line for line in proc.stderr.splitlines() if line.startswith("lungsearch: error:")]  # TensorFlow logs aside
