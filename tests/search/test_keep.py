@@ -62,7 +62,7 @@ def example(tmp_path):
 
 
 def _study(url):
-    return optuna.load_study(study_name="cnn-chest_xray", storage=url)
+    return optuna.load_study(study_name="efficientnet-lite0-chest_xray", storage=url)  # as bench.example_study makes it
 
 
 def test_the_example_database_has_no_model_and_report_says_so(example, tmp_path):
