@@ -72,6 +72,14 @@ def test_limitations_are_computed_from_the_figures():
     assert found[-1].startswith("no external evaluation")
 
 
+def test_a_split_by_image_is_not_called_a_split_by_patient():
+    meta, evaluation, facts = _record()
+    meta["data"]["grouping"] = {"by": "image", "matched": 0, "of": 120}
+    text = _text(meta, evaluation, facts)
+    line = next(line for line in text.splitlines() if line.startswith("Validation:"))
+    assert line.startswith("Validation: carved 0.15, seed 0, by image (file names hold no patient id)") and "by patient" not in line
+
+
 def test_a_sound_model_on_a_large_test_split_has_only_the_external_results_to_ask_for():
     meta, evaluation, facts = _record(n=4000)
     assert len(card.limitations(meta, evaluation, facts)) == 1
