@@ -105,17 +105,18 @@ def load_search_data(
     if overlap["train-val"]:
         warnings.warn(f"{overlap['train-val']} patients appear in both train/ and val/ of {source}")
     dup_within = sum(len(s) - 1 for s in duplicate_sets([decoded.sha1[i] for i in file_idx]))
+    grouping = group_coverage([paths[i] for i in file_idx], group_pattern)  # "by": "image" where names hold no patient id
     info = {
         "source": os.path.abspath(source),
         "layout": layout.kind,
-        "validation": "given val/" if use_given_val else f"carved {val_fraction:g} by patient, seed {seed}",
+        "validation": "given val/" if use_given_val else f"carved {val_fraction:g} by {grouping.get('by', 'patient')}, seed {seed}",
         "counts": {"train": int(len(train_rows)), "val": int(len(val_rows))},
         "class_counts": {s: dict(zip(layout.class_names, np.bincount(row_labels[r], minlength=len(layout.class_names)).tolist()))
                          for s, r in (("train", train_rows), ("val", val_rows))},
         "groups": per_split,
         "group_overlap": overlap["train-val"],
         "group_pattern": group_pattern,
-        "grouping": group_coverage([paths[i] for i in file_idx], group_pattern),  # "by": "image" where names hold no patient id
+        "grouping": grouping,
         "duplicates_left": int(dup_within),
         "deduped": dropped,
         "skipped": decoded.skipped,

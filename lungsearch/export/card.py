@@ -227,8 +227,8 @@ def _data(meta: dict, evaluation: dict, facts: dict, names: list[str]) -> list[s
     grouping = data.get("grouping") or {}
     by = grouping.get("by")
     split = data.get("validation") or "?"
-    if by == "image":  # the data layer wrote "by patient" for every carved split; the grouping says it was by image
-        split = split.replace(" by patient", "")
+    if by == "image":  # studies made before 2026-12-06 stored "by patient" for every carved split; the grouping says which
+        split = split.replace(" by patient", "").replace(" by image", "")  # said once, by `how` below
     how = {"patient": "grouped by patient (no patient on both sides)", "image": "by image (file names hold no patient id)"}.get(by, "")
     lines += ["", f"Validation: {split}" + (f", {how}" if how else "") +
               (f"; patient id from file names by the pattern `{data['group_pattern']}`" if data.get("group_pattern") else "") +
