@@ -453,7 +453,7 @@ def run_unit(args, entry: dict, name: str, folder: str, space, sets: list[str], 
     probs = {}  # side -> its pick's test probabilities, for the paired tests (not recorded)
     for side in entry["order"]:
         here["calibration_seconds"][side] = calibrate(data, seed)
-        s = in_child(run_side, side, space, data, test, budget=args.budget, epochs=args.epochs, seed=seed, source=folder,
+        s = in_child(run_side, side, space.name, data, test, budget=args.budget, epochs=args.epochs, seed=seed, source=folder,
                      image_size=args.image_size)
         if s.get("_test_probs") is not None:
             probs[side] = s["_test_probs"]
@@ -488,14 +488,17 @@ def paired_tests(y, probs: dict, class_names, seed: int, done=()) -> dict:
             for side, p in probs.items() if side != "lungsearch" and f"lungsearch-{side}" not in done}
 
 
-def run_side(side: str, space, data, test, *, budget: float, epochs: int, seed: int, source: str, image_size: int,
+def run_side(side: str, space_name: str, data, test, *, budget: float, epochs: int, seed: int, source: str, image_size: int,
              trials: int = 1_000_000) -> dict:
-    """One side's search, its pick scored once on ``test`` (``pick``: None when it completed no trial).  lungsearch's
+    """One side's search of the space ``space_name`` (a name: a transfer space's builder does not pickle into a child
+    process), its pick scored once on ``test`` (``pick``: None when it completed no trial).  lungsearch's
     is ``lungsearch run --space`` on ``source`` (``data`` is what run decodes of it), its figures read from the study,
     its pick the best trial's kept model (:data:`KEPT_PICK`) or the default export (:func:`exported_pick`).
     ``_test_probs``: the pick's probabilities on ``test``, for the paired tests (the caller records none of them)."""
+    import spaces
     from lungsearch import train
 
+    space = spaces.get_space(space_name)
     with tempfile.TemporaryDirectory() as folder:
         model = pick = p_test = None
         if side == "lungsearch":

@@ -4,6 +4,7 @@ weights and plateau callbacks as lungsearch (a fake model records its fit), and 
 
 from __future__ import annotations
 
+import pickle
 import time
 import types
 
@@ -114,7 +115,8 @@ def _fake_bench(monkeypatch, tmp_path, calls: list, fail_at: int | None = None):
     monkeypatch.setattr(kt_bench, "feature_cache_use", lambda record: {})
     monkeypatch.setattr(kt_bench, "kept_model", lambda study, number: None)
     monkeypatch.setattr(kt_bench, "run_keras_tuner", lambda kind, *a, budget, seed, **kw: side(kind, budget, seed))
-    monkeypatch.setattr(kt_bench, "in_child", lambda fn, *a, **k: fn(*a, **k))  # the made-up sides live in this process
+    # the made-up sides live in this process, given what a child process would be given: their arguments pickled
+    monkeypatch.setattr(kt_bench, "in_child", lambda fn, *a, **k: fn(*pickle.loads(pickle.dumps(a)), **pickle.loads(pickle.dumps(k))))
 
 
 FLAGS = ["--sets", "covid19", "--seeds", "2", "--tuners", "lungsearch,hyperband"]
@@ -161,7 +163,6 @@ def test_the_lungsearch_side_is_lungsearch_run_read_back_from_its_study(tmp_path
     the study's storage (each epoch timed by the objective), and the pick's kept model is scored on test."""
     from tests.conftest import make_folder
 
-    import spaces
     from bench.harness import load_arrays
     from lungsearch.data import load_test
 
@@ -169,7 +170,7 @@ def test_the_lungsearch_side_is_lungsearch_run_read_back_from_its_study(tmp_path
     data = load_arrays(folder, 32, None, 0)
     test = load_test(folder, image_size=32, color_mode="grayscale", class_names=tuple(data.class_names), seed=0)
     # the two warm starts, inside a budget no loaded machine's start-up eats (run's --timeout counts from its start)
-    s = kt_bench.run_side("lungsearch", spaces.get_space("cnn"), data, test, budget=600, epochs=1, seed=0, source=folder,
+    s = kt_bench.run_side("lungsearch", "cnn", data, test, budget=600, epochs=1, seed=0, source=folder,
                           image_size=32, trials=2)
     assert s["tuner"] == "lungsearch tpe+median" and len(s["warm_starts"]) == 2 and s["trials_finished"] == 2
     assert s["curve"] and all(0 < t <= 600 for t, _ in s["curve"]) and s["best"] == s["curve"][-1][1]
