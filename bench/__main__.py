@@ -18,7 +18,7 @@ BENCHES = {
     "overhead": ("one epoch inside a lungsearch trial vs a bare model.fit epoch (key overhead)",
                  ["--train-limit", "1024", "--repeats", "3"]),
     "search_vs_keras_tuner": ("lungsearch vs keras-tuner Hyperband and RandomSearch, same callbacks, 3 seeds, picks on test "
-                              "(key search_vs_keras_tuner)",
+                              "(key search_vs_keras_tuner; --space NAME: key search_vs_keras_tuner_NAME)",
                               ["--sets", "covid19", "--seeds", "1", "--budget", "120", "--epochs", "5", "--tuners", "lungsearch,hyperband"]),
     "pruning": ("each pruner and none, same budget, 3 seeds rotated: trials/hour and best AUC (key pruning)",
                 ["--seeds", "1", "--budget", "300", "--epochs", "5", "--train-limit", "2048"]),

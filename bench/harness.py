@@ -77,15 +77,15 @@ def parse_sets(ap, text: str, known) -> list[str]:
     return sets
 
 
-def load_arrays(source: str, image_size: int, train_limit: int | None = None, seed: int = 0):
-    """The search data of ``source`` as ``lungsearch run --seed seed`` splits and decodes it (grayscale): the arrays an
-    in-process side trains on are then the ones the executable trains on.  ``train_limit`` keeps a seeded subset of
-    train (validation whole)."""
+def load_arrays(source: str, image_size: int, train_limit: int | None = None, seed: int = 0, color_mode: str = "grayscale"):
+    """The search data of ``source`` as ``lungsearch run --seed seed`` splits and decodes it (in ``color_mode``, the
+    space's: run's ``--color``): the arrays an in-process side trains on are then the ones the executable trains on.
+    ``train_limit`` keeps a seeded subset of train (validation whole)."""
     import numpy as np
 
     from lungsearch.data import Arrays, SearchData, load_search_data
 
-    data = load_search_data(source, image_size=image_size, color_mode="grayscale", seed=seed)
+    data = load_search_data(source, image_size=image_size, color_mode=color_mode, seed=seed)
     if train_limit and train_limit < len(data.train):
         keep = np.sort(np.random.default_rng(seed).permutation(len(data.train))[:train_limit])
         data = SearchData(data.class_names, Arrays(data.train.x[keep], data.train.y[keep]), data.val, data.info)
@@ -212,16 +212,17 @@ def calibrate(data, seed: int = 0) -> float:
 
 
 def run_search(data: str, *, budget: float, epochs: int, seed: int, folder: str, image_size: int, pruner: str | None = None,
-               trials: int = 1_000_000):
-    """``lungsearch run`` of the cnn space on ``data`` for ``budget`` seconds (``--timeout``: no trial starts after
-    it), run's defaults otherwise (sampler, pruner unless given, warm starts, ``--recycle``, kept models), on a fresh
-    SQLite study in ``folder``; the study, for :func:`search_record` to read what it did within the budget.
-    ``trials``: stop sooner, after that many (a test's tiny search, whatever the machine's load)."""
+               trials: int = 1_000_000, space: str = "cnn", color: str = "grayscale", storage: str | None = None):
+    """``lungsearch run`` of ``space`` (in ``color``) on ``data`` for ``budget`` seconds (``--timeout``: no trial
+    starts after it), run's defaults otherwise (sampler, pruner unless given, warm starts, ``--recycle``, kept models),
+    on a fresh SQLite study in ``folder`` (``storage``: at that URL instead); the study, for :func:`search_record` to
+    read what it did within the budget.  ``trials``: stop sooner, after that many (a test's tiny search, whatever the
+    machine's load)."""
     from lungsearch.config import RunConfig
 
     pruner = pruner or RunConfig().pruner
-    storage = f"sqlite:///{folder}/lungsearch-{pruner}.db"
-    lungsearch("run", "--data", data, "--space", "cnn", "--image-size", str(image_size), "--color", "grayscale",
+    storage = storage or f"sqlite:///{folder}/lungsearch-{pruner}.db"
+    lungsearch("run", "--data", data, "--space", space, "--image-size", str(image_size), "--color", color,
                "--epochs", str(epochs), "--seed", str(seed), "--pruner", pruner, "--timeout", str(budget),
                "--trials", str(trials), "--storage", storage, "--study", "lungsearch", "--quiet")
     import search

@@ -2,6 +2,7 @@
 
     python -m bench.search_vs_keras_tuner                    # chest_xray and covid19, 3 seeds, 30 minutes per side, 64 px
     python -m bench.search_vs_keras_tuner --sets covid19 --seeds 3 --budget 300 --epochs 5   # a reduced run
+    python -m bench.search_vs_keras_tuner --space efficientnet-lite0   # a transfer space (key search_vs_keras_tuner_efficientnet-lite0)
 
 The cnn space is given to keras-tuner through a tiny adapter: an object with
 Optuna's ``suggest_int``/``suggest_float``/``suggest_categorical`` that
@@ -16,7 +17,7 @@ started after it), and its curve and pick are read back from the study's
 storage (``bench.harness.search_record``: each trial's ``history`` and
 ``epoch_times``); keras-tuner's sides train on the arrays that run decodes for
 the same ``--seed`` (``bench.harness.load_arrays``: the same patient-disjoint
-validation split, grayscale at ``--image-size``; ``--train-limit`` makes a
+validation split, in the space's color mode at ``--image-size``; ``--train-limit`` makes a
 folder of links to that many train images, for every side) with the same batch
 size from the space, the same class weights (``lungsearch.train.class_weights``)
 and the same ReduceLROnPlateau and EarlyStopping (restoring the best epoch) on
@@ -54,6 +55,18 @@ run's ``--timeout`` counts from run's own start, so its start-up (imports,
 decoding from the cache) comes out of lungsearch's time to start trials, as it
 does for a user; the trial running when the budget ends finishes, uncounted,
 as run lets it.
+``--space NAME`` (default ``cnn``) compares the two on another registered space, at the input size and color mode
+``lungsearch run --space NAME`` picks where ``--image-size`` is not given (the space's own: 128 px grayscale for
+efficientnet-lite0, whose model repeats the gray channel to RGB and scales it inside itself).  keras-tuner's
+HyperModel builds the space with run's build facts (``lungsearch.trial.build_facts``: the same ImageNet starting
+weights) and trains a fine-tuning trial's two phases as ``lungsearch.train.fit`` does (``train.phase_split``,
+``train.unfreeze_backbones``; see :func:`hypermodel`).  For every space but cnn (``KEPT_PICK``) lungsearch's side
+is ``run`` followed by its default export, ``lungsearch best --export`` with no other flag, scored on test by
+``best`` itself: what a user ships, against keras-tuner's best model.  lungsearch trains a frozen backbone's phase
+on cached features (run's default), keras-tuner on pixels, as each ships.  Each (seed, set) also holds a paired
+bootstrap of the test AUC difference between lungsearch's pick and each keras-tuner pick on the same images
+(``paired``, ``lungsearch.evaluate.compare``), and each side the command, date, seed and data that made it.  Key
+``search_vs_keras_tuner_<space>`` (``_reduced`` below the defaults); cnn's stays ``search_vs_keras_tuner``.
 The sides of one (seed, set) run in one sitting; ``--resume`` keeps the (seed,
 set)s a run with the same flags recorded and runs the rest, and ``--hours H`` starts none that would end
 past H hours, so the 9 hours of the full bench can be spread over sessions:
@@ -69,8 +82,8 @@ import shutil
 import tempfile
 import time
 
-from bench.harness import (CALIBRATION, DATA_ROOT, calibrate, data_folder, in_child, limited_folder, load_arrays,
-                           parse_sets, peak_rss_mib, rotated, run_search, search_record, spread)
+from bench.harness import (CALIBRATION, DATA_ROOT, calibrate, data_folder, export, in_child, limited_folder, load_arrays,
+                           parse_sets, peak_rss_mib, rotated, run_search, search_record, spread, test_probs)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -79,6 +92,10 @@ DEFAULT_SETS = ("chest_xray", "covid19")
 # Validation AUC targets for time-to-target: chest_xray's validation saturates near 0.997, covid19's is small
 TARGETS = {"chest_xray": (0.99, 0.995, 0.997)}
 OTHER_TARGETS = (0.95, 0.98, 0.99)
+KEY = "search_vs_keras_tuner"  # the cnn space's key; another space's is KEY_<space> (key_for)
+# The spaces whose lungsearch side is scored as this bench's cnn record always was: the best trial's kept model.  Every
+# other space's lungsearch side is lungsearch's default export (`best --export`, no flags), what a user ships.
+KEPT_PICK = ("cnn",)
 
 
 class OutOfBudget(Exception):
@@ -129,7 +146,8 @@ class HpTrial:
         return self.hp.Float(name, low, high, step=step, sampling="log" if log else "linear")
 
     def suggest_categorical(self, name, choices):
-        return self.hp.Choice(name, list(choices))
+        value = self.hp.Choice(name, list(choices))
+        return list(choices)[list(choices).index(value)]  # keras-tuner gives [False, True] back as 0 and 1
 
 
 # --------------------------------------------------------------------------- pure parts (tests/bench/test_search_vs_keras_tuner.py)
@@ -196,7 +214,13 @@ def summarise_set(name: str, seeds: list[dict]) -> dict:
                                   "seconds": spread(r["time_to"].get(t) for r in runs)}
                               for t in (runs[0].get("time_to") or {})},
                   "best_test_auc_of_sides": wins.get(s, 0)}
-    figures = {"sides": out, "time_ratio": spread(ratios), "time_ratios": ratios}
+    paired: dict[str, list] = {}
+    for entry in seeds:
+        for pair, test in ((entry.get("sets") or {}).get(name, {}).get("paired") or {}).items():
+            paired.setdefault(pair, []).append(test)
+    figures = {"sides": out, "time_ratio": spread(ratios), "time_ratios": ratios,
+               "paired": {pair: {"seeds": len(tests), "difference": spread(t["difference"] for t in tests),
+                                 "p": spread(t["p"] for t in tests)} for pair, tests in paired.items()}}
     ls, kt = out.get("lungsearch", {}).get("test_auc"), [v["test_auc"] for k, v in out.items() if k != "lungsearch" and v["test_auc"]]
     if ls and kt:
         figures["goal_met"] = ls["median"] >= max(v["median"] for v in kt)
@@ -206,12 +230,13 @@ def summarise_set(name: str, seeds: list[dict]) -> dict:
 # --------------------------------------------------------------------------- the sides
 
 
-def score(model, data, test, n_bootstrap: int = 1000) -> dict:
+def score(model, data, test, n_bootstrap: int = 1000, p_test=None) -> dict:
     """A side's pick on the test split, read once: Youden's threshold on validation (two classes), then test AUC and
-    accuracy with 95% bootstrap CIs, as ``best`` reports them."""
+    accuracy with 95% bootstrap CIs, as ``best`` reports them.  ``p_test``: its test probabilities, where already had."""
     from lungsearch import evaluate, train
 
-    p_val, p_test = train.predict_proba(model, data.val), train.predict_proba(model, test)
+    p_val = train.predict_proba(model, data.val)
+    p_test = train.predict_proba(model, test) if p_test is None else p_test
     positive = evaluate.positive_class(tuple(data.class_names))
     threshold = None
     if positive is not None:
@@ -222,30 +247,66 @@ def score(model, data, test, n_bootstrap: int = 1000) -> dict:
             "test_accuracy": round(m["accuracy"]["value"], 5), "test_accuracy_ci95": [round(v, 5) for v in m["accuracy"]["ci95"]]}
 
 
-def hypermodel(space, data, *, monitor: str, use_class_weights: bool = True):
-    """The cnn space as a keras-tuner HyperModel whose ``fit`` trains as ``lungsearch.train.fit`` does: the space's
-    batch size, class weights, and ReduceLROnPlateau and EarlyStopping on ``monitor``, placed right after the callback
-    that measures validation (the first one given), so they and keras-tuner's checkpoint read its metrics."""
+def hypermodel(space, data, *, monitor: str, use_class_weights: bool = True, epochs: int | None = None,
+               facts: dict | None = None):
+    """A space as a keras-tuner HyperModel whose ``fit`` trains as ``lungsearch.train.fit`` does: the space's batch
+    size, class weights, and ReduceLROnPlateau and EarlyStopping on ``monitor``, placed right after the callback that
+    measures validation (the first one given), so they and keras-tuner's checkpoint read its metrics.
+
+    A trial whose ``fit_options`` give a ``second_phase`` (a transfer space's fine-tuning) trains two phases, as
+    ``train.fit`` does: the first up to ``train.phase_split`` of the epoch cap ``epochs`` (default: the ``epochs``
+    keras-tuner asks for), then ``train.unfreeze_backbones`` at the second phase's rate and on from that epoch,
+    unless the first phase stopped early (or the budget stopped it).  The split is the cap's, as in a lungsearch
+    trial that the pruner may stop before the cap: Hyperband trains a trial in rounds (``initial_epoch`` to
+    ``epochs``), rebuilding it frozen from its best epoch's weights, and each round trains the epochs of the phase
+    they fall in, so a trial unfreezes at the same epoch whether it ran whole or in rounds.  ``facts``: what each
+    build gets beyond shape and classes (default: ``run``'s own, ``lungsearch.trial.build_facts``: the backbone's
+    ImageNet weights)."""
     import keras
     import keras_tuner as kt
 
     from lungsearch import train
+    from lungsearch.config import RunConfig
+    from lungsearch.trial import build_facts
 
     weights = train.class_weights(data.train.y, len(data.class_names)) if use_class_weights else None
+    facts = build_facts(RunConfig()) if facts is None else facts
+    cap = epochs
 
     class Space(kt.HyperModel):
         def build(self, hp):
             keras.backend.clear_session(free_memory=True)
-            return space.build(HpTrial(hp), input_shape=data.input_shape, num_classes=len(data.class_names))
+            return space.build(HpTrial(hp), input_shape=data.input_shape, num_classes=len(data.class_names), **facts)
 
-        def fit(self, hp, model, *args, callbacks=None, **kwargs):
+        def fit(self, hp, model, *args, callbacks=None, epochs=1, initial_epoch=0, **kwargs):
+            options = space.fit_options(HpTrial(hp))
+            second = options.get("second_phase")
+            split = min(train.phase_split(epochs if cap is None else cap, second), epochs)
             callbacks = list(callbacks or [])
             reduce_lr, stopper = train.plateau_callbacks(monitor)
             callbacks[1:1] = [reduce_lr, stopper]
-            return model.fit(*args, batch_size=space.fit_options(HpTrial(hp))["batch_size"], class_weight=weights,
-                             callbacks=callbacks, **kwargs)
+            common = dict(batch_size=options["batch_size"], class_weight=weights, callbacks=callbacks, **kwargs)
+            history = None
+            if initial_epoch < split:
+                history = model.fit(*args, epochs=split, initial_epoch=initial_epoch, **common)
+            # the budget's end (the measuring callback) and early stopping both stop the model: no second phase then
+            if split < epochs and not stopper.stopped_epoch and not getattr(model, "stop_training", False):
+                train.unfreeze_backbones(model, float(second["learning_rate"]))
+                stopper.resume = history is not None  # keep the first phase's best epoch, as train.fit does
+                later = model.fit(*args, epochs=epochs, initial_epoch=max(split, initial_epoch), **common)
+                history = later if history is None else joined(history, later)
+            return history
 
     return Space()
+
+
+def joined(first, second):
+    """Two ``model.fit`` histories of one trial (its two phases) as one, epoch after epoch: keras-tuner scores a trial
+    by the best epoch of the history ``fit`` returns."""
+    first.history = {k: list(first.history.get(k, [])) + list(second.history.get(k, []))
+                     for k in {**first.history, **second.history}}
+    first.epoch = list(first.epoch) + list(second.epoch)
+    return first
 
 
 def run_keras_tuner(kind: str, space, data, *, budget: float, epochs: int, seed: int, folder: str, keep: bool = False) -> dict:
@@ -279,7 +340,7 @@ def run_keras_tuner(kind: str, space, data, *, budget: float, epochs: int, seed:
     else:
         base = kt.RandomSearch
         tuner_args = dict(max_trials=10_000)
-    model = hypermodel(space, data, monitor=RunConfig().metric)
+    model = hypermodel(space, data, monitor=RunConfig().metric, epochs=epochs)
     tuner = type(f"Budgeted{base.__name__}", (base,), {"pre_create_trial": stop_when_spent})(model, **common, **tuner_args)
     curve.start = time.perf_counter()
     try:
@@ -310,7 +371,9 @@ def main(argv=None) -> dict:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sets", default=",".join(DEFAULT_SETS), help=f"comma-separated data sets under {DATA_ROOT} (default: %(default)s)")
-    ap.add_argument("--image-size", type=int, default=64)
+    ap.add_argument("--space", default="cnn", help="the space both sides search, a registered name (default: %(default)s); "
+                    "a transfer space's lungsearch side is scored by its default export")
+    ap.add_argument("--image-size", type=int, default=None, help="input side in pixels (default: the space's own, as run picks it)")
     ap.add_argument("--budget", type=float, default=1800, help="wall seconds per side (default 1800)")
     ap.add_argument("--epochs", type=int, default=10, help="epoch cap per trial, both sides (default: lungsearch's 10)")
     ap.add_argument("--train-limit", type=int, default=None,
@@ -322,6 +385,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--hours", type=float, help="start no (seed, set) that would end past this many hours from now")
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args(argv)
+    if args.space not in spaces.list_spaces():
+        ap.exit(2, f"{ap.prog}: error: unknown space {args.space!r}; choose from {', '.join(spaces.list_spaces())}\n")
+    space = spaces.get_space(args.space)
+    args.image_size = args.image_size or space.image_size
     sets = parse_sets(ap, args.sets, ("chest_xray", "covid19"))
     unknown = [t for t in args.tuners.split(",") if t not in SIDES]
     if unknown:
@@ -330,11 +397,10 @@ def main(argv=None) -> dict:
     args.reduced = below_defaults(ap, args, "budget", "epochs", "train_limit", "tuners", "seeds", "sets")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-    space = spaces.get_space("cnn")
     sides = args.tuners.split(",")
-    print(f"{args.budget:.0f} s per side, at most {args.epochs} epochs per trial, seeds {args.first_seed}.."
-          f"{args.first_seed + args.seeds - 1}", flush=True)
-    key = reduced_key("search_vs_keras_tuner", {"reduced": args.reduced})
+    print(f"space {space.name} at {args.image_size} px {space.color_mode}: {args.budget:.0f} s per side, at most {args.epochs} "
+          f"epochs per trial, seeds {args.first_seed}..{args.first_seed + args.seeds - 1}", flush=True)
+    key = reduced_key(key_for(args.space), {"reduced": args.reduced})
     kept = {e["seed"]: e for e in (resumable(key, settings(args, sets)) if args.resume else [])}
     seeds = [kept.get(args.first_seed + i) or {"seed": args.first_seed + i, "order": rotated(sides, i), "sets": {}}
              for i in range(args.seeds)]
@@ -374,46 +440,117 @@ def run_unit(args, entry: dict, name: str, folder: str, space, sets: list[str], 
     """Every side of one (seed, set), in the seed's order, in one sitting (so their calibration epochs compare), on
     the split ``run --seed`` makes of ``folder``; recorded after every side, so a run stopped early keeps the sides
     it finished."""
-    from bench.results import machine, now
+    from bench.results import machine, now, stamp
     from lungsearch.data import load_test
 
     seed = entry["seed"]
-    data = load_arrays(folder, args.image_size, None, seed)
-    test = load_test(folder, image_size=args.image_size, color_mode="grayscale", class_names=tuple(data.class_names), seed=seed)
+    data = load_arrays(folder, args.image_size, None, seed, color_mode=space.color_mode)
+    test = load_test(folder, image_size=args.image_size, color_mode=space.color_mode, class_names=tuple(data.class_names), seed=seed)
     print(f"seed {seed} {name}: {len(data.train)} train, {len(data.val)} validation, {len(test)} test images, "
-          f"{args.image_size} px", flush=True)
-    here = entry["sets"][name] = {"calibration_seconds": {}, "calibration_timing": CALIBRATION, "sides": {},
+          f"{args.image_size} px {space.color_mode}, space {space.name}", flush=True)
+    here = entry["sets"][name] = {"calibration_seconds": {}, "calibration_timing": CALIBRATION, "sides": {}, "paired": {},
                                   "machine": machine(), "date": now()}
+    probs = {}  # side -> its pick's test probabilities, for the paired tests (not recorded)
     for side in entry["order"]:
         here["calibration_seconds"][side] = calibrate(data, seed)
-        s = in_child(run_side, side, space, data, test, budget=args.budget, epochs=args.epochs, seed=seed, source=folder,
+        s = in_child(run_side, side, space.name, data, test, budget=args.budget, epochs=args.epochs, seed=seed, source=folder,
                      image_size=args.image_size)
+        if s.get("_test_probs") is not None:
+            probs[side] = s["_test_probs"]
+        s = {k: v for k, v in s.items() if k != "_test_probs"}
         s["mean_best_so_far"] = mean_best_so_far(s["curve"], args.budget)
         s["time_to"] = times_to(s["curve"], targets_for(name))
-        here["sides"][side] = s
+        here["sides"][side] = {**s, **stamp({"seed": seed, "data": name, "space": space.name})}
+        new = paired_tests(test.y, probs, data.class_names, seed, done=here["paired"])
+        here["paired"].update(new)
         pick = s["pick"] or {}
         print(f"seed {seed} {name} {s['tuner']} (calibration epoch {here['calibration_seconds'][side]} s): "
               f"{s['trials_finished']} trials, best val AUC {s['best']}, mean best-so-far {s['mean_best_so_far']}, "
-              f"time to {s['time_to']}; pick {s.get('pick_trial')}: test AUC {pick.get('test_auc')} "
+              f"time to {s['time_to']}; pick {pick.get('members') or s.get('pick_trial')}: test AUC {pick.get('test_auc')} "
               f"{pick.get('test_auc_ci95')}, accuracy {pick.get('test_accuracy')} {pick.get('test_accuracy_ci95')}; "
               f"peak RSS {s.get('peak_rss_mib')} MiB", flush=True)
+        for pair, t in new.items():
+            print(f"seed {seed} {name} paired test {pair}: test AUC {t['auc_a']} vs {t['auc_b']}, difference {t['difference']} "
+                  f"{t['ci95']}, p {t['p']}", flush=True)
         summarise(args, sets, seeds)
 
 
-def run_side(side: str, space, data, test, *, budget: float, epochs: int, seed: int, source: str, image_size: int,
+def paired_tests(y, probs: dict, class_names, seed: int, done=()) -> dict:
+    """lungsearch's pick against each other side's that has one, on the same test images: a paired bootstrap of the
+    test AUC difference (``lungsearch.evaluate.compare``), keyed ``lungsearch-<side>``; none of the keys in ``done``."""
+    if "lungsearch" not in probs:
+        return {}
+    from lungsearch.evaluate import positive_class
+    from lungsearch.evaluate.compare import paired_bootstrap_auc
+
+    positive = positive_class(tuple(class_names))
+    return {f"lungsearch-{side}": paired_bootstrap_auc(y, probs["lungsearch"], p, positive=positive, seed=seed)
+            for side, p in probs.items() if side != "lungsearch" and f"lungsearch-{side}" not in done}
+
+
+def run_side(side: str, space_name: str, data, test, *, budget: float, epochs: int, seed: int, source: str, image_size: int,
              trials: int = 1_000_000) -> dict:
-    """One side's search, its pick scored once on ``test`` (``pick``: None when it completed no trial).  lungsearch's
-    is ``lungsearch run`` on ``source`` (``data`` is what run decodes of it), its figures read from the study."""
+    """One side's search of the space ``space_name`` (a name: a transfer space's builder does not pickle into a child
+    process), its pick scored once on ``test`` (``pick``: None when it completed no trial).  lungsearch's
+    is ``lungsearch run --space`` on ``source`` (``data`` is what run decodes of it), its figures read from the study,
+    its pick the best trial's kept model (:data:`KEPT_PICK`) or the default export (:func:`exported_pick`).
+    ``_test_probs``: the pick's probabilities on ``test``, for the paired tests (the caller records none of them)."""
+    import spaces
+    from lungsearch import train
+
+    space = spaces.get_space(space_name)
     with tempfile.TemporaryDirectory() as folder:
+        model = pick = p_test = None
         if side == "lungsearch":
-            study = run_search(source, budget=budget, epochs=epochs, seed=seed, folder=folder, image_size=image_size, trials=trials)
-            s = {**search_record(study, budget), "peak_rss_mib": peak_rss_mib(children=True)}
-            model = kept_model(study, s["pick_trial"])
+            storage = f"sqlite:///{folder}/lungsearch.db"
+            study = run_search(source, budget=budget, epochs=epochs, seed=seed, folder=folder, image_size=image_size, trials=trials,
+                               space=space.name, color=space.color_mode, storage=storage)
+            s = {**search_record(study, budget), "peak_rss_mib": peak_rss_mib(children=True), **feature_cache_use(study)}
+            if space.name in KEPT_PICK:
+                model = kept_model(study, s["pick_trial"])
+            elif s["pick_trial"] is not None:
+                pick, p_test = exported_pick(storage, study, source, test, os.path.join(folder, "export"))
         else:
             s = run_keras_tuner(side, space, data, budget=budget, epochs=epochs, seed=seed, folder=folder, keep=True)
             model, s["peak_rss_mib"] = s.pop("_model", None), peak_rss_mib()
-        s["pick"] = score(model, data, test) if model is not None else None
+        if model is not None:
+            p_test = train.predict_proba(model, test)
+            pick = score(model, data, test, p_test=p_test)
+        s["pick"], s["_test_probs"] = pick, p_test
     return s
+
+
+def feature_cache_use(study) -> dict:
+    """How many of a study's trials trained a frozen phase on cached features, and whether the first of them found
+    its features already in the cache (from an earlier run on the same images: the one pass it saves is then not in
+    this side's budget); {} where none did (the cnn space)."""
+    from search.objective import FEATURES_ATTR
+
+    used = [t.user_attrs[FEATURES_ATTR] for t in sorted(study.trials, key=lambda t: t.number) if t.user_attrs.get(FEATURES_ATTR)]
+    return {"feature_cache": {"trials": len(used), "first_from_cache": bool(used[0].get("from_cache"))}} if used else {}
+
+
+def exported_pick(storage: str, study, source: str, test, out: str):
+    """lungsearch's default export of ``study`` (``lungsearch best --export`` with no other flag: what a user ships,
+    the best trials' kept models averaged as ``best`` does by default, its threshold chosen on validation), scored
+    once on the test split by ``best`` itself; and its test probabilities, on the images the other sides are scored
+    on (``test``).  (pick, probabilities)."""
+    import json
+
+    import numpy as np
+
+    picked = export(storage, out)
+    y, p_test, _ = test_probs(os.path.join(out, "model.keras"), source, study)
+    if not np.array_equal(y, test.y):
+        raise RuntimeError(f"lungsearch's export was scored on other test images ({len(y)}) than the other sides ({len(test.y)})")
+    with open(os.path.join(out, "model.json")) as fh:
+        meta = json.load(fh)
+    auc, accuracy = picked["test"]["roc_auc"], picked["test"]["accuracy"]
+    return {"exported": "lungsearch best --export", "trial": picked["trial"],
+            "members": [e["trial"] for e in meta.get("ensemble") or []] or [picked["trial"]],
+            "threshold": meta["decision"].get("threshold"), "val_auc": picked["val_auc"],
+            "test_auc": round(auc["value"], 5), "test_auc_ci95": [round(v, 5) for v in auc["ci95"]],
+            "test_accuracy": round(accuracy["value"], 5), "test_accuracy_ci95": [round(v, 5) for v in accuracy["ci95"]]}, p_test
 
 
 def kept_model(study, number: int | None):
@@ -440,14 +577,20 @@ def summarise(args, sets: list[str], seeds: list[dict]) -> dict:
     sides = args.tuners.split(",")
     complete = all(done(e, n, sides) for e in seeds for n in sets)
     seeds = [e for e in seeds if e["sets"]]  # the seeds with something run
-    figures = {"reduced": args.reduced, **settings(args, sets), "all_run": complete,
+    figures = {"reduced": args.reduced, "space": args.space, **settings(args, sets), "all_run": complete,
                "targets": {n: list(targets_for(n)) for n in sets},
                "seeds": seeds, "sets": {n: summarise_set(n, seeds) for n in sets}}
     if not args.no_record:
         from bench.results import record
 
-        record("search_vs_keras_tuner", figures)
+        record(key_for(args.space), figures)
     return figures
+
+
+def key_for(space: str) -> str:
+    """Where a space's record goes in bench/results.json (before ``reduced_key``): the cnn space's under the key this
+    bench always wrote, every other's under its own."""
+    return KEY if space == "cnn" else f"{KEY}_{space}"
 
 
 def _as_curve(side: dict) -> Curve:

@@ -144,9 +144,7 @@ def fit(
     callbacks = [_Measure(), reduce_lr, stopper]  # _Measure first: the others read the metrics it puts into logs
     if on_batch is not None:
         callbacks.append(_Batches())
-    split = epochs
-    if second_phase and epochs >= 2:
-        split = min(epochs - 1, max(1, round(epochs * float(second_phase.get("start", 0.5)))))
+    split = phase_split(epochs, second_phase)
     start = time.perf_counter()
     fit_args = dict(batch_size=batch_size, class_weight=weights, callbacks=callbacks, shuffle=True, verbose=verbose)
     trained.fit(train.x, train.y, epochs=split, **fit_args)
@@ -157,7 +155,7 @@ def fit(
             stopper.best_weights = model.get_weights()
             trained.set_weights(now)
         state["val"] = data.val
-        _unfreeze_backbones(model, float(second_phase["learning_rate"]))
+        unfreeze_backbones(model, float(second_phase["learning_rate"]))
         stopper.resume = True  # keep the best epoch of phase one
         model.fit(data.train.x, data.train.y, epochs=epochs, initial_epoch=split, **fit_args)
     result.seconds = time.perf_counter() - start
@@ -197,8 +195,18 @@ def plateau_callbacks(monitor: str):
     )
 
 
-def _unfreeze_backbones(model, learning_rate: float) -> None:
-    """Make every layer of each nested model trainable (batch norm left as the space set it); recompile at ``learning_rate``."""
+def phase_split(epochs: int, second_phase: dict | None) -> int:
+    """The epoch (0-based) at which ``second_phase`` (a transfer space's ``fit_options``) starts in a fit of up to
+    ``epochs``: its ``start`` share of them, at least 1 and at most ``epochs - 1``; ``epochs`` (no second phase)
+    without one or below 2 epochs.  The epochs before it train the first phase, those from it on the second."""
+    if not second_phase or epochs < 2:
+        return epochs
+    return min(epochs - 1, max(1, round(epochs * float(second_phase.get("start", 0.5)))))
+
+
+def unfreeze_backbones(model, learning_rate: float) -> None:
+    """The step between the two phases: make every layer of each nested model trainable (batch norm left as the space
+    set it) and recompile at ``learning_rate`` (the second phase's)."""
     import keras
 
     for sub in model.layers:

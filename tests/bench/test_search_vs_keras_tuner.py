@@ -4,10 +4,12 @@ weights and plateau callbacks as lungsearch (a fake model records its fit), and 
 
 from __future__ import annotations
 
+import pickle
 import time
 import types
 
 import numpy as np
+import optuna
 import pytest
 
 from bench import search_vs_keras_tuner as kt_bench
@@ -110,9 +112,11 @@ def _fake_bench(monkeypatch, tmp_path, calls: list, fail_at: int | None = None):
 
     monkeypatch.setattr(kt_bench, "run_search", lambda source, *, budget, seed, **kw: side("lungsearch", budget, seed))
     monkeypatch.setattr(kt_bench, "search_record", lambda record, budget: record)
+    monkeypatch.setattr(kt_bench, "feature_cache_use", lambda record: {})
     monkeypatch.setattr(kt_bench, "kept_model", lambda study, number: None)
     monkeypatch.setattr(kt_bench, "run_keras_tuner", lambda kind, *a, budget, seed, **kw: side(kind, budget, seed))
-    monkeypatch.setattr(kt_bench, "in_child", lambda fn, *a, **k: fn(*a, **k))  # the made-up sides live in this process
+    # the made-up sides live in this process, given what a child process would be given: their arguments pickled
+    monkeypatch.setattr(kt_bench, "in_child", lambda fn, *a, **k: fn(*pickle.loads(pickle.dumps(a)), **pickle.loads(pickle.dumps(k))))
 
 
 FLAGS = ["--sets", "covid19", "--seeds", "2", "--tuners", "lungsearch,hyperband"]
@@ -159,7 +163,6 @@ def test_the_lungsearch_side_is_lungsearch_run_read_back_from_its_study(tmp_path
     the study's storage (each epoch timed by the objective), and the pick's kept model is scored on test."""
     from tests.conftest import make_folder
 
-    import spaces
     from bench.harness import load_arrays
     from lungsearch.data import load_test
 
@@ -167,8 +170,165 @@ def test_the_lungsearch_side_is_lungsearch_run_read_back_from_its_study(tmp_path
     data = load_arrays(folder, 32, None, 0)
     test = load_test(folder, image_size=32, color_mode="grayscale", class_names=tuple(data.class_names), seed=0)
     # the two warm starts, inside a budget no loaded machine's start-up eats (run's --timeout counts from its start)
-    s = kt_bench.run_side("lungsearch", spaces.get_space("cnn"), data, test, budget=600, epochs=1, seed=0, source=folder,
+    s = kt_bench.run_side("lungsearch", "cnn", data, test, budget=600, epochs=1, seed=0, source=folder,
                           image_size=32, trials=2)
     assert s["tuner"] == "lungsearch tpe+median" and len(s["warm_starts"]) == 2 and s["trials_finished"] == 2
     assert s["curve"] and all(0 < t <= 600 for t, _ in s["curve"]) and s["best"] == s["curve"][-1][1]
     assert s["pick_trial"] is not None and 0 <= s["pick"]["test_auc"] <= 1 and s["peak_rss_mib"] > 10
+
+
+# --------------------------------------------------------------------------- a transfer space (--space)
+
+FINE_TUNE = {"trainable_blocks": 0, "head_batch_norm": False, "head_dropout": 0.0, "head_units": 32, "optimizer": "adam",
+             "learning_rate": 1e-3, "fine_tune": True, "fine_tune_lr_factor": 0.1, "batch_size": 8}
+
+
+def _fine_tune_hp():
+    import keras_tuner as kt
+
+    hp = kt.HyperParameters()
+    for name, value in FINE_TUNE.items():
+        hp.Fixed(name, value)
+    return hp
+
+
+def _tiny_transfer_space():
+    """The shared transfer space (spaces.transfer: its parameters, head, freezing and fine-tune phase) on a two-block
+    backbone of a few hundred weights, so a test trains both phases in seconds."""
+    from spaces import transfer
+    from spaces.registry import Space
+
+    def load(shape, weights, *, cache_dir=None):
+        import keras
+
+        pixels = keras.Input(shape)
+        x = keras.layers.Conv2D(4, 3, name="block1a_conv")(pixels)
+        x = keras.layers.BatchNormalization(name="block1a_bn")(x)
+        x = keras.layers.Conv2D(4, 3, name="block2a_conv")(x)
+        return keras.Model(pixels, x, name="tiny_backbone"), "pretrained (a test's)", None
+
+    backbone = transfer.Backbone("tiny", "Tiny", r"^block(\d)[a-z]_", "lite", load=load)
+
+    def build(trial, *, input_shape, num_classes, **facts):
+        return transfer.build_transfer(backbone, trial, input_shape=input_shape, num_classes=num_classes, **facts)
+
+    return Space(name="tiny", description="", build=build, fit_options=transfer.fit_options)
+
+
+def _tiny_data(n=16, side=32):
+    rng = np.random.default_rng(0)
+    y = np.array([0, 1] * (n // 2))
+    x = np.clip(rng.normal(90, 20, (n, side, side, 1)) + 80 * y[:, None, None, None], 0, 255).astype(np.uint8)
+    return SearchData(["NORMAL", "PNEUMONIA"], Arrays(x, y), Arrays(x[:8], y[:8]), {})
+
+
+def test_keras_tuner_trains_a_fine_tuning_trial_in_two_phases_as_lungsearch_does():
+    """Head on the frozen backbone up to the split, then every backbone layer but batch norm trainable at the second
+    phase's rate (learning_rate * fine_tune_lr_factor), in one fit as keras-tuner calls it."""
+    import keras
+
+    data = _tiny_data()
+    model_of = kt_bench.hypermodel(_tiny_transfer_space(), data, monitor="val_auc", epochs=4)
+    hp = _fine_tune_hp()
+    model = model_of.build(hp)
+    backbone = model.get_layer("tiny_backbone")
+    convs = [layer for layer in backbone.layers if isinstance(layer, keras.layers.Conv2D)]
+    seen = []
+
+    class Watch(keras.callbacks.Callback):  # where keras-tuner's measuring callback sits: first
+        def on_epoch_begin(self, epoch, logs=None):
+            seen.append((epoch, all(c.trainable for c in convs), round(float(self.model.optimizer.learning_rate), 8)))
+
+    history = model_of.fit(hp, model, data.train.x, data.train.y, epochs=4, callbacks=[Watch()], verbose=0)
+    assert seen == [(0, False, 1e-3), (1, False, 1e-3), (2, True, 1e-4), (3, True, 1e-4)]
+    assert float(model.optimizer.learning_rate) == pytest.approx(FINE_TUNE["learning_rate"] * FINE_TUNE["fine_tune_lr_factor"])
+    assert not backbone.get_layer("block1a_bn").trainable  # batch norm stays as the space set it
+    assert history.epoch == [0, 1, 2, 3] and len(history.history["loss"]) == 4  # one history: keras-tuner scores its best epoch
+
+
+class _Fits:
+    """A model that records each fit's (initial_epoch, epochs) and trains nothing."""
+
+    def __init__(self):
+        self.calls = []
+
+    def fit(self, *args, epochs, initial_epoch=0, **kwargs):
+        self.calls.append((initial_epoch, epochs))
+        history = types.SimpleNamespace(history={"loss": [0.0] * (epochs - initial_epoch)}, epoch=list(range(initial_epoch, epochs)))
+        return history
+
+
+@pytest.mark.parametrize("epochs", [2, 3, 4, 5, 10])
+def test_train_fit_and_the_keras_tuner_hypermodel_split_the_epochs_alike(monkeypatch, epochs):
+    from lungsearch import train
+    from spaces import transfer
+
+    unfrozen = []
+    monkeypatch.setattr(train, "unfreeze_backbones", lambda model, rate: unfrozen.append((model, rate)))
+    data = _tiny_data()
+    ours, theirs = _Fits(), _Fits()
+    options = transfer.fit_options(optuna.trial.FixedTrial(FINE_TUNE))
+    train.fit(ours, data, epochs=epochs, **options)
+    kt_bench.hypermodel(_tiny_transfer_space(), data, monitor="val_auc", epochs=epochs).fit(
+        _fine_tune_hp(), theirs, data.train.x, data.train.y, epochs=epochs, callbacks=[None])
+    split = train.phase_split(epochs, options["second_phase"])
+    assert ours.calls == theirs.calls == [(0, split), (split, epochs)]
+    assert [(m, pytest.approx(r)) for m, r in unfrozen] == [(ours, 1e-4), (theirs, 1e-4)]
+
+
+def test_hyperbands_rounds_unfreeze_at_the_caps_split():
+    """Hyperband trains a trial in rounds, rebuilding it frozen each time: a round before the split trains the first
+    phase only, a round across it both, one after it the second only: the epochs of a whole run, in pieces."""
+    from lungsearch import train
+
+    model_of = kt_bench.hypermodel(_tiny_transfer_space(), _tiny_data(), monitor="val_auc", epochs=10)
+    rounds = {}
+    for initial, last in ((0, 2), (2, 7), (7, 10)):
+        model = rounds[(initial, last)] = _Fits()
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(train, "unfreeze_backbones", lambda m, rate: m.calls.append("unfreeze"))
+            model_of.fit(_fine_tune_hp(), model, None, None, epochs=last, initial_epoch=initial, callbacks=[None])
+    assert [m.calls for m in rounds.values()] == [[(0, 2)], [(2, 5), "unfreeze", (5, 7)], ["unfreeze", (7, 10)]]
+
+
+def test_space_flag_picks_the_space_and_its_image_size_and_an_unknown_one_is_one_line(tmp_path, monkeypatch, capsys):
+    import json
+
+    calls: list = []
+    _fake_bench(monkeypatch, tmp_path, calls)
+    probs = np.array([[0.8, 0.2], [0.3, 0.7]])
+    exported = {"test_auc": 1.0, "test_accuracy": 1.0, "members": [0, 1, 2]}
+    seen = {}
+
+    def search(source, *, budget, seed, space, color, image_size, **kw):
+        seen.update(space=space, color=color, image_size=image_size)
+        return {"tuner": "lungsearch", "trials_finished": 3, "best": 0.9, "curve": [[10.0, 0.9]], "pick_trial": 0}
+
+    class Model:
+        def predict(self, x, **kw):
+            return probs[::-1]
+
+    monkeypatch.setattr(kt_bench, "run_search", search)
+    monkeypatch.setattr(kt_bench, "exported_pick", lambda storage, study, source, test, out: (exported, probs))
+    monkeypatch.setattr(kt_bench, "run_keras_tuner", lambda kind, *a, budget, seed, **kw: {
+        "tuner": kind, "trials_finished": 3, "best": 0.9, "curve": [[10.0, 0.9]], "pick_trial": "0", "_model": Model()})
+    monkeypatch.setattr(kt_bench, "score", lambda model, data, test, p_test=None: {"test_auc": 0.0, "test_accuracy": 0.0})
+    figures = kt_bench.main(["--space", "efficientnet-lite0", "--sets", "covid19", "--seeds", "1"])
+    assert seen == {"space": "efficientnet-lite0", "color": "grayscale", "image_size": 128}  # run's own for the space
+    stored = json.loads((tmp_path / "results.json").read_text())
+    assert set(stored) == {"search_vs_keras_tuner_efficientnet-lite0_reduced"}  # cnn's key untouched
+    assert figures["space"] == "efficientnet-lite0" and figures["image_size"] == 128
+    unit = figures["seeds"][0]["sets"]["covid19"]
+    assert unit["sides"]["lungsearch"]["pick"] == exported
+    for side in ("lungsearch", "hyperband", "random"):
+        assert {"command", "date", "seed", "data"} <= set(unit["sides"][side]) and unit["sides"][side]["data"] == "covid19"
+        assert "_test_probs" not in unit["sides"][side]
+    assert set(unit["paired"]) == {"lungsearch-hyperband", "lungsearch-random"}
+    assert unit["paired"]["lungsearch-random"]["difference"] == 1.0 and unit["paired"]["lungsearch-random"]["method"] == "paired bootstrap"
+    assert figures["sets"]["covid19"]["paired"]["lungsearch-hyperband"]["seeds"] == 1
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        kt_bench.main(["--space", "resnet"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1 and "unknown space 'resnet'" in err and "efficientnet-lite0" in err

@@ -64,6 +64,14 @@ def test_second_phase_unfreezes_the_backbone_at_a_lower_rate():
     assert float(model.optimizer.learning_rate) == pytest.approx(1e-4)
 
 
+def test_the_second_phase_starts_at_its_share_of_the_epochs_leaving_each_phase_one_at_least():
+    half = {"start": 0.5, "learning_rate": 1e-4}
+    assert [train.phase_split(e, half) for e in (1, 2, 3, 4, 10)] == [1, 1, 2, 2, 5]
+    assert train.phase_split(10, {"start": 0.95, "learning_rate": 1e-4}) == 9  # never the whole fit
+    assert train.phase_split(10, {"start": 0.01, "learning_rate": 1e-4}) == 1
+    assert train.phase_split(10, None) == 10  # no second phase: every epoch is the first's
+
+
 def test_imbalanced_counts_give_sklearn_balanced_weights():
     y = np.array([0] * 10 + [1] * 30 + [2] * 20)
     w = class_weights(y, 3)
