@@ -16,6 +16,25 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+def pytest_configure(config) -> None:
+    """Tests train Keras models eagerly, in this process only.
+
+    A test fits a tiny model for a few batches; tracing its train, test and predict
+    steps into TensorFlow graphs costs more than running them (DenseNet-121's one
+    training step: 36 s traced, 6 s eager; the whole suite ran 2.5x faster).  The
+    layers, losses, optimizers and callbacks are the same either way.  The graph
+    path ``run`` takes is still tested: every test that starts ``lungsearch`` as a
+    process (the end-to-end, workers, refine workers and hints tests) runs it as
+    a user does, with nothing of this setting.
+    """
+    import keras
+
+    if keras.config.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.run_functions_eagerly(True)
+
+
 def write_image(path: Path, label: int, size: int, rng: np.random.Generator, mode: str = "L") -> None:
     """A gray square; class 1 gets a bright blob, so tiny models can learn it."""
     from PIL import Image
@@ -133,3 +152,35 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not present at {SHARED_DATA}")
     return SHARED_DATA
+
+
+def check_loads_here(path: str, sample: np.ndarray | None = None, expected: np.ndarray | None = None) -> None:
+    """:func:`lungsearch.export.model.check_loads` without the fresh process: loads the file with Keras' registry of
+    custom objects emptied, as a process that imports only Keras has it, and compares predictions alike."""
+    import keras
+
+    from lungsearch.export.base import ExportError
+
+    registry = keras.saving.get_custom_objects()
+    kept = dict(registry)
+    registry.clear()
+    try:
+        model = keras.models.load_model(path)
+    except Exception as exc:  # as the fresh process's last line of stderr would say it
+        raise ExportError(f"exported {path} does not load in a fresh process: {type(exc).__name__}: {exc}") from exc
+    finally:
+        registry.update(kept)
+    if sample is not None and expected is not None and len(sample):
+        diff = float(np.max(np.abs(np.asarray(model.predict(sample, verbose=0)) - expected)))
+        if diff > 1e-4:
+            raise ExportError(f"exported {path} does not load in a fresh process: reloaded model predicts differently "
+                              f"(max difference {diff:.2g})")
+
+
+@pytest.fixture(autouse=True)
+def _exports_checked_in_this_process(request, monkeypatch) -> None:
+    """Every export checks its file loads in a fresh Python process (5-7 s of importing Keras there); in-process tests
+    check it here instead (:func:`check_loads_here`).  The real check runs in ``tests/lungsearch/export/test_model.py``
+    and wherever ``lungsearch best`` runs as a process (the end-to-end test); ``@pytest.mark.fresh_process`` keeps it."""
+    if request.node.get_closest_marker("fresh_process") is None:
+        monkeypatch.setattr("lungsearch.export.best.check_loads", check_loads_here)

@@ -57,16 +57,6 @@ def test_run_report_best_predict(tmp_path: Path) -> None:
     assert meta["class_names"] == ["NORMAL", "PNEUMONIA"]
     assert meta["image_size"] == 32 and meta["color_mode"] == "grayscale"
     assert set(meta["params"]) >= {"conv_blocks", "learning_rate", "optimizer", "batch_size"}
-
-    # A fresh process that knows nothing of lungsearch loads the model and predicts on raw pixels.
-    code = (
-        "import sys, numpy as np, keras\n"
-        "m = keras.models.load_model(sys.argv[1])\n"
-        "p = m.predict(np.random.default_rng(0).integers(0, 255, (4, 32, 32, 1)).astype('uint8'), verbose=0)\n"
-        "assert p.shape == (4, 2) and np.allclose(p.sum(axis=1), 1, atol=1e-4), p\n"
-        "print('ok')\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code, str(model)], capture_output=True, text=True,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr
-
+    # best has loaded model.keras in a fresh process that imports only Keras and compared its predictions on raw
+    # pixels with those it measured (lungsearch.export.model.check_loads, tested in tests/lungsearch/export/test_model.py):
+    # exit 0 above says they agreed.
