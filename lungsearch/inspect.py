@@ -58,7 +58,7 @@ def inspect_folder(
     else:
         tr, va = data.split_validation(labels[search_idx], [groups[i] for i in search_idx], val_fraction, seed)
         parts["train"], parts["val"] = search_idx[tr], search_idx[va]
-        validation = f"carved {val_fraction:g} of train by patient, seed {seed}"
+        validation = f"carved {val_fraction:g} of train by {grouping['by']}, seed {seed}"  # as run records it
     parts["test"] = np.flatnonzero(readable & (split_of == "test"))
     patients, overlaps = data.group_report(groups, parts)
 
@@ -155,8 +155,8 @@ def format_text(summary: dict) -> str:
     lines.append(f"patients: an id in {g['matched']} of {g['of']} file names ({schemes})"
                  + (f", {g['patients']} patients, images per patient median {per['median']:g}, max {per['max']}" if per else ""))
     if g["by"] == "image":
-        lines.append("validation: " + summary["validation"].replace("by patient", "BY IMAGE")
-                     + "; no patient id in most names, so one patient may be on both sides; give --group-pattern REGEX")
+        lines.append(f"validation: {summary['validation']}; BY IMAGE: no patient id in most names, so one patient may be "
+                     "on both sides; give --group-pattern REGEX")
     else:
         lines.append(f"validation: {summary['validation']}; patient overlap train-val {summary['patient_overlap']}, "
                      + ", ".join(f"{k} {v}" for k, v in summary["patient_overlap_pairs"].items() if k != "train-val"))

@@ -54,6 +54,7 @@ def test_cli_text_output(tmp_path, capsys):
     assert "Viral Pneumonia" in text and "skipped: 0" in text
     # names without patient ids (patients=False): the split is by image, and the text never claims "overlap 0"
     assert "BY IMAGE" in text and "patient overlap train-val 0" not in text and "an id in 0 of 48 file names" in text
+    assert "by patient" not in text and "of train by image, seed" in text  # the summary's own words say it too
 
 
 def test_images_in_subfolders_are_counted_and_named(tmp_path, capsys):
