@@ -24,8 +24,8 @@ def pytest_configure(config) -> None:
     training step: 36 s traced, 6 s eager; the whole suite ran 2.5x faster).  The
     layers, losses, optimizers and callbacks are the same either way.  The graph
     path ``run`` takes is still tested: every test that starts ``lungsearch`` as a
-    process (the end-to-end, workers, refine workers and hints tests) runs it as
-    a user does, with nothing of this setting.
+    process (the end-to-end, workers, kill -9, Ctrl-C, PostgreSQL and refine
+    workers tests) runs it as a user does, with nothing of this setting.
     """
     import keras
 
