@@ -21,7 +21,9 @@ Recorded for each: test AUC, accuracy and balanced accuracy with CIs, and
 paired bootstraps of the test AUC difference (bag - top3, select - top3,
 select - bag) over the same test images.  And per finalist: validation AUC,
 OOF AUC, OOF log-loss and the test AUC of its bagged fold models, for the
-Spearman correlations of each selection signal with test AUC.  The test split
+Spearman correlations of each selection signal with test AUC; and, for the
+bag, each threshold rule chosen on its OOF predictions, scored once on test
+(the confirmation of a rule chosen on OOF figures).  The test split
 is read only here, after every choice is made.  Results go under key
 ``refine`` (``refine_reduced`` where a setting is below its default: budget,
 epochs, top, folds) after every export; runs of some sets or seeds add to
@@ -70,7 +72,7 @@ def finalist_test_auc(study, folder: str, y: np.ndarray, class_names) -> dict:
         probs = np.mean([np.asarray(m.predict(test.x, batch_size=128, verbose=0)) for m in models], axis=0)
         trial = study.trials[int(key)]
         out[key] = {"val_auc": trial.value, "oof_auc": record["results"][key]["oof_auc"],
-                    "oof_log_loss": record["results"][key]["oof_log_loss"],
+                    "oof_log_loss": record["results"][key]["oof_log_loss"], "fold_auc": record["results"][key].get("fold_auc"),
                     "test_auc_bagged": round(roc_auc(test.y, probs, positive_class(class_names)), 5)}
         keras.backend.clear_session(free_memory=True)
     return out
@@ -130,7 +132,36 @@ def one_run(name: str, seed: int, work: str, args, entry: dict, save) -> None:
             entry["paired"][f"{a}-{b}"] = paired_bootstrap_auc(y, probs[a], probs[b], positive=positive, seed=seed)
     if record.get("results"):
         entry["finalist_figures"] = finalist_test_auc(study, folder, y, class_names)
+    if "bag" in probs and positive is not None:
+        entry["threshold_confirm"] = threshold_confirm(study, entry["exports"]["bag"]["members"], y, probs["bag"], positive)
     save()
+
+
+def threshold_confirm(study, members: dict, y_test: np.ndarray, test_probs: np.ndarray, positive: int) -> dict:
+    """Each threshold rule chosen on the bag's out-of-fold predictions of every training image, then scored once on test.
+
+    The choice among the rules is made on OOF figures alone (``oof_choice``,
+    here or on another data set); this is the confirmation the rule asks for:
+    the test split read after the rules have chosen, never to choose between them.
+    """
+    from lungsearch import refine
+    from lungsearch.evaluate import choose_threshold, decide
+
+    record = refine.load(study) or {}
+    y = np.asarray(record["labels"])
+    folds = [(None, np.asarray(h)) for h in record["held_out"]]
+    weights = {int(n): float(c) for n, c in members.items()}
+    oof = sum(refine.oof_of(study, n, len(y), folds) * c for n, c in weights.items()) / sum(weights.values())
+    out = {}
+    for rule in ("youden", "youden-mid", "half", "temperature"):
+        d = choose_threshold(y == positive, oof[:, positive], rule=rule, prevalence=float(np.mean(y == positive)))
+        pred = decide(test_probs, d["threshold"], positive)
+        recalls = {c: float(np.mean(pred[y_test == c] == c)) for c in np.unique(y_test)}
+        out[rule] = {"threshold": round(float(d["threshold"]), 6), "accuracy": round(float(np.mean(pred == y_test)), 4),
+                     "balanced_accuracy": round(float(np.mean(list(recalls.values()))), 4),
+                     "sensitivity": round(recalls.get(positive, float("nan")), 4),
+                     "specificity": round(float(np.mean([v for c, v in recalls.items() if c != positive])), 4)}
+    return out
 
 
 def oof_choice(study, *, repeats: int = 20, seed: int = 0) -> dict | None:
@@ -253,6 +284,16 @@ def table(entry: dict) -> str:
             tcells = [f"{th[r]['accuracy']:.3f} / {th[r]['balanced_accuracy']:.3f}" if r in th else "-"
                       for r in ("youden", "youden-mid", "half", "temperature")]
             lines.append(f"| {name} | {seed} | {' | '.join(cells)} | {c['export_choice']} | {' | '.join(tcells)} | {c.get('threshold_choice', '-')} |")
+    confirms = [(name, seed, e["threshold_confirm"]) for name, seeds in entry.get("sets", {}).items() for seed, e in seeds.items()
+                if e.get("threshold_confirm")]
+    if confirms:
+        lines += ["", "Confirmed once on test: each threshold rule chosen on the bag's OOF predictions of every training image, "
+                      "the bag's test accuracy / balanced accuracy (sensitivity, specificity) at it.", "",
+                  "| set | seed | youden | youden-mid | half | temperature |", "|---|---|---|---|---|---|"]
+        for name, seed, c in confirms:
+            lines.append(f"| {name} | {seed} | " + " | ".join(
+                f"{c[r]['accuracy']:.3f} / {c[r]['balanced_accuracy']:.3f} ({c[r]['sensitivity']:.3f}, {c[r]['specificity']:.3f}) "
+                f"at {c[r]['threshold']:.4f}" if r in c else "-" for r in ("youden", "youden-mid", "half", "temperature")) + " |")
     rho = spearman(runs)
     lines += ["", "| signal | Spearman with the finalists' test AUC, median over runs | runs | each |", "|---|---|---|---|"]
     for signal, r in rho.items():
@@ -270,6 +311,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--no-record", action="store_true")
+    ap.add_argument("--keep", metavar="DIR", help="keep each run's studies and exports under DIR (default: a temporary folder, removed)")
     ap.add_argument("--table", metavar="KEY", nargs="?", const="refine", help="print the recorded tables under KEY and run nothing")
     ap.add_argument("--choose", nargs=3, metavar=("DB", "SET", "SEED"),
                     help="compute only the OOF choice of a refined study's database (kept from a run) into SET/SEED's record")
@@ -303,8 +345,13 @@ def main(argv=None) -> dict:
             entry = results.setdefault(name, {}).setdefault(str(seed), {})
             entry.update({"command": "python -m bench.refine " + " ".join(argv if argv is not None else sys.argv[1:]),
                           "date": now()})  # each run says which command and day made it: runs accumulate over sessions
-            with tempfile.TemporaryDirectory(prefix=f"refine-{name}-{seed}-") as work:
+            if args.keep:  # the studies and exports stay for a look afterwards (fold models, OOF predictions)
+                work = os.path.join(args.keep, f"refine-{name}-{seed}")
+                os.makedirs(work, exist_ok=True)
                 one_run(name, seed, work, args, entry, save)
+            else:
+                with tempfile.TemporaryDirectory(prefix=f"refine-{name}-{seed}-") as work:
+                    one_run(name, seed, work, args, entry, save)
             ex = entry.get("exports", {})
             print(f"  {name} seed {seed}: " + ", ".join(f"{r} {ex[r]['test']['roc_auc']['value']:.3f}" for r in ex)
                   + f"; {entry.get('paired')}", flush=True)
