@@ -44,6 +44,30 @@ def test_goal_status_comes_from_the_record():
     assert "| harness overhead 1.03 | not measured |" in goals
 
 
+def _refine_run(auc, acc, seconds):
+    test = {"roc_auc": {"value": auc, "ci95": [auc - 0.01, auc + 0.01]}, "accuracy": {"value": acc, "ci95": [acc - 0.03, acc + 0.03]}}
+    return {"command": "python -m bench.refine --sets chest_xray --seeds 0", "date": "2026-12-06T20:00:00+00:00",
+            "search_seconds": 900.0, "refine_seconds": seconds - 900.0, "total_seconds": seconds, "finalists_refined": 1,
+            "exports": {"bag": {"test": test}, "top3": {"test": test}},
+            "paired": {"bag-top3": {"auc_a": auc, "auc_b": auc - 0.004, "difference": 0.004, "ci95": [-0.001, 0.01], "p": 0.1}}}
+
+
+def test_refine_rows_say_what_it_costs_and_buys_and_its_goal_holds_every_run_to_30_minutes():
+    fast = {"refine": {"top": 5, "folds": 5, "sets": {"chest_xray": {"0": _refine_run(0.976, 0.91, 1700.0)},
+                                                     "covid19": {"0": _refine_run(0.995, 0.95, 1500.0)}}}}
+    rows = [r for r in summary.quickstart_rows(fast, "chest_xray") if "refine" in r[0]]
+    assert "--top 5 --folds 5, 1 finalist(s) refitted), 15 + 13 min" in rows[0][0] and rows[0][1] == "0.976 [0.966, 0.986]"
+    assert "bag - top 3: paired +0.004 [-0.001, +0.010], p 0.100" in rows[1][0]
+    goal, met, _ = summary.refine_goal(fast)
+    assert met is True
+    slow = json.loads(json.dumps(fast))
+    slow["refine"]["sets"]["chest_xray"]["0"]["total_seconds"] = 1900.0  # the figures, but over the 30 minutes
+    assert summary.refine_goal(slow)[1] is False
+    reduced = {"refine_reduced": {"top": 2, "folds": 3, "sets": {"chest_xray": {"0": _refine_run(0.969, 0.82, 2100.0)}}}}
+    goal, met, rows = summary.refine_goal(reduced)  # the reduced key stands where the full one has no run; covid19 not run
+    assert met is False and "refine_reduced.sets.chest_xray.0.exports.bag.test" in rows[0].key and rows[1].figure == "not run"
+
+
 def test_check_fails_on_a_changed_figure_and_passes_once_written(tmp_path, capsys):
     root = files(tmp_path)
     assert summary.main(["--check"], root=str(root)) == 1  # the blocks are still empty
