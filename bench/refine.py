@@ -231,15 +231,20 @@ def oof_choice(study, *, repeats: int = 20, seed: int = 0) -> dict | None:
 
 
 def spearman(entries: list[dict]) -> dict:
-    """Spearman's rho of each selection signal with the finalists' bagged test AUC, pooled over runs (ranks within each run)."""
+    """Spearman's rho of each selection signal with the finalists' bagged test AUC, one rho per run (ranks within a run).
+
+    Signals: validation AUC, pooled OOF AUC, OOF log-loss (lower ranks higher),
+    and the mean of each fold's own AUC (which ranks images within one fold
+    model only, where pooling ranks them across models of different scales)."""
     from scipy.stats import spearmanr
 
     out = {}
-    for signal, sign in (("val_auc", 1), ("oof_auc", 1), ("oof_log_loss", -1)):
+    for signal, sign in (("val_auc", 1), ("oof_auc", 1), ("oof_log_loss", -1), ("fold_auc_mean", 1)):
         rhos = []
         for e in entries:
-            f = list((e.get("finalist_figures") or {}).values())
-            if len(f) >= 3:
+            f = [dict(x, fold_auc_mean=float(np.mean(x["fold_auc"])) if x.get("fold_auc") else None)
+                 for x in (e.get("finalist_figures") or {}).values()]
+            if len(f) >= 3 and all(x[signal] is not None for x in f):  # runs recorded before fold_auc was kept lack it
                 rho = spearmanr([sign * x[signal] for x in f], [x["test_auc_bagged"] for x in f]).statistic
                 if np.isfinite(rho):
                     rhos.append(float(rho))

@@ -29,6 +29,9 @@ def test_spearman_ranks_each_signal_against_the_finalists_test_auc_loss_reversed
     assert rho["oof_auc"]["median"] == pytest.approx(1.0) and rho["oof_log_loss"]["median"] == pytest.approx(1.0)
     assert rho["val_auc"]["median"] == pytest.approx(-1.0) and rho["val_auc"]["runs"] == 1
     assert refine_bench.spearman([_run([_finalist(0.9, 0.9, 0.1, 0.9)] * 2)])["oof_auc"]["runs"] == 0  # fewer than 3: no rho
+    assert rho["fold_auc_mean"]["runs"] == 0  # finalists recorded without their fold AUCs
+    folds = [dict(f, fold_auc=a) for f, a in zip(run["finalist_figures"].values(), ([0.99, 0.97], [0.95, 0.95], [0.90, 0.96]))]
+    assert refine_bench.spearman([_run(folds)])["fold_auc_mean"]["median"] == pytest.approx(-1.0)  # means 0.98, 0.95, 0.93
 
 
 def test_the_refine_table_prints_the_recorded_figures():
