@@ -15,11 +15,13 @@ once each, ``best --export`` three ways:
   (today's default), thresholded on the validation split;
 - ``bag``: the finalist with the highest OOF AUC, its fold models averaged,
   thresholded on OOF predictions;
-- ``select``: ensemble selection over the finalists on OOF AUC.
+- ``select``: ensemble selection over the finalists on OOF AUC;
+- ``bag-uncalibrated``: the bag without fold calibration (``--fold-calibration
+  off``), the default it replaced, compared with the bag on the same images.
 
 Recorded for each: test AUC, accuracy and balanced accuracy with CIs, and
 paired bootstraps of the test AUC difference (bag - top3, select - top3,
-select - bag) over the same test images.  And per finalist: validation AUC,
+select - bag, bag - bag-uncalibrated) over the same test images.  And per finalist: validation AUC,
 OOF AUC, OOF log-loss and the test AUC of its bagged fold models, for the
 Spearman correlations of each selection signal with test AUC; and, for the
 bag, each threshold rule chosen on its OOF predictions, scored once on test
@@ -45,7 +47,9 @@ from bench.harness import data_folder, lungsearch, test_probs
 
 SPACE = "efficientnet-lite0"
 SETS = ("chest_xray", "covid19", "covid_normal")
-RULES = ("top3", "bag", "select")
+RULES = ("top3", "bag", "select", "bag-uncalibrated")
+FLAGS = {"top3": ["--refined", "off"], "bag": ["--refined", "bag"], "select": ["--refined", "select"],
+         "bag-uncalibrated": ["--refined", "bag", "--fold-calibration", "off"]}
 
 
 def finalist_test_auc(study, folder: str, y: np.ndarray, class_names) -> dict:
@@ -111,7 +115,7 @@ def one_run(name: str, seed: int, work: str, args, entry: dict, save) -> None:
         if rule != "top3" and not record.get("results"):
             continue
         out = os.path.join(work, f"{name}-{seed}-{rule}")
-        flags = ["--refined", "off"] if rule == "top3" else ["--refined", rule]
+        flags = FLAGS[rule]
         lungsearch("best", "--storage", storage, "--study", "s", "--export", os.path.join(out, "model.keras"), "--out", out, *flags)
         with open(os.path.join(out, "evaluation.json")) as fh:
             m = json.load(fh)["test"]["metrics"]
@@ -127,31 +131,32 @@ def one_run(name: str, seed: int, work: str, args, entry: dict, save) -> None:
         }
         save()
     positive = positive_class(class_names) if class_names else None
-    for a, b in (("bag", "top3"), ("select", "top3"), ("select", "bag")):
+    for a, b in (("bag", "top3"), ("select", "top3"), ("select", "bag"), ("bag", "bag-uncalibrated")):
         if a in probs and b in probs:
             entry["paired"][f"{a}-{b}"] = paired_bootstrap_auc(y, probs[a], probs[b], positive=positive, seed=seed)
     if record.get("results"):
         entry["finalist_figures"] = finalist_test_auc(study, folder, y, class_names)
-    if "bag" in probs and positive is not None:
-        entry["threshold_confirm"] = threshold_confirm(study, entry["exports"]["bag"]["members"], y, probs["bag"], positive)
+    if positive is not None:
+        from lungsearch.export import refined
+
+        for rule, calibration in (("bag", refined.DEFAULT_CALIBRATION), ("bag-uncalibrated", "off")):
+            if rule in probs:
+                mix = refined.plan(study, "bag", calibration)  # the OOF predictions that export's threshold was chosen on
+                entry.setdefault("threshold_confirm_by_export", {})[rule] = threshold_confirm(mix.y, mix.oof, y, probs[rule], positive)
+        entry["threshold_confirm"] = entry["threshold_confirm_by_export"].get("bag")
     save()
 
 
-def threshold_confirm(study, members: dict, y_test: np.ndarray, test_probs: np.ndarray, positive: int) -> dict:
-    """Each threshold rule chosen on the bag's out-of-fold predictions of every training image, then scored once on test.
+def threshold_confirm(y: np.ndarray, oof: np.ndarray, y_test: np.ndarray, test_probs: np.ndarray, positive: int) -> dict:
+    """Each threshold rule chosen on an export's out-of-fold predictions ``oof`` of every training image (labels ``y``), then
+    scored once on test.
 
     The choice among the rules is made on OOF figures alone (``oof_choice``,
     here or on another data set); this is the confirmation the rule asks for:
     the test split read after the rules have chosen, never to choose between them.
     """
-    from lungsearch import refine
     from lungsearch.evaluate import choose_threshold, decide
 
-    record = refine.load(study) or {}
-    y = np.asarray(record["labels"])
-    folds = [(None, np.asarray(h)) for h in record["held_out"]]
-    weights = {int(n): float(c) for n, c in members.items()}
-    oof = sum(refine.oof_of(study, n, len(y), folds) * c for n, c in weights.items()) / sum(weights.values())
     out = {}
     for rule in ("youden", "youden-mid", "half", "temperature"):
         d = choose_threshold(y == positive, oof[:, positive], rule=rule, prevalence=float(np.mean(y == positive)))
@@ -182,7 +187,9 @@ def oof_choice(study, *, repeats: int = 20, seed: int = 0) -> dict | None:
 
     record = refine.load(study) or {}
     results = record.get("results") or {}
-    if len(results) < 2:
+    if len(results) < 2:  # no rule to choose between; fold calibration is still decided for one finalist of two classes
+        if results and positive_class(tuple(study.user_attrs.get("class_names") or ())) is not None:
+            return {"finalists": sorted(int(n) for n in results), "fold_calibration": calibration_choice(study, repeats=repeats, seed=seed)}
         return None
     y = np.asarray(record["labels"])
     folds = [(None, np.asarray(h)) for h in record["held_out"]]
@@ -227,6 +234,52 @@ def oof_choice(study, *, repeats: int = 20, seed: int = 0) -> dict | None:
         out["threshold_rules"][rule] = {k: round(float(np.mean(v)), 4) for k, v in values.items()}
     if thresholds:
         out["threshold_choice"] = max(out["threshold_rules"], key=lambda r: out["threshold_rules"][r]["balanced_accuracy"])
+        out["fold_calibration"] = calibration_choice(study, repeats=repeats, seed=seed)
+    return out
+
+
+def calibration_choice(study, *, repeats: int = 20, seed: int = 0) -> dict:
+    """Fold calibration on or off, decided on OOF predictions alone, per refined finalist of a two-class study.
+
+    Cross-fitting as :func:`oof_choice`: the training images are split in two
+    halves (stratified, ``repeats`` times); on one half each fold model's Platt
+    calibration is fitted (on that fold's images in the half) and the
+    threshold chosen (Youden's J) on the pooled predictions; the other half
+    scores the pooled AUC, accuracy and balanced accuracy, both ways round.
+    """
+    from lungsearch import refine
+    from lungsearch.evaluate import choose_threshold, decide, positive_class, roc_auc
+    from lungsearch.export.refined import apply_platt, fit_platt
+
+    record = refine.load(study) or {}
+    y = np.asarray(record["labels"])
+    held = [np.asarray(h) for h in record["held_out"]]
+    positive = positive_class(tuple(study.user_attrs.get("class_names") or ()))
+    rng = np.random.default_rng(seed)
+    out = {}
+    for n in record.get("results") or {}:
+        raw = refine.oof_of(study, int(n), len(y), [(None, h) for h in held])
+        scores = {"off": [], "platt": []}
+        for _ in range(repeats):
+            half = np.zeros(len(y), dtype=bool)
+            for c in np.unique(y):
+                members = rng.permutation(np.flatnonzero(y == c))
+                half[members[: len(members) // 2]] = True
+            for fit in (half, ~half):
+                cal = np.empty_like(raw)
+                for h in held:
+                    part = h[fit[h]]
+                    cal[h] = apply_platt(raw[h], *fit_platt(y[part] == positive, raw[part, positive]), positive)
+                for name, probs in (("off", raw), ("platt", cal)):
+                    d = choose_threshold(y[fit] == positive, probs[fit, positive])
+                    pred, truth = decide(probs[~fit], d["threshold"], positive), y[~fit]
+                    scores[name].append((roc_auc(truth, probs[~fit], positive), float(np.mean(pred == truth)),
+                                         float(np.mean([np.mean(pred[truth == c] == c) for c in np.unique(truth)]))))
+        out[n] = {name: dict(zip(("auc", "accuracy", "balanced_accuracy"), (round(float(v), 4) for v in np.mean(values, axis=0))))
+                  for name, values in scores.items()}
+    if out:
+        wins = sum(f["platt"]["balanced_accuracy"] > f["off"]["balanced_accuracy"] for f in out.values())
+        out = {"finalists": out, "platt_better_in": wins, "choice": "platt" if wins * 2 > len(out) else "off"}
     return out
 
 
@@ -255,7 +308,7 @@ def spearman(entries: list[dict]) -> dict:
 def table(entry: dict) -> str:
     """The recorded figures as Markdown tables, typed from the record."""
     lines = ["| set | seed | search s / refine s | trials | refined | top3 test AUC [CI], acc | bag | select | bag - top3 [CI], p | "
-             "select - top3 [CI], p |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "select - top3 [CI], p | bag uncalibrated | bag - uncalibrated [CI], p |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def cell(e, rule):
         x = e.get("exports", {}).get(rule)
@@ -274,9 +327,18 @@ def table(entry: dict) -> str:
             runs.append(e)
             lines.append(f"| {name} | {seed} | {e.get('search_seconds')} / {e.get('refine_seconds')} | {e.get('trials')} | "
                          f"{e.get('finalists_refined')}/{e.get('finalists')} | {cell(e, 'top3')} | {cell(e, 'bag')} | {cell(e, 'select')} | "
-                         f"{diff(e, 'bag-top3')} | {diff(e, 'select-top3')} |")
+                         f"{diff(e, 'bag-top3')} | {diff(e, 'select-top3')} | {cell(e, 'bag-uncalibrated')} | {diff(e, 'bag-bag-uncalibrated')} |")
     choices = [(name, seed, e["oof_choice"]) for name, seeds in entry.get("sets", {}).items() for seed, e in seeds.items()
-               if e.get("oof_choice")]
+               if (e.get("oof_choice") or {}).get("export_rules")]
+    calibrations = [(name, seed, n, f) for name, seeds in entry.get("sets", {}).items() for seed, e in seeds.items()
+                    for n, f in (dig_calibration(e) or {}).items()]
+    if calibrations:
+        lines += ["", "Fold calibration chosen on OOF predictions alone (cross-fitted halves, 20 times: Platt fitted and the "
+                      "threshold chosen on one half, scored on the other): pooled AUC, accuracy and balanced accuracy.", "",
+                  "| set | seed | finalist | off: AUC, acc, bal. acc | platt: AUC, acc, bal. acc |", "|---|---|---|---|---|"]
+        for name, seed, n, f in calibrations:
+            lines.append(f"| {name} | {seed} | #{n} | " + " | ".join(
+                f"{f[k]['auc']:.4f}, {f[k]['accuracy']:.4f}, {f[k]['balanced_accuracy']:.4f}" for k in ("off", "platt")) + " |")
     if choices:
         lines += ["", "Chosen on OOF predictions alone (two halves of the training images, each rule choosing on one and scored on "
                       "the other, both ways, 20 times): mean AUC of each export rule; accuracy / balanced accuracy of each threshold "
@@ -289,12 +351,12 @@ def table(entry: dict) -> str:
             tcells = [f"{th[r]['accuracy']:.3f} / {th[r]['balanced_accuracy']:.3f}" if r in th else "-"
                       for r in ("youden", "youden-mid", "half", "temperature")]
             lines.append(f"| {name} | {seed} | {' | '.join(cells)} | {c['export_choice']} | {' | '.join(tcells)} | {c.get('threshold_choice', '-')} |")
-    confirms = [(name, seed, e["threshold_confirm"]) for name, seeds in entry.get("sets", {}).items() for seed, e in seeds.items()
-                if e.get("threshold_confirm")]
+    confirms = [(name, f"{seed} {export}", c) for name, seeds in entry.get("sets", {}).items() for seed, e in seeds.items()
+                for export, c in (e.get("threshold_confirm_by_export") or {"bag": e.get("threshold_confirm")}).items() if c]
     if confirms:
-        lines += ["", "Confirmed once on test: each threshold rule chosen on the bag's OOF predictions of every training image, "
-                      "the bag's test accuracy / balanced accuracy (sensitivity, specificity) at it.", "",
-                  "| set | seed | youden | youden-mid | half | temperature |", "|---|---|---|---|---|---|"]
+        lines += ["", "Confirmed once on test: each threshold rule chosen on the export's OOF predictions of every training image, "
+                      "the export's test accuracy / balanced accuracy (sensitivity, specificity) at it.", "",
+                  "| set | seed, export | youden | youden-mid | half | temperature |", "|---|---|---|---|---|---|"]
         for name, seed, c in confirms:
             lines.append(f"| {name} | {seed} | " + " | ".join(
                 f"{c[r]['accuracy']:.3f} / {c[r]['balanced_accuracy']:.3f} ({c[r]['sensitivity']:.3f}, {c[r]['specificity']:.3f}) "
@@ -304,6 +366,11 @@ def table(entry: dict) -> str:
     for signal, r in rho.items():
         lines.append(f"| {signal} | {r['median']} | {r['runs']} | {r['each']} |")
     return "\n".join(lines)
+
+
+def dig_calibration(run: dict) -> dict | None:
+    """A run's fold-calibration figures per finalist, where its OOF choice recorded them."""
+    return (((run.get("oof_choice") or {}).get("fold_calibration")) or {}).get("finalists")
 
 
 def main(argv=None) -> dict:

@@ -25,6 +25,10 @@ def register(sub) -> None:
                    help="where `lungsearch refine` has refitted the best trials on folds: bag (default: the finalist with the "
                         "highest out-of-fold AUC, its fold models averaged), select (ensemble selection over the finalists on "
                         "their out-of-fold predictions), off (as without refine); the threshold is chosen on out-of-fold predictions")
+    p.add_argument("--fold-calibration", choices=("platt", "off"), default="platt",
+                   help="with refined finalists of a two-class study: platt (default) calibrates each fold model on its own "
+                        "held-out predictions before they are averaged and the threshold chosen (the fold models rank alike "
+                        "but score on different scales); off: the fold models as refitted")
     p.add_argument("--retrain", action="store_true",
                    help="train the trial again from its stored params (needed when its model was not kept)")
     p.add_argument("--min-sensitivity", type=float, metavar="F",
@@ -50,7 +54,7 @@ def cmd_best(args: argparse.Namespace) -> int:
     meta = export.export_best(
         study, args.export, trial_number=args.trial, max_train_seconds=args.max_train_seconds, retrain_model=args.retrain,
         min_sensitivity=args.min_sensitivity, threshold_rule=args.threshold_rule, out_dir=args.out, n_bootstrap=args.bootstrap, ensemble=args.ensemble,
-        refined_rule=args.refined,
+        refined_rule=args.refined, fold_calibration=args.fold_calibration,
     )
     for path in meta["files"]:
         print(f"wrote {path}")

@@ -47,6 +47,7 @@ def export_best(
     n_bootstrap: int | None = None,
     ensemble: int | None = None,
     refined_rule: str | None = None,
+    fold_calibration: str = refined_mod.DEFAULT_CALIBRATION,
     log=print,
 ) -> dict:
     """Write ``dest`` (.keras), its .json and the evaluation files into ``out_dir`` (default: beside it).
@@ -62,11 +63,16 @@ def export_best(
     has refitted finalists and no trial or ensemble is asked for, the model is
     chosen and thresholded on their out-of-fold predictions
     (:mod:`lungsearch.export.refined`; default ``bag``); ``off``: as without them.
+    ``fold_calibration`` (:data:`lungsearch.export.refined.CALIBRATIONS`): each
+    fold model calibrated on its held-out predictions before they are mixed
+    (``platt``, the default) or not (``off``).
     """
     if not dest.endswith(".keras"):
         raise ExportError(f"--export must name a .keras file, got {dest}")
     if refined_rule is not None and refined_rule not in refined_mod.RULES:
         raise ExportError(f"unknown --refined {refined_rule!r}; choose one of {', '.join(refined_mod.RULES)}")
+    if fold_calibration not in refined_mod.CALIBRATIONS:
+        raise ExportError(f"unknown --fold-calibration {fold_calibration!r}; choose one of {', '.join(refined_mod.CALIBRATIONS)}")
     # said now, before any data is read or file written
     check_rules(tuple(study.user_attrs.get("class_names") or ()), min_sensitivity, threshold_rule)
     asked = trial_number is not None or max_train_seconds is not None or retrain_model or ensemble is not None
@@ -74,7 +80,7 @@ def export_best(
         raise ExportError(f"--refined {refined_rule} exports from the refined finalists; it cannot be combined with --trial, "
                           "--max-train-seconds, --retrain or --ensemble (give --refined off with those)")
     if not asked and refined_rule != "off":
-        refined = refined_mod.plan(study, refined_rule or refined_mod.DEFAULT_RULE)
+        refined = refined_mod.plan(study, refined_rule or refined_mod.DEFAULT_RULE, fold_calibration)
         if refined is None and refined_rule is not None:
             raise ExportError(f"--refined {refined_rule} needs refined finalists, and study {study.study_name!r} has none; "
                               "run `lungsearch refine` first")
@@ -107,7 +113,7 @@ def _export_refined(study, dest, refined, *, min_sensitivity, threshold_rule, ou
     with Staging(_targets(dest, out_dir)) as stage:
         mix = " + ".join(f"#{n}" + (f" x{c}" if c > 1 else "") for n, c in sorted(refined.weights.items(), key=lambda i: (-i[1], i[0])))
         log(f"exporting from `refine` ({refined.rule}): trial{'s' if len(trials) > 1 else ''} {mix}, each its {refined.folds} "
-            f"fold models averaged; OOF AUC of the mix {refined.mix_figures['oof_auc']:.4f} over {len(refined.y)} training images")
+            f"fold models{' calibrated (Platt, each on its held-out images) and' if refined.platt else ''} averaged; OOF AUC of the mix {refined.mix_figures['oof_auc']:.4f} over {len(refined.y)} training images")
         data = search_data(study)
         meta = _export(study, trials, dest, data, None, [], stage=stage, out_dir=out_dir, retrain_model=False,
                        min_sensitivity=min_sensitivity, threshold_rule=threshold_rule, n_bootstrap=n_bootstrap, log=log, refined=refined)

@@ -254,6 +254,9 @@ def _model(meta: dict, facts: dict) -> list[str]:
         lines.append(f"Refined (`lungsearch refine`, rule `{r['rule']}`): each finalist's {r['folds']} fold models, refitted on folds "
                      "of every training image, averaged; finalists (weight: out-of-fold AUC):")
         lines += [f"- trial #{n} x{c}: OOF AUC {_f((r['finalists'].get(n) or {}).get('oof_auc'))}" for n, c in r["weights"].items()]
+        if (r.get("fold_calibration") or {}).get("method") == "platt":
+            lines += ["", "Each fold model was calibrated before averaging: sigmoid(a * logit(p) + b) on the disease class, a and b "
+                          "fitted on that model's own held-out images (Platt scaling) and folded into its last layer."]
     elif meta.get("ensemble"):
         lines.append(f"Ensemble: the probabilities of the {len(meta['ensemble'])} best trials averaged:")
         lines += [f"- trial #{m['trial']} ({meta.get('objective')} {_f(m.get('value'))}): `{m['params']}`" for m in meta["ensemble"]]

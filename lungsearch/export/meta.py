@@ -45,7 +45,10 @@ def model_meta(study: optuna.Study, trials: list, model_path: str, data, built, 
         "trial": trial.number,
         **({"ensemble": [{"trial": t.number, "params": t.params, "value": t.value} for t in trials]} if len(trials) > 1 else {}),
         **({"refined": {"rule": refined.rule, "weights": {str(n): c for n, c in refined.weights.items()}, "folds": refined.folds,
-                        "finalists": {str(n): f for n, f in refined.figures.items()}, "mix": refined.mix_figures}} if refined else {}),
+                        "finalists": {str(n): f for n, f in refined.figures.items()}, "mix": refined.mix_figures,
+                        "fold_calibration": {"method": refined.calibration, "fitted_on": "each fold model's held-out images",
+                                             "platt": {str(n): [[round(a, 6), round(b, 6)] for a, b in ab]
+                                                       for n, ab in refined.platt.items()}}}} if refined else {}),
         # the sub-models whose class probabilities the model averages ([] for one model); Grad-CAM explains each
         "members": built.members,
         "retrained": retrained,

@@ -39,7 +39,8 @@ def test_the_refine_table_prints_the_recorded_figures():
     row = next(line for line in text.splitlines() if line.startswith("| chest_xray"))
     assert "0.961 [0.941, 0.971], 0.850" in row and "0.972 [0.952, 0.982], 0.900" in row
     assert "+0.0110 [+0.0010, +0.0210], p 0.040" in row and "900.0 / 880.5" in row
-    assert row.count("| - |") == 2  # no select export, no select-top3 test
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells.count("-") == 4  # no select export, no select-top3 test, no uncalibrated bag and so no test against it
 
 
 def test_the_backbones_table_names_the_winner_and_the_confirmation():
@@ -54,25 +55,21 @@ def test_the_backbones_table_names_the_winner_and_the_confirmation():
     assert "| lite0@128 | 200.0 | 0.9900 [0.9800, 1.0000] | 0.950 |" in text and "-0.0010 [-0.0100, +0.0080], p 0.800" in text
 
 
-def test_threshold_confirm_chooses_on_the_bags_out_of_fold_predictions_and_scores_test_once():
+def test_threshold_confirm_chooses_on_the_out_of_fold_predictions_and_scores_test_once():
     """Each rule's threshold comes from the OOF predictions (training images), never from the test split it is scored on."""
-    import types
-
     import numpy as np
 
     y = np.array([0, 0, 0, 1, 1, 1, 1, 1])  # class 1 the disease (PNEUMONIA)
-    oof = np.array([0.1, 0.2, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99])
-    held = [[0, 2, 4, 6], [1, 3, 5, 7]]
-    attrs = {"refine": {"labels": y.tolist(), "held_out": held}}
-    for k, h in enumerate(held):
-        attrs[f"refine:3:{k}"] = {"probs": [[1 - oof[i], oof[i]] for i in h]}
-    study = types.SimpleNamespace(user_attrs=attrs)
+    p = np.array([0.1, 0.2, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99])
+    oof = np.stack([1 - p, p], 1)
     y_test = np.array([0, 0, 1, 1])
     test = np.array([[0.35, 0.65], [0.9, 0.1], [0.32, 0.68], [0.05, 0.95]])
-    out = refine_bench.threshold_confirm(study, {"3": 1}, y_test, test, positive=1)
+    out = refine_bench.threshold_confirm(y, oof, y_test, test, positive=1)
     assert set(out) == {"youden", "youden-mid", "half", "temperature"}
     assert out["youden"]["threshold"] == pytest.approx(0.7)  # J = 1 from 0.7 up to 0.6's edge; ties keep the higher
     assert out["youden"]["accuracy"] == 0.75 and out["youden"]["specificity"] == 1.0 and out["youden"]["sensitivity"] == 0.5
     assert out["half"]["threshold"] == 0.5 and out["half"]["accuracy"] == 0.75 and out["half"]["sensitivity"] == 1.0
-    moved = refine_bench.threshold_confirm(study, {"3": 1}, y_test, test[::-1], positive=1)  # the test split does not move a threshold
+    moved = refine_bench.threshold_confirm(y, oof, y_test, test[::-1], positive=1)  # the test split does not move a threshold
     assert {r: v["threshold"] for r, v in moved.items()} == {r: v["threshold"] for r, v in out.items()}
+    flipped = refine_bench.threshold_confirm(1 - y, oof[:, ::-1], 1 - y_test, test[:, ::-1], positive=0)  # the other class order
+    assert {r: v["accuracy"] for r, v in flipped.items()} == {r: v["accuracy"] for r, v in out.items()}

@@ -134,22 +134,41 @@ def test_best_exports_the_oof_best_finalists_fold_models_averaged_thresholded_ou
     meta = json.loads((out / "model.json").read_text())
     study = _load(url)
     results = study.user_attrs["refine"]["results"]
-    best = max(results, key=lambda n: (results[n]["oof_auc"], -int(n)))
-    assert meta["refined"]["rule"] == "bag" and meta["refined"]["weights"] == {best: 1}
+    from lungsearch.export.refined import apply_platt, calibrate
+
+    (best,) = meta["refined"]["weights"]  # the highest OOF AUC once each fold model is calibrated
+    assert meta["refined"]["rule"] == "bag" and meta["refined"]["weights"] == {best: 1} and best in results
     assert meta["members"] == [f"trial{best}_fold{k}" for k in range(meta["refined"]["folds"])]  # the fold models it averages
     assert meta["decision"]["chosen_on"].startswith("out-of-fold") and "out-of-fold" in meta["decision"]["rule"]
-    assert meta["out_of_fold"]["oof_auc"] == pytest.approx(results[best]["oof_auc"], abs=1e-6)
+    record = study.user_attrs["refine"]
+    y, held = np.asarray(record["labels"]), [np.asarray(h) for h in record["held_out"]]
+    raw = refine.oof_of(study, int(best), len(y), [(None, h) for h in held])
+    calibrated, platt = calibrate(raw, y, held, positive=1)  # each fold's (a, b) fitted on its own held-out images
+    assert meta["refined"]["fold_calibration"]["platt"][best] == [[pytest.approx(a, abs=1e-5), pytest.approx(b, abs=1e-5)] for a, b in platt]
+    assert meta["out_of_fold"]["oof_auc"] == pytest.approx(refine.figures(y, calibrated, ("NORMAL", "PNEUMONIA"))["oof_auc"], abs=1e-6)
     card = (out / "MODEL_CARD.md").read_text()  # the card says what was mixed, and where the threshold was chosen
     assert "Refined (`lungsearch refine`, rule `bag`)" in card and f"- trial #{best} x1: OOF AUC" in card
     assert "on the out-of-fold predictions of every training image" in card and "| metric | out-of-fold |" in card
-    # the export is the mean of the finalist's fold models
+    assert "Each fold model was calibrated before averaging" in card
+    # the export is the mean of the finalist's fold models, each calibrated by its (a, b)
     folder = study.user_attrs["artifacts"]
     folds = [keras.models.load_model(os.path.join(folder, study.user_attrs[refine.unit_key(int(best), k)]["model"]), compile=False)
              for k in range(3)]
     x = np.random.default_rng(0).integers(0, 255, (5, 24, 24, 1)).astype("uint8")
-    mean = np.mean([np.asarray(m.predict(x, verbose=0)) for m in folds], axis=0)
+    each = [np.asarray(m.predict(x, verbose=0)).astype(np.float64) for m in folds]
+    mean = np.mean([apply_platt(p, a, b, 1) for p, (a, b) in zip(each, platt)], axis=0)
     exported = keras.models.load_model(out / "model.keras", compile=False)
-    np.testing.assert_allclose(np.asarray(exported.predict(x, verbose=0)), mean, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(exported.predict(x, verbose=0)), mean, atol=1e-4)
+    # --fold-calibration off: the plain mean, and the stored OOF figure
+    off = tmp_path / "off"
+    assert main(["best", "--storage", url, "--export", str(off / "model.keras"), "--bootstrap", "10", "--fold-calibration", "off"]) == 0
+    meta_off = json.loads((off / "model.json").read_text())
+    plain_best = max(results, key=lambda n: (results[n]["oof_auc"], -int(n)))
+    assert meta_off["refined"]["weights"] == {plain_best: 1} and meta_off["refined"]["fold_calibration"]["method"] == "off"
+    assert meta_off["out_of_fold"]["oof_auc"] == pytest.approx(results[plain_best]["oof_auc"], abs=1e-6)
+    if plain_best == best:
+        np.testing.assert_allclose(np.asarray(keras.models.load_model(off / "model.keras", compile=False).predict(x, verbose=0)),
+                                   np.mean(each, axis=0), atol=1e-5)
     from PIL import Image
 
     Image.fromarray(x[0, :, :, 0]).save(tmp_path / "x.png")
@@ -181,6 +200,23 @@ def test_the_oof_auc_is_the_disease_classes_whatever_index_it_sorts_to(tmp_path)
 
     assert figures["oof_auc"] == pytest.approx(roc_auc_score(y == 0, oof[:, 0]), abs=1e-5)
     assert figures["oof_auc"] > 0.6  # the blob marks Covid: a model that learned anything ranks it first
+    # fold calibration in this class order: the disease is class 0, so a and b act on class 0's probability
+    out = tmp_path / "model"
+    assert main(["best", "--storage", url, "--export", str(out / "model.keras"), "--bootstrap", "10"]) == 0
+    meta = json.loads((out / "model.json").read_text())
+    from lungsearch.export.refined import apply_platt, calibrate
+
+    held = [np.asarray(h) for h in study.user_attrs["refine"]["held_out"]]
+    calibrated, platt = calibrate(oof, y, held, positive=0)
+    assert meta["refined"]["fold_calibration"]["platt"][str(number)] == [[pytest.approx(a, abs=1e-5), pytest.approx(b, abs=1e-5)]
+                                                                        for a, b in platt]
+    assert meta["out_of_fold"]["oof_auc"] == pytest.approx(roc_auc_score(y == 0, calibrated[:, 0]), abs=1e-5)
+    folder = study.user_attrs["artifacts"]
+    x = np.random.default_rng(1).integers(0, 255, (4, 24, 24, 1)).astype("uint8")
+    each = [np.asarray(keras.models.load_model(os.path.join(folder, study.user_attrs[refine.unit_key(number, k)]["model"]),
+                                               compile=False).predict(x, verbose=0)).astype(np.float64) for k in range(2)]
+    mean = np.mean([apply_platt(p, a, b, 0) for p, (a, b) in zip(each, platt)], axis=0)
+    np.testing.assert_allclose(np.asarray(keras.models.load_model(out / "model.keras", compile=False).predict(x, verbose=0)), mean, atol=1e-4)
 
 
 def test_studies_and_report_show_what_refine_stored(refined, tmp_path, capsys):
