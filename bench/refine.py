@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -85,9 +86,6 @@ def finalist_test_auc(study, folder: str, y: np.ndarray, class_names) -> dict:
 def one_run(name: str, seed: int, work: str, args, entry: dict, save) -> None:
     import optuna
 
-    from lungsearch.evaluate.compare import paired_bootstrap_auc
-    from lungsearch.evaluate import positive_class
-
     folder = data_folder(name, work)
     storage = f"sqlite:///{work}/{name}-{seed}.db"
     cache = os.path.join(work, "cache")
@@ -107,8 +105,18 @@ def one_run(name: str, seed: int, work: str, args, entry: dict, save) -> None:
     entry.update({"search_seconds": round(search_seconds, 1), "refine_seconds": round(refine_seconds, 1),
                   "total_seconds": round(search_seconds + refine_seconds, 1), "over_budget_seconds": round(max(0.0, search_seconds + refine_seconds - args.budget), 1),
                   "trials": len(study.trials), "complete": len(done), "finalists_refined": len(record.get("results") or {}),
-                  "finalists": len(record.get("finalists") or []), "exports": {}, "paired": {}})
+                  "finalists": len(record.get("finalists") or [])})
     save()
+    export_all(name, seed, work, folder, storage, study, entry, save)
+
+
+def export_all(name: str, seed: int, work: str, folder: str, storage: str, study, entry: dict, save) -> None:
+    """``best --export`` each way (:data:`RULES`) from the refined study, the paired tests and the threshold confirmation."""
+    from lungsearch.evaluate import positive_class
+    from lungsearch.evaluate.compare import paired_bootstrap_auc
+
+    record = study.user_attrs.get("refine") or {}
+    entry["exports"], entry["paired"] = {}, {}
     probs = {}
     y = class_names = None
     for rule in RULES:
@@ -384,6 +392,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--no-record", action="store_true")
     ap.add_argument("--keep", metavar="DIR", help="keep each run's studies and exports under DIR (default: a temporary folder, removed)")
+    ap.add_argument("--rescore", metavar="DIR", help="redo only the exports (every rule, today's code) of the recorded runs of --sets "
+                                                     "and --seeds whose studies --keep DIR kept; the search and refine figures stay")
     ap.add_argument("--table", metavar="KEY", nargs="?", const="refine", help="print the recorded tables under KEY and run nothing")
     ap.add_argument("--choose", nargs=3, metavar=("DB", "SET", "SEED"),
                     help="compute only the OOF choice of a refined study's database (kept from a run) into SET/SEED's record")
@@ -409,6 +419,8 @@ def main(argv=None) -> dict:
             record(key, {"reduced": reduced, "space": SPACE, **settings, "sets": results,
                          "spearman": spearman([e for s in results.values() for e in s.values()])})
 
+    if args.rescore:
+        return rescore(args, argv, results, save)
     for seed in [int(s) for s in args.seeds.split(",") if s]:
         for name in [s for s in args.sets.split(",") if s]:
             if str(seed) in results.get(name, {}) and "paired" in results[name][str(seed)] and results[name][str(seed)].get("exports"):
@@ -427,6 +439,32 @@ def main(argv=None) -> dict:
             ex = entry.get("exports", {})
             print(f"  {name} seed {seed}: " + ", ".join(f"{r} {ex[r]['test']['roc_auc']['value']:.3f}" for r in ex)
                   + f"; {entry.get('paired')}", flush=True)
+    print(table({"sets": results}))
+    return results
+
+
+def rescore(args, argv, results: dict, save) -> dict:
+    """``--rescore DIR``: the exports of kept runs done again with today's code (a new export rule, a new default)."""
+    import optuna
+
+    from bench.results import now
+
+    for seed in [int(s) for s in args.seeds.split(",") if s]:
+        for name in [s for s in args.sets.split(",") if s]:
+            work = os.path.join(args.rescore, f"refine-{name}-{seed}")
+            storage = f"sqlite:///{work}/{name}-{seed}.db"
+            entry = results.get(name, {}).get(str(seed))
+            if entry is None or not os.path.isfile(os.path.join(work, f"{name}-{seed}.db")):
+                print(f"  {name} seed {seed}: no recorded run with a kept study under {args.rescore}; nothing rescored", flush=True)
+                continue
+            study = optuna.load_study(study_name="s", storage=storage)
+            entry["oof_choice"] = oof_choice(study, seed=seed)
+            entry["rescored"] = {"command": "python -m bench.refine " + " ".join(argv if argv is not None else sys.argv[1:]),
+                                 "date": now(), "why": "the exports done again from the kept study with today's code"}
+            for rule in RULES:  # fresh folders: best refuses nothing, and no old file is mistaken for a new one
+                shutil.rmtree(os.path.join(work, f"{name}-{seed}-{rule}"), ignore_errors=True)
+            export_all(name, seed, work, data_folder(name, work), storage, study, entry, save)
+            save()
     print(table({"sets": results}))
     return results
 
