@@ -17,7 +17,9 @@ once each, ``best --export`` three ways:
   thresholded on OOF predictions;
 - ``select``: ensemble selection over the finalists on OOF AUC;
 - ``bag-uncalibrated``: the bag without fold calibration (``--fold-calibration
-  off``), the default it replaced, compared with the bag on the same images.
+  off``), the default it replaced, compared with the bag on the same images;
+- ``average``: the 3 refined finalists of highest validation AUC, all their
+  fold models averaged (``--refined average``).
 
 Recorded for each: test AUC, accuracy and balanced accuracy with CIs, and
 paired bootstraps of the test AUC difference (bag - top3, select - top3,
@@ -48,9 +50,9 @@ from bench.harness import data_folder, lungsearch, test_probs
 
 SPACE = "efficientnet-lite0"
 SETS = ("chest_xray", "covid19", "covid_normal")
-RULES = ("top3", "bag", "select", "bag-uncalibrated")
+RULES = ("top3", "bag", "select", "bag-uncalibrated", "average")
 FLAGS = {"top3": ["--refined", "off"], "bag": ["--refined", "bag"], "select": ["--refined", "select"],
-         "bag-uncalibrated": ["--refined", "bag", "--fold-calibration", "off"]}
+         "bag-uncalibrated": ["--refined", "bag", "--fold-calibration", "off"], "average": ["--refined", "average"]}
 
 
 def finalist_test_auc(study, folder: str, y: np.ndarray, class_names) -> dict:
@@ -139,7 +141,8 @@ def export_all(name: str, seed: int, work: str, folder: str, storage: str, study
         }
         save()
     positive = positive_class(class_names) if class_names else None
-    for a, b in (("bag", "top3"), ("select", "top3"), ("select", "bag"), ("bag", "bag-uncalibrated")):
+    for a, b in (("bag", "top3"), ("select", "top3"), ("select", "bag"), ("bag", "bag-uncalibrated"), ("average", "bag"),
+                 ("average", "top3")):
         if a in probs and b in probs:
             entry["paired"][f"{a}-{b}"] = paired_bootstrap_auc(y, probs[a], probs[b], positive=positive, seed=seed)
     if record.get("results"):
@@ -177,21 +180,44 @@ def threshold_confirm(y: np.ndarray, oof: np.ndarray, y_test: np.ndarray, test_p
     return out
 
 
-def oof_choice(study, *, repeats: int = 20, seed: int = 0) -> dict | None:
+def fitted_on(raw: dict, fit: np.ndarray, y: np.ndarray, held: list, positive, calibration: str) -> dict:
+    """Each finalist's OOF probabilities, with each fold model Platt-calibrated on its images among ``fit`` only
+    (``calibration`` ``platt``, two classes), as `best` would mix them; else as stored."""
+    from lungsearch.export.refined import apply_platt, fit_platt
+
+    if calibration != "platt" or positive is None:
+        return raw
+    inside = np.zeros(len(y), dtype=bool)
+    inside[fit] = True
+    out = {}
+    for n, probs in raw.items():
+        cal = np.empty_like(probs)
+        for h in held:
+            part = h[inside[h]]
+            cal[h] = apply_platt(probs[h], *fit_platt(y[part] == positive, probs[part, positive]), positive)
+        out[n] = cal
+    return out
+
+
+def oof_choice(study, *, repeats: int = 20, seed: int = 0, calibration: str | None = None) -> dict | None:
     """Which export rule and threshold rule to make the default, decided on OOF predictions alone (never the test split).
 
     Cross-fitting: the training images are split in two halves (stratified,
     ``repeats`` times); each rule chooses on one half's OOF predictions and is
     scored on the other's, both ways round.  Export rules: ``bag`` (the
-    finalist of highest OOF AUC), ``select`` (ensemble selection), ``top3``
-    (the 3 finalists of highest validation AUC averaged: today's choice, here
-    from their fold models) and ``best_val`` (the finalist of highest
+    finalist of highest OOF AUC), ``select`` (ensemble selection), ``average``
+    (the 3 finalists of highest validation AUC, their fold models averaged:
+    ``best --refined average``; recorded as ``top3`` before) and ``best_val`` (the finalist of highest
     validation AUC).  Threshold rules, on the bag's finalist: the threshold each
-    chooses on one half, accuracy and balanced accuracy on the other.
+    chooses on one half, accuracy and balanced accuracy on the other.  The
+    fold models are calibrated as `best` would (``calibration``, default
+    today's), each on its images in the choosing half only.
     """
     from lungsearch import refine
     from lungsearch.evaluate import choose_threshold, decide, positive_class, roc_auc
-    from lungsearch.export.refined import caruana
+    from lungsearch.export.refined import DEFAULT_CALIBRATION, caruana
+
+    calibration = calibration or DEFAULT_CALIBRATION
 
     record = refine.load(study) or {}
     results = record.get("results") or {}
@@ -200,18 +226,18 @@ def oof_choice(study, *, repeats: int = 20, seed: int = 0) -> dict | None:
             return {"finalists": sorted(int(n) for n in results), "fold_calibration": calibration_choice(study, repeats=repeats, seed=seed)}
         return None
     y = np.asarray(record["labels"])
-    folds = [(None, np.asarray(h)) for h in record["held_out"]]
-    oofs = {int(n): refine.oof_of(study, int(n), len(y), folds) for n in results}
+    held = [np.asarray(h) for h in record["held_out"]]
+    raw = {int(n): refine.oof_of(study, int(n), len(y), [(None, h) for h in held]) for n in results}
     class_names = tuple(study.user_attrs.get("class_names") or ())
     positive = positive_class(class_names)
     value = {t.number: t.value for t in study.trials}
-    by_val = sorted(oofs, key=lambda n: (-value[n], n))
+    by_val = sorted(raw, key=lambda n: (-value[n], n))
 
     def auc(idx, probs):
         return roc_auc(y[idx], probs[idx], positive)
 
     rng = np.random.default_rng(seed)
-    scores = {r: [] for r in ("bag", "select", "top3", "best_val")}
+    scores = {r: [] for r in ("bag", "select", "average", "best_val")}
     thresholds = {r: {"accuracy": [], "balanced_accuracy": []} for r in ("youden", "youden-mid", "half", "temperature")} if positive is not None else {}
     for _ in range(repeats):
         half = np.zeros(len(y), dtype=bool)
@@ -219,12 +245,13 @@ def oof_choice(study, *, repeats: int = 20, seed: int = 0) -> dict | None:
             members = rng.permutation(np.flatnonzero(y == c))
             half[members[: len(members) // 2]] = True
         for fit, score in ((np.flatnonzero(half), np.flatnonzero(~half)), (np.flatnonzero(~half), np.flatnonzero(half))):
+            oofs = fitted_on(raw, fit, y, held, positive, calibration)
             bag = max(oofs, key=lambda n: (auc(fit, oofs[n]), -n))
             scores["bag"].append(auc(score, oofs[bag]))
             counts = caruana({n: p[fit] for n, p in oofs.items()}, y[fit], lambda yy, pp: roc_auc(yy, pp, positive))
             mix = sum(oofs[n] * c for n, c in counts.items()) / sum(counts.values())
             scores["select"].append(auc(score, mix))
-            scores["top3"].append(auc(score, sum(oofs[n] for n in by_val[:3]) / len(by_val[:3])))
+            scores["average"].append(auc(score, sum(oofs[n] for n in by_val[:3]) / len(by_val[:3])))  # best --refined average
             scores["best_val"].append(auc(score, oofs[by_val[0]]))
             for rule in thresholds:
                 p = oofs[bag][:, positive]
@@ -234,7 +261,8 @@ def oof_choice(study, *, repeats: int = 20, seed: int = 0) -> dict | None:
                 thresholds[rule]["accuracy"].append(float(np.mean(pred == truth)))
                 recalls = [np.mean(pred[truth == c] == c) for c in np.unique(truth)]
                 thresholds[rule]["balanced_accuracy"].append(float(np.mean(recalls)))
-    out = {"repeats": repeats, "finalists": sorted(oofs), "export_rules": {}, "threshold_rules": {}}
+    out = {"repeats": repeats, "finalists": sorted(raw), "export_rules": {}, "threshold_rules": {},
+           "fold_models": calibration if positive is not None else "off"}
     for rule, values in scores.items():
         out["export_rules"][rule] = {"mean_auc": round(float(np.mean(values)), 5), "sd": round(float(np.std(values)), 5)}
     out["export_choice"] = max(out["export_rules"], key=lambda r: out["export_rules"][r]["mean_auc"])
@@ -351,11 +379,12 @@ def table(entry: dict) -> str:
         lines += ["", "Chosen on OOF predictions alone (two halves of the training images, each rule choosing on one and scored on "
                       "the other, both ways, 20 times): mean AUC of each export rule; accuracy / balanced accuracy of each threshold "
                       "rule on the bag's finalist.", "",
-                  "| set | seed | bag | select | top3 (by validation) | best_val | chosen | youden | youden-mid | half | temperature | chosen |",
+                  "| set | seed | bag | select | average (3 best by validation) | best_val | chosen | youden | youden-mid | half | temperature | chosen |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for name, seed, c in choices:
             ex, th = c["export_rules"], c.get("threshold_rules") or {}
-            cells = [f"{ex[r]['mean_auc']:.4f}" for r in ("bag", "select", "top3", "best_val")]
+            ex = {**ex, "average": ex.get("average") or ex.get("top3")}  # named top3 in runs recorded before 2026-12-06 21:00
+            cells = [f"{ex[r]['mean_auc']:.4f}" for r in ("bag", "select", "average", "best_val")]
             tcells = [f"{th[r]['accuracy']:.3f} / {th[r]['balanced_accuracy']:.3f}" if r in th else "-"
                       for r in ("youden", "youden-mid", "half", "temperature")]
             lines.append(f"| {name} | {seed} | {' | '.join(cells)} | {c['export_choice']} | {' | '.join(tcells)} | {c.get('threshold_choice', '-')} |")

@@ -21,10 +21,11 @@ def register(sub) -> None:
                    help="average the probabilities of the K best trials in one model (their models kept by `run --keep-top`); "
                         "default: the 3 best where their models are kept, else the best alone (bench/RESULTS.md says why); "
                         "1: the best trial alone")
-    p.add_argument("--refined", choices=("bag", "select", "off"), default=None,
+    p.add_argument("--refined", choices=("bag", "select", "average", "off"), default=None,
                    help="where `lungsearch refine` has refitted the best trials on folds: bag (default: the finalist with the "
                         "highest out-of-fold AUC, its fold models averaged), select (ensemble selection over the finalists on "
-                        "their out-of-fold predictions), off (as without refine); the threshold is chosen on out-of-fold predictions")
+                        "their out-of-fold predictions), average (the 3 refined finalists of highest validation AUC, all their "
+                        "fold models averaged), off (as without refine); the threshold is chosen on out-of-fold predictions")
     p.add_argument("--fold-calibration", choices=("platt", "off"), default="platt",
                    help="with refined finalists of a two-class study: platt (default) calibrates each fold model on its own "
                         "held-out predictions before they are averaged and the threshold chosen (the fold models rank alike "

@@ -1,9 +1,11 @@
 """What `best` exports from a refined study: chosen on out-of-fold predictions, built from the fold models.
 
-Two rules (``best --refined``):
+Three rules (``best --refined``):
 
 - ``bag``: the finalist with the highest OOF AUC, its K fold models averaged
   into one model (bagging, as AutoGluon predicts with its fold models);
+- ``average``: the (up to) 3 refined finalists of highest validation AUC,
+  each its K fold models, all averaged with equal weight;
 - ``select``: ensemble selection (Caruana et al., 2004, "Ensemble selection
   from libraries of models"): starting from the best finalist, add with
   replacement the finalist whose OOF probabilities, averaged in, raise the OOF
@@ -36,7 +38,8 @@ import numpy as np
 
 from lungsearch.export.base import ExportError
 
-RULES = ("bag", "select", "off")
+RULES = ("bag", "select", "average", "off")
+AVERAGE = 3  # ``average``: this many refined finalists, by validation AUC
 DEFAULT_RULE = "bag"
 CALIBRATIONS = ("platt", "off")  # `best --fold-calibration`
 DEFAULT_CALIBRATION = "platt"  # docs/defaults.md: chosen on chest_xray's OOF figures, confirmed on covid_normal's test split
@@ -160,6 +163,9 @@ def plan(study, rule: str, calibration: str = DEFAULT_CALIBRATION) -> Refined | 
     if rule == "bag":  # the pooled OOF AUC of the (calibrated) fold models: the stored figure where they are not calibrated
         best = max(oofs, key=lambda n: (score(y, oofs[n]) if platt else results[str(n)]["oof_auc"], -n))
         weights = {best: 1}
+    elif rule == "average":
+        value = {t.number: t.value for t in study.get_trials(deepcopy=False)}
+        weights = {n: 1 for n in sorted(oofs, key=lambda n: (-(value.get(n) or 0.0), n))[:AVERAGE]}
     else:
         weights = caruana(oofs, y, score)
     total = sum(weights.values())

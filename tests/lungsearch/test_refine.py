@@ -176,6 +176,33 @@ def test_best_exports_the_oof_best_finalists_fold_models_averaged_thresholded_ou
     assert (tmp_path / "gc" / "x.gradcam.png").is_file()  # Grad-CAM explains the bag as it does an ensemble
 
 
+def test_best_average_mixes_the_best_refined_finalists_by_validation_all_their_fold_models_alike(refined, tmp_path):
+    from lungsearch.export.refined import apply_platt, calibrate
+
+    url, _ = refined
+    out = tmp_path / "average"
+    assert main(["best", "--storage", url, "--export", str(out / "model.keras"), "--bootstrap", "10", "--refined", "average"]) == 0
+    meta = json.loads((out / "model.json").read_text())
+    study = _load(url)
+    record = study.user_attrs["refine"]
+    done = sorted(int(n) for n in record["results"])
+    assert meta["refined"]["rule"] == "average" and meta["refined"]["weights"] == {str(n): 1 for n in done}  # both refined, top 3
+    assert meta["members"] == [f"trial{n}_fold{k}" for n in done for k in range(3)]
+    y, held = np.asarray(record["labels"]), [np.asarray(h) for h in record["held_out"]]
+    x = np.random.default_rng(2).integers(0, 255, (4, 24, 24, 1)).astype("uint8")
+    folder = study.user_attrs["artifacts"]
+    want, oof = [], 0
+    for n in done:
+        cal, platt = calibrate(refine.oof_of(study, n, len(y), [(None, h) for h in held]), y, held, positive=1)
+        oof = oof + cal / len(done)
+        for k, (a, b) in enumerate(platt):
+            m = keras.models.load_model(os.path.join(folder, study.user_attrs[refine.unit_key(n, k)]["model"]), compile=False)
+            want.append(apply_platt(np.asarray(m.predict(x, verbose=0), dtype=np.float64), a, b, 1))
+    np.testing.assert_allclose(np.asarray(keras.models.load_model(out / "model.keras", compile=False).predict(x, verbose=0)),
+                               np.mean(want, axis=0), atol=1e-4)
+    assert meta["out_of_fold"]["oof_auc"] == pytest.approx(refine.figures(y, oof, ("NORMAL", "PNEUMONIA"))["oof_auc"], abs=1e-6)
+
+
 def test_best_without_refine_says_that_refine_exists_and_refuses_refined_rules(plain, tmp_path, capsys):
     url, _ = plain
     assert main(["best", "--storage", url, "--export", str(tmp_path / "n" / "model.keras"), "--bootstrap", "10"]) == 0
