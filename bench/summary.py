@@ -70,6 +70,10 @@ def stamp(entry: dict, side: dict | None = None) -> tuple[str, str]:
     source = side if side and side.get("command") else entry
     if dig(source, "provenance") == "unknown":
         return "unknown", "unknown"
+    again = dig(source, "rescored")  # the exports done again from the kept study (bench.refine --rescore)
+    if again:
+        return (f"{code(source.get('command'))}; exports by {code(again.get('command'))}",
+                f"{day(source.get('date'))}; {day(again.get('date'))}")
     return code(source.get("command")), day(source.get("date"))
 
 
@@ -221,7 +225,7 @@ def refine_quick_rows(record: dict, name: str) -> list[tuple]:
 
 def goals(record: dict) -> str:
     rows = []
-    for goal, met, goal_rows in (accuracy_goal(record), refine_goal(record), gpu_goal(record), overhead_goal(record),
+    for goal, met, goal_rows in (accuracy_goal(record), refine_goal(record), spearman_goal(record), gpu_goal(record), overhead_goal(record),
                                  cache_goal(record), pruning_goal(record), tuner_goal(record), tuner_space_goal(record)):
         status = {True: "**met**", False: "**not met**", None: "not measured"}[met]
         for i, row in enumerate(goal_rows):
@@ -363,6 +367,22 @@ def refine_goal(record: dict):
                             f"({'met' if ok else 'not met'})", f"AUC {metric(test.get('roc_auc'))}, accuracy {metric(test.get('accuracy'))}",
                             "1", *stamp(entry, run), key_of(key, "sets", name, seed, "exports", "bag", "test")))
     return goal, (False if False in met else (None if None in met else True)), rows
+
+
+def spearman_goal(record: dict):
+    """Issue 36: OOF AUC ranks the finalists by test AUC better than the validation split does (Spearman, median over runs)."""
+    goal = "refine: out-of-fold AUC correlates with the finalists' test AUC better than validation AUC (Spearman)"
+    entry = record.get("refine")
+    rho = dig(entry, "spearman") or {}
+    oof, val = dig(rho, "oof_auc", "median"), dig(rho, "val_auc", "median")
+    if oof is None or val is None:
+        return goal, None, [not_run("finalists of every refined run", "refine.spearman")]
+    figure = "; ".join(f"{signal} median {num(dig(rho, signal, 'median'), 2)} over {dig(rho, signal, 'runs')} runs {dig(rho, signal, 'each')}"
+                       for signal in ("oof_auc", "val_auc", "oof_log_loss", "fold_auc_mean") if dig(rho, signal, "median") is not None)
+    runs = sum(len(seeds) for seeds in (dig(entry, "sets") or {}).values())
+    return goal, oof > val, [Row(f"Spearman of each signal with the finalists' bagged test AUC, one rho per run with 3 or more "
+                                 f"finalists and varied test AUCs ({runs} runs recorded)", figure, "-", code(entry.get("command")),
+                                 day(entry.get("date")), key_of("refine", "spearman"))]
 
 
 def tuner_space_goal(record: dict):
