@@ -280,7 +280,8 @@ def test_the_oof_choice_of_rules_reads_only_out_of_fold_predictions(refined, mon
 
     monkeypatch.setattr(data_mod, "load_test", lambda *a, **k: pytest.fail("the OOF choice read the test split"))
     out = oof_choice(_load(refined[0]), repeats=2)
-    assert set(out["export_rules"]) == {"bag", "select", "top3", "best_val"} and out["export_choice"] in out["export_rules"]
+    assert set(out["export_rules"]) == {"bag", "select", "average", "best_val"} and out["export_choice"] in out["export_rules"]
+    assert out["fold_models"] == "platt" and out["fold_calibration"]["choice"] in ("platt", "off")  # calibrated as best does
     assert set(out["threshold_rules"]) == {"youden", "youden-mid", "half", "temperature"}
     assert all(0 <= r["mean_auc"] <= 1 for r in out["export_rules"].values())
 
