@@ -295,6 +295,7 @@ def _summarize(study, record: dict, pool: Pool, number: int, log) -> None:
     if probs is None:
         return
     out = figures(pool.y, probs, pool.class_names, seed=record.get("seed", 0), held=[h for _, h in pool.folds])
+    out.update(calibrated_auc(pool.y, probs, pool.class_names, [h for _, h in pool.folds]))
     record["results"][str(number)] = out
     study.set_user_attr(REFINE_ATTR, record)
     lo, hi = out["oof_auc_ci95"]
@@ -303,14 +304,29 @@ def _summarize(study, record: dict, pool: Pool, number: int, log) -> None:
         f"{', '.join(f'{a:.4f}' for a in out['fold_auc'])}")
 
 
+def calibrated_auc(y: np.ndarray, probs: np.ndarray, class_names, held: list) -> dict:
+    """The pooled OOF AUC once each fold model is calibrated on its held-out images, as `best` ranks finalists (two classes)."""
+    from lungsearch.evaluate import positive_class
+    from lungsearch.evaluate.metrics import roc_auc
+    from lungsearch.export.refined import calibrate
+
+    positive = positive_class(class_names)
+    if positive is None:
+        return {}
+    calibrated, _ = calibrate(np.asarray(probs, dtype=np.float64), np.asarray(y), held, positive)
+    return {"oof_auc_calibrated": round(roc_auc(y, calibrated, positive), 5)}
+
+
 def summary_line(record: dict) -> str | None:
-    """The closing line of a refine: finalists refined in full, and the best out of fold."""
+    """The closing line of a refine: finalists refined in full, and the best out of fold as `best` ranks them."""
     done = record.get("results") or {}
     if not done:
         return None
-    best = max(done, key=lambda n: done[n]["oof_auc"])
+    key = "oof_auc_calibrated" if all("oof_auc_calibrated" in f for f in done.values()) else "oof_auc"
+    best = max(done, key=lambda n: (done[n][key], -int(n)))
+    which = "OOF AUC, fold models calibrated" if key == "oof_auc_calibrated" else "OOF AUC"
     return (f"refined {len(done)} of {len(record['finalists'])} finalists; the best out of fold: trial #{best} "
-            f"(OOF AUC {done[best]['oof_auc']:.4f}); `lungsearch best --export model.keras` exports from these figures")
+            f"({which} {done[best][key]:.4f}); `lungsearch best --export model.keras` exports from these figures")
 
 
 def load(study: optuna.Study) -> dict | None:

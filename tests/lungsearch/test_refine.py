@@ -137,6 +137,8 @@ def test_best_exports_the_oof_best_finalists_fold_models_averaged_thresholded_ou
     from lungsearch.export.refined import apply_platt, calibrate
 
     (best,) = meta["refined"]["weights"]  # the highest OOF AUC once each fold model is calibrated
+    assert best == max(results, key=lambda n: (results[n]["oof_auc_calibrated"], -int(n)))  # as refine stores and names it
+    assert f"the best out of fold: trial #{best} (OOF AUC, fold models calibrated" in refine.summary_line(study.user_attrs["refine"])
     assert meta["refined"]["rule"] == "bag" and meta["refined"]["weights"] == {best: 1} and best in results
     assert meta["members"] == [f"trial{best}_fold{k}" for k in range(meta["refined"]["folds"])]  # the fold models it averages
     assert meta["decision"]["chosen_on"].startswith("out-of-fold") and "out-of-fold" in meta["decision"]["rule"]
