@@ -166,37 +166,28 @@ def threshold_confirm(y: np.ndarray, oof: np.ndarray, y_test: np.ndarray, test_p
     here or on another data set); this is the confirmation the rule asks for:
     the test split read after the rules have chosen, never to choose between them.
     """
-    from lungsearch.evaluate import choose_threshold, decide
+    from lungsearch.evaluate import choose_threshold, decide, point_metrics
 
     out = {}
+    names = [f"class{i}" for i in range(test_probs.shape[1])]
     for rule in ("youden", "youden-mid", "half", "temperature"):
         d = choose_threshold(y == positive, oof[:, positive], rule=rule, prevalence=float(np.mean(y == positive)))
-        pred = decide(test_probs, d["threshold"], positive)
-        recalls = {c: float(np.mean(pred[y_test == c] == c)) for c in np.unique(y_test)}
-        out[rule] = {"threshold": round(float(d["threshold"]), 6), "accuracy": round(float(np.mean(pred == y_test)), 4),
-                     "balanced_accuracy": round(float(np.mean(list(recalls.values()))), 4),
-                     "sensitivity": round(recalls.get(positive, float("nan")), 4),
-                     "specificity": round(float(np.mean([v for c, v in recalls.items() if c != positive])), 4)}
+        m = point_metrics(y_test, test_probs, decide(test_probs, d["threshold"], positive), names, positive)
+        out[rule] = {"threshold": round(float(d["threshold"]), 6),
+                     **{k: round(m[k], 4) for k in ("accuracy", "balanced_accuracy", "sensitivity", "specificity")}}
     return out
 
 
 def fitted_on(raw: dict, fit: np.ndarray, y: np.ndarray, held: list, positive, calibration: str) -> dict:
     """Each finalist's OOF probabilities, with each fold model Platt-calibrated on its images among ``fit`` only
     (``calibration`` ``platt``, two classes), as `best` would mix them; else as stored."""
-    from lungsearch.export.refined import apply_platt, fit_platt
+    from lungsearch.evaluate.calibration import calibrate
 
     if calibration != "platt" or positive is None:
         return raw
     inside = np.zeros(len(y), dtype=bool)
     inside[fit] = True
-    out = {}
-    for n, probs in raw.items():
-        cal = np.empty_like(probs)
-        for h in held:
-            part = h[inside[h]]
-            cal[h] = apply_platt(probs[h], *fit_platt(y[part] == positive, probs[part, positive]), positive)
-        out[n] = cal
-    return out
+    return {n: calibrate(probs, y, held, positive, fit=inside)[0] for n, probs in raw.items()}
 
 
 def oof_choice(study, *, repeats: int = 20, seed: int = 0, calibration: str | None = None) -> dict | None:
@@ -285,7 +276,7 @@ def calibration_choice(study, *, repeats: int = 20, seed: int = 0) -> dict:
     """
     from lungsearch import refine
     from lungsearch.evaluate import choose_threshold, decide, positive_class, roc_auc
-    from lungsearch.export.refined import apply_platt, fit_platt
+    from lungsearch.evaluate.calibration import calibrate
 
     record = refine.load(study) or {}
     y = np.asarray(record["labels"])
@@ -302,10 +293,7 @@ def calibration_choice(study, *, repeats: int = 20, seed: int = 0) -> dict:
                 members = rng.permutation(np.flatnonzero(y == c))
                 half[members[: len(members) // 2]] = True
             for fit in (half, ~half):
-                cal = np.empty_like(raw)
-                for h in held:
-                    part = h[fit[h]]
-                    cal[h] = apply_platt(raw[h], *fit_platt(y[part] == positive, raw[part, positive]), positive)
+                cal, _ = calibrate(raw, y, held, positive, fit=fit)
                 for name, probs in (("off", raw), ("platt", cal)):
                     d = choose_threshold(y[fit] == positive, probs[fit, positive])
                     pred, truth = decide(probs[~fit], d["threshold"], positive), y[~fit]

@@ -308,7 +308,7 @@ def calibrated_auc(y: np.ndarray, probs: np.ndarray, class_names, held: list) ->
     """The pooled OOF AUC once each fold model is calibrated on its held-out images, as `best` ranks finalists (two classes)."""
     from lungsearch.evaluate import positive_class
     from lungsearch.evaluate.metrics import roc_auc
-    from lungsearch.export.refined import calibrate
+    from lungsearch.evaluate.calibration import calibrate
 
     positive = positive_class(class_names)
     if positive is None:

@@ -14,6 +14,7 @@ One module per job:
 - :mod:`lungsearch.evaluate.metrics`: :class:`EvaluationError`, the positive class, ROC AUC, the point metrics
 - :mod:`lungsearch.evaluate.ci`: bootstrap and Wilson intervals
 - :mod:`lungsearch.evaluate.threshold`: the threshold chosen on validation, and :func:`decide`
+- :mod:`lungsearch.evaluate.calibration`: the logit, and Platt scaling of each fold model
 - :mod:`lungsearch.evaluate.files`: evaluation.json, evaluation.md, the one-line summary
 - :mod:`lungsearch.evaluate.plots`: confusion matrix, ROC and training-curve PNGs
 - :mod:`lungsearch.evaluate.evaluation`: :func:`evaluate`, which puts them together

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lungsearch.evaluate.calibration import logit
 from lungsearch.evaluate.metrics import EvaluationError
 
 THRESHOLD_RULES = ("youden", "youden-mid", "half", "temperature")  # `best --threshold-rule`; youden is the default
@@ -92,16 +93,11 @@ def _at(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
 EPS = 1e-7  # probabilities are clipped to [EPS, 1 - EPS] before their logit
 
 
-def _logit(p):
-    p = np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS)
-    return np.log(p) - np.log1p(-p)
-
-
 def fit_temperature(y: np.ndarray, scores: np.ndarray) -> float:
     """The temperature T > 0 that minimises the log-loss of sigmoid(logit(scores) / T) against ``y`` (0/1)."""
     from scipy.optimize import minimize_scalar
 
-    z = _logit(scores)
+    z = logit(scores, EPS)
     y = np.asarray(y).astype(float)
 
     def loss(log_t):
@@ -116,7 +112,7 @@ def _temperature_threshold(y: np.ndarray, scores: np.ndarray, prevalence: float 
     if not 0.0 < prior < 1.0:
         raise EvaluationError(f"the positive class's prevalence must be in (0, 1), got {prior}")
     t = fit_temperature(y, scores)
-    threshold = float(1.0 / (1.0 + np.exp(-t * _logit(prior))))  # calibrated p >= prior <=> logit(p) >= T * logit(prior)
+    threshold = float(1.0 / (1.0 + np.exp(-t * logit(prior, EPS))))  # calibrated p >= prior <=> logit(p) >= T * logit(prior)
     return {"threshold": threshold, "rule": f"temperature {t:.3f} fitted on validation, then calibrated probability >= "
                                             f"the training prevalence {prior:.3f}",
             "temperature": t, "prevalence": prior, **_at(y, scores, threshold)}

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lungsearch.evaluate.calibration import calibrate
 from lungsearch.export.base import ExportError
 
 RULES = ("bag", "select", "average", "off")
@@ -43,7 +44,6 @@ AVERAGE = 3  # ``average``: this many refined finalists, by validation AUC
 DEFAULT_RULE = "bag"
 CALIBRATIONS = ("platt", "off")  # `best --fold-calibration`
 DEFAULT_CALIBRATION = "platt"  # docs/defaults.md: chosen on chest_xray's OOF figures, confirmed on covid_normal's test split
-CLIP = 1e-6  # stored OOF probabilities have 6 decimals: logits are taken within [CLIP, 1 - CLIP]
 MAX_ROUNDS = 25  # ensemble selection's additions at most (each adds one finalist, with replacement)
 
 
@@ -62,41 +62,6 @@ class Refined:
     calibration: str = "off"
     platt: dict = field(default_factory=dict)  # trial number -> [(a, b) per fold]: sigmoid(a * logit(p) + b) on the positive class
     positive: int | None = None
-
-
-def logit(p):
-    p = np.clip(np.asarray(p, dtype=np.float64), CLIP, 1 - CLIP)
-    return np.log(p) - np.log1p(-p)
-
-
-def fit_platt(y01: np.ndarray, p: np.ndarray) -> tuple[float, float]:
-    """(a, b) of the logistic calibration sigmoid(a * logit(p) + b) fitted to labels ``y01`` by maximum likelihood; (1, 0)
-    (no change) where the images hold one class only."""
-    from sklearn.linear_model import LogisticRegression
-
-    y01 = np.asarray(y01).astype(int)
-    if len(np.unique(y01)) < 2:
-        return 1.0, 0.0
-    fitted = LogisticRegression(C=1e4, max_iter=1000).fit(logit(p)[:, None], y01)  # C large: next to no penalty
-    return float(fitted.coef_[0, 0]), float(fitted.intercept_[0])
-
-
-def apply_platt(probs: np.ndarray, a: float, b: float, positive: int) -> np.ndarray:
-    """Two-class probabilities (n, 2) with the positive class's calibrated as sigmoid(a * logit(p) + b)."""
-    out = np.empty_like(np.asarray(probs, dtype=np.float64))
-    out[:, positive] = 1.0 / (1.0 + np.exp(-(a * logit(probs[:, positive]) + b)))
-    out[:, 1 - positive] = 1.0 - out[:, positive]
-    return out
-
-
-def calibrate(oof: np.ndarray, y: np.ndarray, held: list, positive: int) -> tuple[np.ndarray, list]:
-    """A finalist's OOF probabilities with each fold's part calibrated on that fold's own held-out images, and each (a, b)."""
-    out, platt = np.empty_like(oof), []
-    for h in held:
-        a, b = fit_platt(y[h] == positive, oof[h, positive])
-        out[h] = apply_platt(oof[h], a, b, positive)
-        platt.append((a, b))
-    return out, platt
 
 
 def caruana(oofs: dict, y: np.ndarray, score, rounds: int = MAX_ROUNDS) -> dict:

@@ -134,7 +134,7 @@ def test_best_exports_the_oof_best_finalists_fold_models_averaged_thresholded_ou
     meta = json.loads((out / "model.json").read_text())
     study = _load(url)
     results = study.user_attrs["refine"]["results"]
-    from lungsearch.export.refined import apply_platt, calibrate
+    from lungsearch.evaluate.calibration import apply_platt, calibrate
 
     (best,) = meta["refined"]["weights"]  # the highest OOF AUC once each fold model is calibrated
     assert best == max(results, key=lambda n: (results[n]["oof_auc_calibrated"], -int(n)))  # as refine stores and names it
@@ -179,7 +179,7 @@ def test_best_exports_the_oof_best_finalists_fold_models_averaged_thresholded_ou
 
 
 def test_best_average_mixes_the_best_refined_finalists_by_validation_all_their_fold_models_alike(refined, tmp_path):
-    from lungsearch.export.refined import apply_platt, calibrate
+    from lungsearch.evaluate.calibration import apply_platt, calibrate
 
     url, _ = refined
     out = tmp_path / "average"
@@ -233,7 +233,7 @@ def test_the_oof_auc_is_the_disease_classes_whatever_index_it_sorts_to(tmp_path)
     out = tmp_path / "model"
     assert main(["best", "--storage", url, "--export", str(out / "model.keras"), "--bootstrap", "10"]) == 0
     meta = json.loads((out / "model.json").read_text())
-    from lungsearch.export.refined import apply_platt, calibrate
+    from lungsearch.evaluate.calibration import apply_platt, calibrate
 
     held = [np.asarray(h) for h in study.user_attrs["refine"]["held_out"]]
     calibrated, platt = calibrate(oof, y, held, positive=0)

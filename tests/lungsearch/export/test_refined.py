@@ -4,7 +4,8 @@ import numpy as np
 
 import pytest
 
-from lungsearch.export.refined import apply_platt, calibrate, caruana, fit_platt
+from lungsearch.evaluate.calibration import apply_platt, calibrate, fit_platt
+from lungsearch.export.refined import caruana
 
 
 def test_ensemble_selection_adds_with_replacement_only_what_raises_the_score():
