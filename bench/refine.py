@@ -80,6 +80,7 @@ def finalist_test_auc(study, folder: str, y: np.ndarray, class_names) -> dict:
         trial = study.trials[int(key)]
         out[key] = {"val_auc": trial.value, "oof_auc": record["results"][key]["oof_auc"],
                     "oof_log_loss": record["results"][key]["oof_log_loss"], "fold_auc": record["results"][key].get("fold_auc"),
+                    "oof_auc_calibrated": record["results"][key].get("oof_auc_calibrated"),
                     "test_auc_bagged": round(roc_auc(test.y, probs, positive_class(class_names)), 5)}
         keras.backend.clear_session(free_memory=True)
     return out
@@ -311,18 +312,25 @@ def spearman(entries: list[dict]) -> dict:
     """Spearman's rho of each selection signal with the finalists' bagged test AUC, one rho per run (ranks within a run).
 
     Signals: validation AUC, pooled OOF AUC, OOF log-loss (lower ranks higher),
-    and the mean of each fold's own AUC (which ranks images within one fold
-    model only, where pooling ranks them across models of different scales)."""
-    from scipy.stats import spearmanr
+    the mean of each fold's own AUC (which ranks images within one fold
+    model only, where pooling ranks them across models of different scales),
+    and the pooled OOF AUC with each fold model calibrated, what ``best`` ranks
+    finalists by (kept from seed 2's runs on).  A run whose finalists all tie on
+    test AUC or on the signal has no rho and is left out."""
+    import warnings
+
+    from scipy.stats import ConstantInputWarning, spearmanr
 
     out = {}
-    for signal, sign in (("val_auc", 1), ("oof_auc", 1), ("oof_log_loss", -1), ("fold_auc_mean", 1)):
+    for signal, sign in (("val_auc", 1), ("oof_auc", 1), ("oof_log_loss", -1), ("fold_auc_mean", 1), ("oof_auc_calibrated", 1)):
         rhos = []
         for e in entries:
             f = [dict(x, fold_auc_mean=float(np.mean(x["fold_auc"])) if x.get("fold_auc") else None)
                  for x in (e.get("finalist_figures") or {}).values()]
-            if len(f) >= 3 and all(x[signal] is not None for x in f):  # runs recorded before fold_auc was kept lack it
-                rho = spearmanr([sign * x[signal] for x in f], [x["test_auc_bagged"] for x in f]).statistic
+            if len(f) >= 3 and all(x.get(signal) is not None for x in f):  # runs recorded before a signal was kept lack it
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ConstantInputWarning)
+                    rho = spearmanr([sign * x[signal] for x in f], [x["test_auc_bagged"] for x in f]).statistic
                 if np.isfinite(rho):
                     rhos.append(float(rho))
         out[signal] = {"median": round(float(np.median(rhos)), 3) if rhos else None, "runs": len(rhos), "each": [round(r, 3) for r in rhos]}
@@ -332,7 +340,8 @@ def spearman(entries: list[dict]) -> dict:
 def table(entry: dict) -> str:
     """The recorded figures as Markdown tables, typed from the record."""
     lines = ["| set | seed | search s / refine s | trials | refined | top3 test AUC [CI], acc | bag | select | bag - top3 [CI], p | "
-             "select - top3 [CI], p | bag uncalibrated | bag - uncalibrated [CI], p |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "select - top3 [CI], p | bag uncalibrated | bag - uncalibrated [CI], p | average | average - bag [CI], p |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def cell(e, rule):
         x = e.get("exports", {}).get(rule)
@@ -351,7 +360,8 @@ def table(entry: dict) -> str:
             runs.append(e)
             lines.append(f"| {name} | {seed} | {e.get('search_seconds')} / {e.get('refine_seconds')} | {e.get('trials')} | "
                          f"{e.get('finalists_refined')}/{e.get('finalists')} | {cell(e, 'top3')} | {cell(e, 'bag')} | {cell(e, 'select')} | "
-                         f"{diff(e, 'bag-top3')} | {diff(e, 'select-top3')} | {cell(e, 'bag-uncalibrated')} | {diff(e, 'bag-bag-uncalibrated')} |")
+                         f"{diff(e, 'bag-top3')} | {diff(e, 'select-top3')} | {cell(e, 'bag-uncalibrated')} | {diff(e, 'bag-bag-uncalibrated')} | "
+                         f"{cell(e, 'average')} | {diff(e, 'average-bag')} |")
     choices = [(name, seed, e["oof_choice"]) for name, seeds in entry.get("sets", {}).items() for seed, e in seeds.items()
                if (e.get("oof_choice") or {}).get("export_rules")]
     calibrations = [(name, seed, n, f) for name, seeds in entry.get("sets", {}).items() for seed, e in seeds.items()

@@ -378,7 +378,8 @@ def spearman_goal(record: dict):
     if oof is None or val is None:
         return goal, None, [not_run("finalists of every refined run", "refine.spearman")]
     figure = "; ".join(f"{signal} median {num(dig(rho, signal, 'median'), 2)} over {dig(rho, signal, 'runs')} runs {dig(rho, signal, 'each')}"
-                       for signal in ("oof_auc", "val_auc", "oof_log_loss", "fold_auc_mean") if dig(rho, signal, "median") is not None)
+                       for signal in ("oof_auc", "val_auc", "oof_log_loss", "fold_auc_mean", "oof_auc_calibrated")
+                       if dig(rho, signal, "median") is not None)
     runs = sum(len(seeds) for seeds in (dig(entry, "sets") or {}).values())
     return goal, oof > val, [Row(f"Spearman of each signal with the finalists' bagged test AUC, one rho per run with 3 or more "
                                  f"finalists and varied test AUCs ({runs} runs recorded)", figure, "-", code(entry.get("command")),

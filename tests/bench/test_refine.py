@@ -32,6 +32,11 @@ def test_spearman_ranks_each_signal_against_the_finalists_test_auc_loss_reversed
     assert rho["fold_auc_mean"]["runs"] == 0  # finalists recorded without their fold AUCs
     folds = [dict(f, fold_auc=a) for f, a in zip(run["finalist_figures"].values(), ([0.99, 0.97], [0.95, 0.95], [0.90, 0.96]))]
     assert refine_bench.spearman([_run(folds)])["fold_auc_mean"]["median"] == pytest.approx(-1.0)  # means 0.98, 0.95, 0.93
+    assert rho["oof_auc_calibrated"]["runs"] == 0  # recorded before it was kept
+    calibrated = [dict(f, oof_auc_calibrated=c) for f, c in zip(run["finalist_figures"].values(), (0.97, 0.96, 0.95))]
+    assert refine_bench.spearman([_run(calibrated)])["oof_auc_calibrated"]["median"] == pytest.approx(-1.0)
+    tied = [dict(f, test_auc_bagged=1.0) for f in run["finalist_figures"].values()]
+    assert refine_bench.spearman([_run(tied)])["oof_auc"]["runs"] == 0  # every finalist at test AUC 1.0: no rho, no warning
 
 
 def test_the_refine_table_prints_the_recorded_figures():
@@ -40,7 +45,11 @@ def test_the_refine_table_prints_the_recorded_figures():
     assert "0.961 [0.941, 0.971], 0.850" in row and "0.972 [0.952, 0.982], 0.900" in row
     assert "+0.0110 [+0.0010, +0.0210], p 0.040" in row and "900.0 / 880.5" in row
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells.count("-") == 4  # no select export, no select-top3 test, no uncalibrated bag and so no test against it
+    assert cells.count("-") == 6  # no select, uncalibrated bag or average export, and so no test against them
+    run = _run([], average_bag=-0.002)
+    run["exports"]["average"] = _export(0.97, 0.88)
+    row = next(line for line in refine_bench.table({"sets": {"covid19": {"1": run}}}).splitlines() if line.startswith("| covid19"))
+    assert row.rstrip(" |").endswith("0.970 [0.950, 0.980], 0.880 | -0.0020 [-0.0120, +0.0080], p 0.040")
 
 
 def test_the_backbones_table_names_the_winner_and_the_confirmation():
