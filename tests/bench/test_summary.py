@@ -4,6 +4,7 @@ bench/RESULTS.md equal to them (no training, no TensorFlow)."""
 import json
 
 from bench import summary
+from bench.refine import table as refine_table
 
 PAIRED = {"auc_a": 0.99437, "auc_b": 0.99283, "ci95": [0.0001, 0.0031], "difference": 0.00154,
           "method": "paired bootstrap", "p": 0.036, "resamples": 1000}
@@ -24,7 +25,8 @@ def files(tmp_path, record=RECORD):
     (tmp_path / "README.md").write_text("# x\n\n<!-- summary:quickstart -->\nstale figure 0.903\n<!-- /summary:quickstart -->\n\nkept\n")
     (tmp_path / "bench" / "RESULTS.md").write_text("# Benchmark results\n\n<!-- summary:results-summary -->\n"
                                                    "<!-- /summary:results-summary -->\n\n<!-- summary:goals -->\n"
-                                                   "<!-- /summary:goals -->\ntail\n\n## rest\n")
+                                                   "<!-- /summary:goals -->\ntail\n\n## rest\n\n<!-- summary:refine-runs -->\n"
+                                                   "<!-- /summary:refine-runs -->\n")
     return tmp_path
 
 
@@ -68,6 +70,15 @@ def test_refine_rows_say_what_it_costs_and_buys_and_its_goal_holds_every_run_to_
     assert met is False and "refine_reduced.sets.chest_xray.0.exports.bag.test" in rows[0].key and rows[1].figure == "not run"
 
 
+def test_the_refine_runs_block_is_the_tables_bench_refine_prints():
+    record = {"refine": {"sets": {"chest_xray": {"0": _refine_run(0.961, 0.85, 1790.0)}}}}
+    text = summary.refine_tables(record)
+    row = next(line for line in text.splitlines() if line.startswith("| chest_xray | 0 |"))
+    assert "900.0 / 890.0" in row and "0.961 [0.951, 0.971], 0.850" in row and "+0.0040 [-0.0010, +0.0100], p 0.100" in row
+    assert text.startswith(refine_table(record["refine"])) and "do not edit by hand" in text
+    assert summary.refine_tables({}).startswith("Not run")
+
+
 def test_check_fails_on_a_changed_figure_and_passes_once_written(tmp_path, capsys):
     root = files(tmp_path)
     assert summary.main(["--check"], root=str(root)) == 1  # the blocks are still empty
@@ -76,7 +87,7 @@ def test_check_fails_on_a_changed_figure_and_passes_once_written(tmp_path, capsy
     readme = (root / "README.md").read_text()
     assert readme.startswith("# x\n\n<!-- summary:quickstart -->\n") and readme.endswith("\nkept\n")
     results = (root / "bench" / "RESULTS.md").read_text()
-    assert results.startswith("# Benchmark results\n\n<!-- summary:results-summary -->\n") and results.endswith("tail\n\n## rest\n")
+    assert results.startswith("# Benchmark results\n\n<!-- summary:results-summary -->\n") and "tail\n\n## rest\n\n<!-- summary:refine-runs -->\nNot run" in results
     assert "stale figure" not in readme
 
     changed = json.loads(json.dumps(RECORD))
