@@ -155,7 +155,7 @@ def export_all(name: str, seed: int, work: str, folder: str, storage: str, study
             if rule in probs:
                 mix = refined.plan(study, "bag", calibration)  # the OOF predictions that export's threshold was chosen on
                 entry.setdefault("threshold_confirm_by_export", {})[rule] = threshold_confirm(mix.y, mix.oof, y, probs[rule], positive)
-        entry["threshold_confirm"] = entry["threshold_confirm_by_export"].get("bag")
+        entry["threshold_confirm"] = (entry.get("threshold_confirm_by_export") or {}).get("bag")  # None: refine refitted none
     save()
 
 

@@ -208,6 +208,8 @@ def refine(study: optuna.Study, *, top: int = DEFAULT_TOP, folds: int = DEFAULT_
     numbers = list(dict.fromkeys([*(record.get("finalists") or []), *(t.number for t in chosen)]))
     if timeout is not None and fit:
         numbers = _within(numbers, study, folds, timeout, record, log)
+        if not numbers:  # the best finalist does not fit: nothing begun, nothing stored (_within said why)
+            return record
     record.update({"folds": folds, "seed": seed, "digest": pool.digest, "images": int(len(pool.y)), "finalists": numbers,
                    "grouping": "by patient, stratified (StratifiedGroupKFold)", "inner_val_fraction": config.val_fraction,
                    "labels": pool.y.tolist(), "held_out": [h.tolist() for _, h in pool.folds]})
@@ -266,12 +268,17 @@ def refine(study: optuna.Study, *, top: int = DEFAULT_TOP, folds: int = DEFAULT_
 
 
 def _within(numbers: list, study: optuna.Study, folds: int, timeout: float, record: dict, log) -> list:
-    """The finalists, best first, whose fold fits fit in ``timeout`` by their search times (at least one; those begun stay).
+    """The finalists, best first, whose fold fits fit in ``timeout`` by their search times (those begun stay).
 
     A fold fit trains on (K-1)/K of the images the search trained on, so it is
     estimated at that share of the trial's ``train_seconds``; a finalist half
     refitted when the time runs out gives no OOF figure, so a finalist that
-    does not fit is left for a later refine rather than begun.
+    does not fit is left for a later refine rather than begun.  Where the best
+    finalist itself does not fit, none is begun (an empty list): refitting
+    only cheaper, weaker finalists would hand `best` a bag of them in place of
+    the best by validation, and beginning it anyway overran `run --refine`'s
+    --timeout by minutes (chest_xray: a 745 s trial's first fold fit begun
+    with 321 s left).
     """
     stored = study.user_attrs
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
@@ -280,9 +287,14 @@ def _within(numbers: list, study: optuna.Study, folds: int, timeout: float, reco
     for number in numbers:
         left = sum(unit_key(number, k) not in stored for k in range(folds))
         cost = left * float(trials[number].user_attrs.get("train_seconds") or 0.0) * (folds - 1) / folds
-        if number in begun or not kept or spent + cost <= timeout:
+        if number in begun or spent + cost <= timeout:
             kept.append(number)
             spent += cost
+        elif not kept:
+            log(f"refine: --timeout {timeout:.0f} s does not fit the best finalist, trial #{number} ({left} fold fits, about "
+                f"{cost:.0f} s by its search time); nothing refitted, so `best` exports without refine. Run `lungsearch "
+                f"refine` with --timeout {cost:.0f} or more, or none, to refit")
+            return []
     if len(kept) < len(numbers):
         log(f"refine: --timeout {timeout:.0f} s fits about {len(kept)} of the {len(numbers)} finalists at {folds} folds "
             f"(estimated from their search times); the others are left for a later refine")

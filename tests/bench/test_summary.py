@@ -65,6 +65,11 @@ def test_refine_rows_say_what_it_costs_and_buys_and_its_goal_holds_every_run_to_
     slow = json.loads(json.dumps(fast))
     slow["refine"]["sets"]["chest_xray"]["0"]["total_seconds"] = 1900.0  # the figures, but over the 30 minutes
     assert summary.refine_goal(slow)[1] is False
+    starved = json.loads(json.dumps(fast))  # refine refitted no finalist in the time left: best exports the 3 best averaged
+    del starved["refine"]["sets"]["chest_xray"]["0"]["exports"]["bag"]
+    rows = [r for r in summary.quickstart_rows(starved, "chest_xray") if "refine" in r[0]]
+    assert len(rows) == 1 and "refitted no finalist" in rows[0][0] and rows[0][-1].endswith("exports.top3.test`")
+    assert "exports.top3.test" in summary.refine_goal(starved)[2][0].key
     reduced = {"refine_reduced": {"top": 2, "folds": 3, "sets": {"chest_xray": {"0": _refine_run(0.969, 0.82, 2100.0)}}}}
     goal, met, rows = summary.refine_goal(reduced)  # the reduced key stands where the full one has no run; covid19 not run
     assert met is False and "refine_reduced.sets.chest_xray.0.exports.bag.test" in rows[0].key and rows[1].figure == "not run"

@@ -314,13 +314,32 @@ def test_workers_that_start_apart_split_the_whole_list_alike(plain, tmp_path):
     assert "results" not in (_load(url).user_attrs.get("refine") or {})  # workers leave the sums to their parent
 
 
+def _fold_costs(url, folds=3):
+    """Each finalist's estimated refit, best first: ``folds`` fold fits at (folds-1)/folds of its search time each."""
+    done = sorted((t for t in _load(url).trials if t.value is not None), key=lambda t: (-t.value, t.number))
+    return [folds * t.user_attrs["train_seconds"] * (folds - 1) / folds for t in done]
+
+
 def test_a_timeout_takes_only_the_finalists_it_can_refit_in_full(plain, tmp_path, capsys):
-    """By their search times, a short --timeout fits one finalist of two: the other is not begun, so no half-refitted finalist."""
+    """By their search times, a --timeout fits one finalist of two: the other is not begun, so no half-refitted finalist."""
     url = _copy(plain, tmp_path)
-    assert main(["refine", "--storage", url, "--top", "2", "--folds", "3", "--timeout", "0.5"]) == 0
+    best, second = _fold_costs(url)[:2]
+    assert main(["refine", "--storage", url, "--top", "2", "--folds", "3", "--timeout", str(best + 0.5 * second)]) == 0
     out = capsys.readouterr().out
     assert "fits about 1 of the 2 finalists at 3 folds" in out
     record = _load(url).user_attrs["refine"]
     assert len(record["finalists"]) == 1
     units = [k for k in _load(url).user_attrs if k.startswith(refine.UNIT_PREFIX)]
     assert units and all(k.startswith(f"{refine.UNIT_PREFIX}{record['finalists'][0]}:") for k in units)
+
+
+def test_a_timeout_that_does_not_fit_the_best_finalist_begins_nothing_and_says_what_would(plain, tmp_path, capsys):
+    """Refitting only a cheaper, weaker finalist would change what best exports, and beginning the best one overran
+    run --refine's --timeout: neither; the study stays unrefined, and best exports as without refine."""
+    url = _copy(plain, tmp_path)
+    best = _fold_costs(url)[0]
+    assert main(["refine", "--storage", url, "--top", "2", "--folds", "3", "--timeout", str(best / 2)]) == 0
+    out = capsys.readouterr().out
+    assert "does not fit the best finalist" in out and f"--timeout {best:.0f} or more" in out
+    study = _load(url)
+    assert "refine" not in study.user_attrs and not any(k.startswith(refine.UNIT_PREFIX) for k in study.user_attrs)
