@@ -100,9 +100,10 @@ def test_a_second_refine_carries_on_and_retrains_nothing_stored(refined, capsys)
 
 def test_a_refine_cut_short_keeps_its_units_and_the_next_finishes_the_rest(plain, tmp_path, capsys):
     url = _copy(plain, tmp_path)
+    refine.refine(_load(url), top=1, folds=3, fit=False, log=lambda line: None)  # the finalist begun (as a killed refine leaves it)
     assert main(["refine", "--storage", url, "--top", "1", "--folds", "3", "--timeout", "0.001"]) == 0
     out = capsys.readouterr().out
-    assert "--timeout reached with 2 fold fits to go" in out  # the first unit starts before the clock is read
+    assert "--timeout reached with 2 fold fits to go" in out  # a begun finalist is carried on; its first unit precedes the clock
     stored = [k for k in _load(url).user_attrs if k.startswith(refine.UNIT_PREFIX)]
     assert len(stored) == 1 and not _load(url).user_attrs["refine"]["results"]
     assert main(["refine", "--storage", url, "--top", "1", "--folds", "3"]) == 0
