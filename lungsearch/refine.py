@@ -291,7 +291,7 @@ def _within(numbers: list, study: optuna.Study, folds: int, timeout: float, reco
             kept.append(number)
             spent += cost
         elif not kept:
-            log(f"refine: --timeout {timeout:.0f} s does not fit the best finalist, trial #{number} ({left} fold fits, about "
+            log(f"refine: the {timeout:.0f} s left of --timeout do not fit the best finalist, trial #{number} ({left} fold fits, about "
                 f"{cost:.0f} s by its search time); nothing refitted, so `best` exports without refine. Run `lungsearch "
                 f"refine` with --timeout {cost:.0f} or more, or none, to refit")
             return []

@@ -341,6 +341,6 @@ def test_a_timeout_that_does_not_fit_the_best_finalist_begins_nothing_and_says_w
     best = _fold_costs(url)[0]
     assert main(["refine", "--storage", url, "--top", "2", "--folds", "3", "--timeout", str(best / 2)]) == 0
     out = capsys.readouterr().out
-    assert "does not fit the best finalist" in out and f"--timeout {best:.0f} or more" in out
+    assert "left of --timeout do not fit the best finalist" in out and f"--timeout {best:.0f} or more" in out
     study = _load(url)
     assert "refine" not in study.user_attrs and not any(k.startswith(refine.UNIT_PREFIX) for k in study.user_attrs)
