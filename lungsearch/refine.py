@@ -199,17 +199,17 @@ def refine(study: optuna.Study, *, top: int = DEFAULT_TOP, folds: int = DEFAULT_
         raise RefineError(f"study {study.study_name!r} was refined with {record['folds']} folds; give --folds {record['folds']} "
                           "to carry on (its stored folds are kept, not mixed with others)")
     start = time.perf_counter()
+    numbers = list(dict.fromkeys([*(record.get("finalists") or []), *(t.number for t in chosen)]))
+    if timeout is not None and fit:
+        numbers = _within(numbers, study, folds, timeout, record, log)
+        if not numbers:  # the best finalist does not fit: nothing begun, nothing stored, no image loaded (_within said why)
+            return record
     log(f"refine: loading the study's train and validation images ({len(chosen)} finalists, {folds} folds)")
     data = search_data(study)
     pool = pool_of(data, folds, seed)
     if record and record.get("digest") != pool.digest:
         raise RefineError(f"the training images of study {study.study_name!r} are not those it was refined on (digest "
                           f"{record.get('digest')} then, {pool.digest} now); its stored folds cannot be mixed with new ones")
-    numbers = list(dict.fromkeys([*(record.get("finalists") or []), *(t.number for t in chosen)]))
-    if timeout is not None and fit:
-        numbers = _within(numbers, study, folds, timeout, record, log)
-        if not numbers:  # the best finalist does not fit: nothing begun, nothing stored (_within said why)
-            return record
     record.update({"folds": folds, "seed": seed, "digest": pool.digest, "images": int(len(pool.y)), "finalists": numbers,
                    "grouping": "by patient, stratified (StratifiedGroupKFold)", "inner_val_fraction": config.val_fraction,
                    "labels": pool.y.tolist(), "held_out": [h.tolist() for _, h in pool.folds]})
