@@ -19,6 +19,9 @@ import search
 from lungsearch.config import RunConfig
 from search.objective import EPOCH_CAP_ATTR, FEATURES_ATTR
 
+# why a trial still training when run --refine's search share of --timeout ends was pruned (its stored reason)
+STOP_REASON = "run --refine: the search's share of --timeout ended"
+
 
 def build_facts(config: RunConfig) -> dict:
     """Fixed facts every trial's build gets beyond shape and classes (every space's build takes **_)."""
@@ -26,13 +29,16 @@ def build_facts(config: RunConfig) -> dict:
 
 
 def objective(config: RunConfig, space, data, *, keeper=None, watcher=None, on_batch=None, epochs: int | None = None,
-              pool=None) -> search.Objective:
+              pool=None, stop_at: float | None = None) -> search.Objective:
     """The objective that trains trials of a study run with ``config`` on ``data``.
 
     ``epochs``: the cap, where it is not ``config.epochs`` (a retrain of a
     trial that was run under another ``--epochs``).  ``pool`` (all images,
     {"train": rows, "val": rows}): ``data`` is a fold of those images, and the
     cached features are computed once for all of them (a refit).
+    ``stop_at`` (``time.time()``): the search's share of ``run --refine``'s
+    --timeout ends then; a trial still training is stopped and pruned (see
+    :class:`search.Objective`), so that refine has the rest.
     """
     from lungsearch import train
     from lungsearch.features import FeatureCache
@@ -44,8 +50,8 @@ def objective(config: RunConfig, space, data, *, keeper=None, watcher=None, on_b
     return search.Objective(
         space, input_shape=data.input_shape, num_classes=len(data.class_names), metric=config.metric, seed=config.seed,
         keeper=keeper, build_kwargs=build_facts(config), batch_size=config.batch_size, watcher=watcher,
-        epochs=int(epochs or config.epochs),
-        fit=functools.partial(train.fit, data=data, use_class_weights=config.class_weights, monitor=config.metric, on_batch=on_batch,
+        epochs=int(epochs or config.epochs), on_batch=on_batch, stop_at=stop_at, stop_reason=STOP_REASON,
+        fit=functools.partial(train.fit, data=data, use_class_weights=config.class_weights, monitor=config.metric,
                               features=features),
     )
 

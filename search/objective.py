@@ -39,8 +39,10 @@ class Trained:
         return values[self.final] if values else default
 
 # fit(model, *, batch_size, on_epoch, ...) -> object with .history (dict of lists) and .epochs,
-# and optionally .final_epoch: the 0-based epoch whose weights the model holds (best weights restored)
+# and optionally .final_epoch: the 0-based epoch whose weights the model holds (best weights restored);
+# it also takes on_batch(epoch, step, steps), called before each training batch, where the Objective has one to give
 FitFn = Callable[..., object]
+STOP_RECHECK_SECONDS = 15.0  # past stop_at with no completed trial in the study: how often to look again
 
 
 class Watcher(Protocol):
@@ -68,6 +70,9 @@ class Objective:
         batch_size: int | None = None,
         watcher: Watcher | None = None,
         epochs: int | None = None,
+        on_batch: Callable[[int, int, int | None], None] | None = None,
+        stop_at: float | None = None,
+        stop_reason: str = "the search's time ended",
     ):
         if metric not in METRICS:
             raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
@@ -79,6 +84,11 @@ class Objective:
         self.batch_size = batch_size
         self.watcher = watcher  # progress lines: trial start, each epoch
         self.epochs = epochs  # the epoch cap, passed to fit and stored on each trial (None: fit has its own)
+        self.on_batch = on_batch  # before each training batch (a progress bar)
+        # time.time() past which a running trial is stopped before its next batch and pruned with stop_reason, once the
+        # study holds a completed trial to hand over (run --refine: the search's share of --timeout ended). Optuna's
+        # timeout only stops *starting* trials; a trial begun just before it could run on for most of what follows.
+        self.stop_at, self.stop_reason = stop_at, stop_reason
 
     def __call__(self, trial: optuna.Trial) -> float:
         trained = self.train(trial)
@@ -122,6 +132,7 @@ class Objective:
         seen: dict = {"history": {}, "epochs": 0, "seconds": 0.0, "times": []}
         start = time.perf_counter()
         began = trial.datetime_start or datetime.datetime.now()  # what the storage calls the trial's start
+        deadline = _Deadline(trial, self.stop_at, self.stop_reason)
 
         def on_epoch(epoch: int, logs: dict) -> None:
             for key, value in logs.items():
@@ -138,6 +149,15 @@ class Objective:
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"pruned at epoch {epoch + 1} with {self.metric}={value:.4f}")
 
+        # before each batch (the next epoch's first too), never after the last one: a trial whose epochs have all
+        # ended completes, even past stop_at
+        def on_batch(epoch: int, step: int, steps: int | None) -> None:
+            if self.on_batch is not None:
+                self.on_batch(epoch, step, steps)
+            deadline.check(f"in epoch {epoch + 1}")
+
+        if self.on_batch is not None or deadline.armed:  # a fit of a test or bench may take no on_batch
+            options = {**options, "on_batch": on_batch}
         try:
             result = self.fit(model, on_epoch=on_epoch, **options)
         except optuna.TrialPruned as exc:
@@ -165,3 +185,29 @@ class Objective:
         # when each epoch ended, validation included: with datetime_start, the wall-clock time of every value in
         # history, so the best-so-far curve of a study over time (bench.search_vs_keras_tuner) is read from storage
         trial.set_user_attr(EPOCH_TIMES_ATTR, seen["times"])
+
+
+class _Deadline:
+    """Stops a live trial once ``stop_at`` (``time.time()``) has passed, where its study holds a completed trial.
+
+    Never stops the only hope: while the study has no completed trial, the
+    running one goes on to its end (looked at again every
+    :data:`STOP_RECHECK_SECONDS`, as another worker may finish one). A retrain
+    or refit (a ``FixedTrial``) is never stopped.
+    """
+
+    def __init__(self, trial, stop_at: float | None, reason: str):
+        self.trial, self.stop_at, self.reason = trial, stop_at, reason
+        self.armed = stop_at is not None and isinstance(trial, optuna.Trial)
+        self._next_look = 0.0
+
+    def check(self, where: str) -> None:
+        if not self.armed:
+            return
+        now = time.time()
+        if now < self.stop_at or now < self._next_look:
+            return
+        self._next_look = now + STOP_RECHECK_SECONDS
+        done = self.trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        if done:
+            raise optuna.TrialPruned(f"stopped {where}: {self.reason}")

@@ -17,11 +17,18 @@ from lungsearch.commands._run_study import resume_line, summarise
 
 DEADLINE_ENV = "LUNGSEARCH_DEADLINE"  # time.time() after which workers start no trial (--timeout of the whole run)
 STARTED_ENV = "LUNGSEARCH_STARTED"  # time.time() the run began: workers' elapsed time and ETA count from it
+STOP_ENV = "LUNGSEARCH_STOP_AT_DEADLINE"  # "1": the deadline also stops a trial still training (run --refine)
 
 
-def work(config, space, storage, data, *, as_worker: bool = False, quiet: bool = False) -> int:
+def work(config, space, storage, data, *, as_worker: bool = False, quiet: bool = False, stop_trials: bool = False) -> int:
     """Run trials of the study in this process on ``data`` (:func:`lungsearch.trial.search_data`) until it has
-    config.trials finished (or recycling is due)."""
+    config.trials finished (or recycling is due).
+
+    ``stop_trials`` (a worker: :data:`STOP_ENV`): where there is a --timeout, a
+    trial still training at its end is stopped and pruned, as ``run --refine``
+    needs the rest of the time; otherwise, as in Optuna, the timeout only stops
+    starting trials.
+    """
     import signal
     import time
 
@@ -60,11 +67,14 @@ def work(config, space, storage, data, *, as_worker: bool = False, quiet: bool =
     if as_worker and os.environ.get(DEADLINE_ENV):
         deadline = float(os.environ[DEADLINE_ENV])
         timeout = max(0.0, deadline - time.time())
+    if as_worker:
+        stop_trials = os.environ.get(STOP_ENV) == "1"
     started = float(os.environ[STARTED_ENV]) if as_worker and os.environ.get(STARTED_ENV) else None
     progress = Progress(config.metric, total=config.trials, epochs=config.epochs, quiet=quiet, started=started, deadline=deadline,
                         worker=worker if config.workers > 1 else None, workers=config.workers)
     objective = trial_mod.objective(config, space, data, keeper=keeper, watcher=progress,
-                                    on_batch=progress.batch if progress.bar else None)
+                                    on_batch=progress.batch if progress.bar else None,
+                                    stop_at=deadline if stop_trials else None)
     before = search.count_finished(study)
     print(
         (f"worker {worker}: " if as_worker and worker else "")

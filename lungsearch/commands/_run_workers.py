@@ -11,11 +11,14 @@ import os
 import sys
 
 from lungsearch.commands._run_study import resume_line, summarise
-from lungsearch.commands._run_trials import DEADLINE_ENV, STARTED_ENV
+from lungsearch.commands._run_trials import DEADLINE_ENV, STARTED_ENV, STOP_ENV
 
 
-def supervise(config, storage, *, quiet: bool = False) -> int:
-    """Start config.workers worker processes on one study and wait for them (recycling each as asked)."""
+def supervise(config, storage, *, quiet: bool = False, stop_trials: bool = False) -> int:
+    """Start config.workers worker processes on one study and wait for them (recycling each as asked).
+
+    ``stop_trials``: the deadline also stops the trials still training then (see :func:`~lungsearch.commands._run_trials.work`).
+    """
     import tempfile
     import time
 
@@ -46,6 +49,8 @@ def supervise(config, storage, *, quiet: bool = False) -> int:
         extra = {STARTED_ENV: repr(time.time())}
         if deadline is not None:
             extra[DEADLINE_ENV] = repr(deadline)
+            if stop_trials:
+                extra[STOP_ENV] = "1"
         code = search.workers.supervise(command, config.workers, keep_going=unfinished, extra_env=extra)
     if code == search.workers.INTERRUPTED:
         print(f"\ninterrupted: running trials are marked FAIL, finished trials are kept; {resume_line(config)}", file=sys.stderr)

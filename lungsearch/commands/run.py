@@ -45,8 +45,9 @@ def register(sub) -> None:
     p.add_argument("--timeout", type=float, help="stop starting new trials after this many seconds")
     p.add_argument("--refine", action="store_true",
                    help="after the search, `lungsearch refine` its best trials (5 finalists, 5 folds) so that `best` chooses on "
-                        "out-of-fold predictions; within the same --timeout: the search stops starting trials at "
-                        f"{1 - REFINE_SHARE:.0%} of it and refine gets the rest")
+                        "out-of-fold predictions; within the same --timeout: at "
+                        f"{1 - REFINE_SHARE:.0%} of it the search stops (a trial still training is pruned, once the study has "
+                        "a completed one) and refine gets the rest")
     p.add_argument("--no-class-weights", action="store_true", help="do not weight imbalanced classes")
     p.add_argument("--no-warm-start", action="store_true",
                    help="do not start a new study from the space's known-good points (cnn: the seeds' hand CNN)")
@@ -98,7 +99,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     refine_after = bool(getattr(args, "refine", False)) and not args.worker
     if refine_after and config.timeout:
         config = config.with_updates(timeout=config.timeout * (1.0 - REFINE_SHARE))
-    code = _search(args, config)
+    code = _search(args, config, stop_trials=refine_after)
     if code != 0 or not refine_after:
         return code
     import search
@@ -115,8 +116,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _search(args: argparse.Namespace, config) -> int:
-    """The search of `run` for ``config``: checks what can fail fast, then trains the trials here or in workers."""
+def _search(args: argparse.Namespace, config, *, stop_trials: bool = False) -> int:
+    """The search of `run` for ``config``: checks what can fail fast, then trains the trials here or in workers.
+
+    ``stop_trials``: a trial still training when config.timeout ends is stopped and pruned (``run --refine``).
+    """
     from lungsearch.config import ConfigError
     from spaces import get_space
 
@@ -182,5 +186,5 @@ def _search(args: argparse.Namespace, config) -> int:
     # one process is enough, and starts faster, unless workers are asked for or a recycle falls due
     if not args.worker and (config.workers > 1 or (config.recycle and left > config.recycle)):
         del data  # each worker process maps its own from the cache; this one only watches them
-        return supervise(config, storage, quiet=args.quiet)
-    return work(config, space, storage, data, as_worker=args.worker, quiet=args.quiet)
+        return supervise(config, storage, quiet=args.quiet, stop_trials=stop_trials)
+    return work(config, space, storage, data, as_worker=args.worker, quiet=args.quiet, stop_trials=stop_trials)

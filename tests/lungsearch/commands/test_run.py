@@ -91,3 +91,61 @@ def test_sampler_seed_is_the_given_seed_only_for_a_new_study():
     assert sampler_seed(7) == 7
     resumed = {sampler_seed(7, n) for n in (1, 2, 10, 11)}
     assert len(resumed) == 4 and 7 not in resumed
+
+
+@pytest.mark.parametrize("how", ["run", "run --refine", "worker of run --refine", "worker of run"])
+def test_only_run_refine_stops_a_trial_still_training_when_the_search_share_ends(tmp_path, monkeypatch, how):
+    """Optuna's --timeout stops starting trials; under --refine the search's share also stops the trial training then
+    (stop_at: the deadline), so refine has the rest. A worker is told by the supervisor's environment."""
+    import time
+
+    from lungsearch import refine, trial
+    from lungsearch.commands import _run_trials
+
+    seen = []
+    real = trial.objective
+
+    def objective(*args, stop_at=None, **kwargs):
+        seen.append(stop_at)
+        return real(*args, stop_at=stop_at, **kwargs)
+
+    monkeypatch.setattr(trial, "objective", objective)
+    monkeypatch.setattr(refine, "refine", lambda study, timeout=None: {})  # only the search's half is looked at here
+    folder = make_folder(tmp_path / "xray", per_class=8, size=24)
+    args = ["run", "--data", str(folder), "--trials", "1", "--epochs", "1", "--image-size", "24", "--timeout", "60", "--val-fraction", "0.25",
+            "--recycle", "0", "--storage", f"sqlite:///{tmp_path / 's.db'}", "--study", "s", "--quiet"]
+    deadline = time.time() + 30
+    if how.startswith("worker"):
+        monkeypatch.setenv(_run_trials.DEADLINE_ENV, repr(deadline))
+        if how.endswith("--refine"):
+            monkeypatch.setenv(_run_trials.STOP_ENV, "1")
+        args.append("--worker")
+    elif how.endswith("--refine"):
+        args.append("--refine")
+    started = time.time()
+    assert main(args) == 0
+    if how == "run --refine":  # the search's share: half of --timeout, counted from when the trials begin
+        assert started + 30 - 1 < seen[0] < time.time() + 30
+    elif how == "worker of run --refine":
+        assert seen == [deadline]
+    else:
+        assert seen == [None]
+
+
+def test_the_supervisor_tells_the_workers_of_run_refine_to_stop_their_trials_at_the_deadline(monkeypatch, tmp_path):
+    from lungsearch.commands import _run_trials, _run_workers
+    from lungsearch.config import RunConfig
+    import search
+
+    given = []
+
+    def supervise(command, workers, *, keep_going, extra_env):
+        given.append(extra_env)
+        return 1
+
+    monkeypatch.setattr(search.workers, "supervise", supervise)
+    config = RunConfig(storage=f"sqlite:///{tmp_path / 's.db'}", study="s", workers=2, timeout=60.0)
+    for stop in (True, False):
+        assert _run_workers.supervise(config, None, stop_trials=stop) == 1
+    assert given[0][_run_trials.STOP_ENV] == "1" and _run_trials.DEADLINE_ENV in given[0]
+    assert _run_trials.STOP_ENV not in given[1]
