@@ -421,6 +421,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--keep", metavar="DIR", help="keep each run's studies and exports under DIR (default: a temporary folder, removed)")
     ap.add_argument("--rescore", metavar="DIR", help="redo only the exports (every rule, today's code) of the recorded runs of --sets "
                                                      "and --seeds whose studies --keep DIR kept; the search and refine figures stay")
+    ap.add_argument("--again", action="store_true",
+                    help="run --sets and --seeds again where they are recorded (after a change of the code they measure); "
+                         "each earlier record stays in the new one's 'earlier' list")
     ap.add_argument("--table", metavar="KEY", nargs="?", const="refine", help="print the recorded tables under KEY and run nothing")
     ap.add_argument("--choose", nargs=3, metavar=("DB", "SET", "SEED"),
                     help="compute only the OOF choice of a refined study's database (kept from a run) into SET/SEED's record")
@@ -450,9 +453,13 @@ def main(argv=None) -> dict:
         return rescore(args, argv, results, save)
     for seed in [int(s) for s in args.seeds.split(",") if s]:
         for name in [s for s in args.sets.split(",") if s]:
-            if str(seed) in results.get(name, {}) and "paired" in results[name][str(seed)] and results[name][str(seed)].get("exports"):
+            done = results.get(name, {}).get(str(seed)) or {}
+            if "paired" in done and done.get("exports") and not args.again:
                 print(f"  {name} seed {seed}: recorded already", flush=True)
                 continue
+            if args.again and "paired" in done:  # a finished run of older code: kept, not overwritten
+                earlier = done.pop("earlier", [])
+                results[name][str(seed)] = {"earlier": [*earlier, done]}
             entry = results.setdefault(name, {}).setdefault(str(seed), {})
             entry.update({"command": "python -m bench.refine " + " ".join(argv if argv is not None else sys.argv[1:]),
                           "date": now()})  # each run says which command and day made it: runs accumulate over sessions

@@ -82,3 +82,27 @@ def test_threshold_confirm_chooses_on_the_out_of_fold_predictions_and_scores_tes
     assert {r: v["threshold"] for r, v in moved.items()} == {r: v["threshold"] for r, v in out.items()}
     flipped = refine_bench.threshold_confirm(1 - y, oof[:, ::-1], 1 - y_test, test[:, ::-1], positive=0)  # the other class order
     assert {r: v["accuracy"] for r, v in flipped.items()} == {r: v["accuracy"] for r, v in out.items()}
+
+
+def test_again_runs_a_recorded_seed_anew_and_keeps_the_earlier_record_in_it(monkeypatch):
+    """After a change of the code it measures, --again reruns a set's seed; the earlier run is not overwritten."""
+    from bench import results
+
+    old = dict(_run([], bag_top3=0.011), command="python -m bench.refine --sets chest_xray --seeds 2", date="2026-12-06")
+    settings = {"budget": 1800, "refine_share": 0.5, "top": 5, "folds": 5, "epochs": 5}
+    saved = {}
+    monkeypatch.setattr(results, "load", lambda: {"refine": {**settings, "sets": {"chest_xray": {"2": old, "1": _run([])}}}})
+    monkeypatch.setattr(results, "record", lambda key, value: saved.update({key: value}))
+
+    def one_run(name, seed, work, args, entry, save):
+        entry.update(_run([], bag_top3=0.02))
+        save()
+
+    monkeypatch.setattr(refine_bench, "one_run", one_run)
+    refine_bench.main(["--sets", "chest_xray", "--seeds", "2", "--again"])
+    run = saved["refine"]["sets"]["chest_xray"]["2"]
+    assert run["earlier"] == [old] and run["paired"]["bag-top3"]["difference"] == 0.02
+    assert "--again" in run["command"] and saved["refine"]["sets"]["chest_xray"]["1"] == _run([])  # seed 1 untouched
+    saved.clear()
+    refine_bench.main(["--sets", "chest_xray", "--seeds", "2"])  # without --again: recorded already, nothing run
+    assert saved == {}
