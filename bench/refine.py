@@ -6,9 +6,14 @@
     python -m bench.refine --table                                   # the recorded tables, printed from the record
 
 Per data set and seed, through the real executable, in one ``--budget`` of
-seconds: ``run --space efficientnet-lite0`` for ``(1 - --refine-share)`` of
-it, then ``refine`` (``--top``, ``--folds``) for what is left (it stops
-starting fold fits at its ``--timeout``; the overshoot is recorded).  Then,
+seconds: ``run --space efficientnet-lite0 --timeout BUDGET --refine``, what
+a user runs (the search stops at run's share of it, a trial still training
+then included, and refine has the rest; search and refine seconds are split
+at the search's last trial's end); with another ``--refine-share``,
+``--top`` or ``--folds`` than run's, ``run`` for ``(1 - --refine-share)``
+of it, then ``refine`` for what is left (recorded as ``form``; runs before
+2026-12-07 all took this form).  Refine stops starting fold fits at its
+``--timeout``; the overshoot is recorded.  Then,
 once each, ``best --export`` three ways:
 
 - ``top3``: ``--refined off``, the 3 best trials by validation AUC averaged
@@ -86,22 +91,44 @@ def finalist_test_auc(study, folder: str, y: np.ndarray, class_names) -> dict:
     return out
 
 
+def as_user(args) -> bool:
+    """Whether the run can be ``run --refine`` itself: its share and refine's defaults (5 finalists, 5 folds)."""
+    from lungsearch import refine
+    from lungsearch.commands.run import REFINE_SHARE
+
+    return args.refine_share == REFINE_SHARE and (args.top, args.folds) == (refine.DEFAULT_TOP, refine.DEFAULT_FOLDS)
+
+
 def one_run(name: str, seed: int, work: str, args, entry: dict, save) -> None:
+    import datetime
+
     import optuna
 
     folder = data_folder(name, work)
     storage = f"sqlite:///{work}/{name}-{seed}.db"
     cache = os.path.join(work, "cache")
     search_budget = int(args.budget * (1.0 - args.refine_share))
-    start = time.perf_counter()
-    lungsearch("run", "--data", folder, "--space", SPACE, "--trials", "1000", "--timeout", str(search_budget), "--epochs", str(args.epochs),
-               "--seed", str(seed), "--cache-dir", cache, "--storage", storage, "--study", "s", "--quiet")
-    search_seconds = time.perf_counter() - start
-    left = max(1.0, args.budget - search_seconds)
-    start = time.perf_counter()
-    lungsearch("refine", "--storage", storage, "--study", "s", "--top", str(args.top), "--folds", str(args.folds), "--timeout", str(left))
-    refine_seconds = time.perf_counter() - start
-    study = optuna.load_study(study_name="s", storage=storage)
+    common = ("--data", folder, "--space", SPACE, "--trials", "1000", "--epochs", str(args.epochs), "--seed", str(seed),
+              "--cache-dir", cache, "--storage", storage, "--study", "s", "--quiet")
+    if as_user(args):  # what a user runs: the search stops at run's share of --timeout (its late trial too), refine has the rest
+        began, start = datetime.datetime.now(), time.perf_counter()
+        lungsearch("run", *common, "--timeout", str(args.budget), "--refine")
+        total = time.perf_counter() - start
+        study = optuna.load_study(study_name="s", storage=storage)
+        ended = max((t.datetime_complete for t in study.trials if t.datetime_complete), default=began)
+        search_seconds = min(total, max(0.0, (ended - began).total_seconds()))  # to the search's last trial's end
+        refine_seconds = total - search_seconds
+        entry["form"] = "run --refine"
+    else:  # another split or other --top/--folds than run --refine's: run, then refine with what is left
+        start = time.perf_counter()
+        lungsearch("run", *common, "--timeout", str(search_budget))
+        search_seconds = time.perf_counter() - start
+        left = max(1.0, args.budget - search_seconds)
+        start = time.perf_counter()
+        lungsearch("refine", "--storage", storage, "--study", "s", "--top", str(args.top), "--folds", str(args.folds), "--timeout", str(left))
+        refine_seconds = time.perf_counter() - start
+        study = optuna.load_study(study_name="s", storage=storage)
+        entry["form"] = "run, then refine"
     done = [t for t in study.trials if t.state.name == "COMPLETE"]
     record = study.user_attrs.get("refine") or {}
     entry["oof_choice"] = oof_choice(study, seed=seed)  # decided before the test split is read

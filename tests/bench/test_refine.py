@@ -106,3 +106,42 @@ def test_again_runs_a_recorded_seed_anew_and_keeps_the_earlier_record_in_it(monk
     saved.clear()
     refine_bench.main(["--sets", "chest_xray", "--seeds", "2"])  # without --again: recorded already, nothing run
     assert saved == {}
+
+
+@pytest.mark.parametrize("top, form", [(5, "run --refine"), (2, "run, then refine")])
+def test_a_run_at_run_refines_settings_is_the_users_command_and_splits_its_seconds_at_the_last_trial(tmp_path, monkeypatch, top, form):
+    """bench.refine measures `run --refine` itself where it can (its search share stops a late trial); other settings
+    take run, then refine with what is left."""
+    import argparse
+
+    import optuna
+
+    commands = []
+
+    class Stop(Exception):
+        pass
+
+    def lungsearch(*args):
+        commands.append(args)
+        if args[0] == "best":
+            raise Stop
+        if args[0] == "run":
+            storage = args[args.index("--storage") + 1]
+            study = optuna.create_study(storage=storage, study_name="s", direction="maximize", load_if_exists=True)
+            study.add_trial(optuna.trial.create_trial(value=0.9, params={}, distributions={}))
+        return ""
+
+    monkeypatch.setattr(refine_bench, "lungsearch", lungsearch)
+    monkeypatch.setattr(refine_bench, "data_folder", lambda name, work: str(tmp_path / name))
+    monkeypatch.setattr(refine_bench, "oof_choice", lambda study, seed=0: None)
+    args = argparse.Namespace(budget=1800, refine_share=0.5, top=top, folds=5, epochs=5)
+    entry = {}
+    with pytest.raises(Stop):
+        refine_bench.one_run("chest_xray", 2, str(tmp_path), args, entry, lambda: None)
+    assert entry["form"] == form and commands[-1][0] == "best"
+    run = commands[0]
+    if form == "run --refine":
+        assert "--refine" in run and run[run.index("--timeout") + 1] == "1800" and len(commands) == 2
+    else:
+        assert "--refine" not in run and run[run.index("--timeout") + 1] == "900" and commands[1][0] == "refine"
+    assert 0 <= entry["search_seconds"] and entry["search_seconds"] + entry["refine_seconds"] == pytest.approx(entry["total_seconds"], abs=0.2)
