@@ -220,7 +220,8 @@ def refine_quick_rows(record: dict, name: str) -> list[tuple]:
         settings = f"--top {entry.get('top')} --folds {entry.get('folds')}, {run.get('finalists_refined')} finalist(s) refitted"
         command, date = stamp(entry, run)
         rule, note = after_refine(run)
-        sides = [(rule, f"search + `refine` ({settings}), {minutes}: `best`'s default after refine{note}")]
+        form = ", one `run --refine`" if run.get("form") == "run --refine" else ""  # earlier runs: run, then refine
+        sides = [(rule, f"search + `refine` ({settings}{form}), {minutes}: `best`'s default after refine{note}")]
         if rule == "bag":
             sides.append(("top3", "the same search without refine (`--refined off`, 3 best averaged); bag - top 3: "
                           + paired(dig(run, "paired", "bag-top3"), "bag", "top 3").split(": ", 1)[-1]))
