@@ -7,7 +7,8 @@ which checks what can fail fast and then runs the search; the pieces live beside
 - :mod:`lungsearch.commands._run_trials`: trials in this process (:func:`work`), sampler seeds, the study's attributes
 - :mod:`lungsearch.commands._run_workers`: worker processes for ``--workers`` (:func:`supervise`)
 
-:func:`~lungsearch.commands._run_trials.sampler_seed` is public here too: the keras-tuner bench seeds its sampler as a run does.
+:func:`~lungsearch.commands._run_trials.sampler_seed` is public here too: the keras-tuner bench seeds its sampler as a run does;
+so are the environment variables a supervisor hands its workers (:data:`DEADLINE_ENV`, :data:`STOP_ENV`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import os
 import sys
 
 from lungsearch.commands._run_study import already_done, check_resumable, warm_start
-from lungsearch.commands._run_trials import sampler_seed, work  # sampler_seed: public here, see above
+# public here, see above: sampler_seed; and the environment a supervisor gives its workers (DEADLINE_ENV, STOP_ENV)
+from lungsearch.commands._run_trials import DEADLINE_ENV, STOP_ENV, sampler_seed, work
 from lungsearch.commands._run_workers import supervise
 from lungsearch.commands.common import flag, quiet_frameworks, storage_args
 from lungsearch.config import CHOICES

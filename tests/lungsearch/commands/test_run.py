@@ -100,7 +100,7 @@ def test_only_run_refine_stops_a_trial_still_training_when_the_search_share_ends
     import time
 
     from lungsearch import refine, trial
-    from lungsearch.commands import _run_trials
+    from lungsearch.commands import run as run_cmd  # DEADLINE_ENV, STOP_ENV: public there
 
     seen = []
     real = trial.objective
@@ -116,9 +116,9 @@ def test_only_run_refine_stops_a_trial_still_training_when_the_search_share_ends
             "--recycle", "0", "--storage", f"sqlite:///{tmp_path / 's.db'}", "--study", "s", "--quiet"]
     deadline = time.time() + 30
     if how.startswith("worker"):
-        monkeypatch.setenv(_run_trials.DEADLINE_ENV, repr(deadline))
+        monkeypatch.setenv(run_cmd.DEADLINE_ENV, repr(deadline))
         if how.endswith("--refine"):
-            monkeypatch.setenv(_run_trials.STOP_ENV, "1")
+            monkeypatch.setenv(run_cmd.STOP_ENV, "1")
         args.append("--worker")
     elif how.endswith("--refine"):
         args.append("--refine")
@@ -133,9 +133,9 @@ def test_only_run_refine_stops_a_trial_still_training_when_the_search_share_ends
 
 
 def test_the_supervisor_tells_the_workers_of_run_refine_to_stop_their_trials_at_the_deadline(monkeypatch, tmp_path):
-    from lungsearch.commands import _run_trials, _run_workers
-    from lungsearch.config import RunConfig
     import search
+    from lungsearch.commands import run
+    from lungsearch.config import RunConfig
 
     given = []
 
@@ -146,6 +146,6 @@ def test_the_supervisor_tells_the_workers_of_run_refine_to_stop_their_trials_at_
     monkeypatch.setattr(search.workers, "supervise", supervise)
     config = RunConfig(storage=f"sqlite:///{tmp_path / 's.db'}", study="s", workers=2, timeout=60.0)
     for stop in (True, False):
-        assert _run_workers.supervise(config, None, stop_trials=stop) == 1
-    assert given[0][_run_trials.STOP_ENV] == "1" and _run_trials.DEADLINE_ENV in given[0]
-    assert _run_trials.STOP_ENV not in given[1]
+        assert run.supervise(config, None, stop_trials=stop) == 1
+    assert given[0][run.STOP_ENV] == "1" and run.DEADLINE_ENV in given[0]
+    assert run.STOP_ENV not in given[1]
