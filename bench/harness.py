@@ -212,19 +212,20 @@ def calibrate(data, seed: int = 0) -> float:
 
 
 def run_search(data: str, *, budget: float, epochs: int, seed: int, folder: str, image_size: int, pruner: str | None = None,
-               trials: int = 1_000_000, space: str = "cnn", color: str = "grayscale", storage: str | None = None):
+               trials: int = 1_000_000, space: str = "cnn", color: str = "grayscale", storage: str | None = None,
+               refine: bool = False):
     """``lungsearch run`` of ``space`` (in ``color``) on ``data`` for ``budget`` seconds (``--timeout``: no trial
     starts after it), run's defaults otherwise (sampler, pruner unless given, warm starts, ``--recycle``, kept models),
     on a fresh SQLite study in ``folder`` (``storage``: at that URL instead); the study, for :func:`search_record` to
     read what it did within the budget.  ``trials``: stop sooner, after that many (a test's tiny search, whatever the
-    machine's load)."""
+    machine's load).  ``refine``: ``run --refine``, the search and then refine's refits within the one ``--timeout``."""
     from lungsearch.config import RunConfig
 
     pruner = pruner or RunConfig().pruner
     storage = storage or f"sqlite:///{folder}/lungsearch-{pruner}.db"
     lungsearch("run", "--data", data, "--space", space, "--image-size", str(image_size), "--color", color,
                "--epochs", str(epochs), "--seed", str(seed), "--pruner", pruner, "--timeout", str(budget),
-               "--trials", str(trials), "--storage", storage, "--study", "lungsearch", "--quiet")
+               "--trials", str(trials), "--storage", storage, "--study", "lungsearch", "--quiet", *(["--refine"] if refine else []))
     import search
 
     return search.load_study(search.open_storage(storage, heartbeat=None), "lungsearch")

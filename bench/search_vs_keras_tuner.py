@@ -67,6 +67,10 @@ on cached features (run's default), keras-tuner on pixels, as each ships.  Each 
 bootstrap of the test AUC difference between lungsearch's pick and each keras-tuner pick on the same images
 (``paired``, ``lungsearch.evaluate.compare``), and each side the command, date, seed and data that made it.  Key
 ``search_vs_keras_tuner_<space>`` (``_reduced`` below the defaults); cnn's stays ``search_vs_keras_tuner``.
+``--refine`` (a transfer space only): lungsearch's side is ``run --refine`` instead, the search and refine's
+refits of its finalists inside the side's one budget, then ``best --export``'s default after refine (the bag
+chosen on out-of-fold predictions), under ``search_vs_keras_tuner_<space>_refine``; the side records its
+command's wall time and which finalists refine refitted.
 The sides of one (seed, set) run in one sitting; ``--resume`` keeps the (seed,
 set)s a run with the same flags recorded and runs the rest, and ``--hours H`` starts none that would end
 past H hours, so the 9 hours of the full bench can be spread over sessions:
@@ -373,6 +377,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--sets", default=",".join(DEFAULT_SETS), help=f"comma-separated data sets under {DATA_ROOT} (default: %(default)s)")
     ap.add_argument("--space", default="cnn", help="the space both sides search, a registered name (default: %(default)s); "
                     "a transfer space's lungsearch side is scored by its default export")
+    ap.add_argument("--refine", action="store_true",
+                    help="lungsearch's side is `run --refine` (the search, then refine's refits, in the one budget) and best's "
+                         "default export after it; key search_vs_keras_tuner_<space>_refine (not for cnn)")
     ap.add_argument("--image-size", type=int, default=None, help="input side in pixels (default: the space's own, as run picks it)")
     ap.add_argument("--budget", type=float, default=1800, help="wall seconds per side (default 1800)")
     ap.add_argument("--epochs", type=int, default=10, help="epoch cap per trial, both sides (default: lungsearch's 10)")
@@ -388,6 +395,9 @@ def main(argv=None) -> dict:
     if args.space not in spaces.list_spaces():
         ap.exit(2, f"{ap.prog}: error: unknown space {args.space!r}; choose from {', '.join(spaces.list_spaces())}\n")
     space = spaces.get_space(args.space)
+    if args.refine and space.name in KEPT_PICK:
+        ap.exit(2, f"{ap.prog}: error: --refine scores lungsearch's export, and the {space.name} side is scored by its kept model; "
+                   f"give a transfer space (--space efficientnet-lite0)\n")
     args.image_size = args.image_size or space.image_size
     sets = parse_sets(ap, args.sets, ("chest_xray", "covid19"))
     unknown = [t for t in args.tuners.split(",") if t not in SIDES]
@@ -399,8 +409,8 @@ def main(argv=None) -> dict:
 
     sides = args.tuners.split(",")
     print(f"space {space.name} at {args.image_size} px {space.color_mode}: {args.budget:.0f} s per side, at most {args.epochs} "
-          f"epochs per trial, seeds {args.first_seed}..{args.first_seed + args.seeds - 1}", flush=True)
-    key = reduced_key(key_for(args.space), {"reduced": args.reduced})
+          f"epochs per trial, seeds {args.first_seed}..{args.first_seed + args.seeds - 1}; lungsearch's side: {form(args.refine)}", flush=True)
+    key = reduced_key(key_for(args.space, args.refine), {"reduced": args.reduced})
     kept = {e["seed"]: e for e in (resumable(key, settings(args, sets)) if args.resume else [])}
     seeds = [kept.get(args.first_seed + i) or {"seed": args.first_seed + i, "order": rotated(sides, i), "sets": {}}
              for i in range(args.seeds)]
@@ -428,7 +438,7 @@ def settings(args, sets: list[str]) -> dict:
     """What makes two runs the same bench (``--resume`` continues only such a run), as the record keeps it."""
     return {"sets_run": sets, "image_size": args.image_size, "budget_seconds": args.budget, "epochs": args.epochs,
             "train_limit": args.train_limit, "tuners": args.tuners.split(","), "first_seed": args.first_seed,
-            "seeds_asked": args.seeds}
+            "seeds_asked": args.seeds, **({"lungsearch_form": form(True)} if args.refine else {})}
 
 
 def done(entry: dict, name: str, sides: list[str]) -> bool:
@@ -454,7 +464,7 @@ def run_unit(args, entry: dict, name: str, folder: str, space, sets: list[str], 
     for side in entry["order"]:
         here["calibration_seconds"][side] = calibrate(data, seed)
         s = in_child(run_side, side, space.name, data, test, budget=args.budget, epochs=args.epochs, seed=seed, source=folder,
-                     image_size=args.image_size)
+                     image_size=args.image_size, refine=args.refine)
         if s.get("_test_probs") is not None:
             probs[side] = s["_test_probs"]
         s = {k: v for k, v in s.items() if k != "_test_probs"}
@@ -468,7 +478,9 @@ def run_unit(args, entry: dict, name: str, folder: str, space, sets: list[str], 
               f"{s['trials_finished']} trials, best val AUC {s['best']}, mean best-so-far {s['mean_best_so_far']}, "
               f"time to {s['time_to']}; pick {pick.get('members') or s.get('pick_trial')}: test AUC {pick.get('test_auc')} "
               f"{pick.get('test_auc_ci95')}, accuracy {pick.get('test_accuracy')} {pick.get('test_accuracy_ci95')}; "
-              f"peak RSS {s.get('peak_rss_mib')} MiB", flush=True)
+              f"peak RSS {s.get('peak_rss_mib')} MiB"
+              + (f"; {s['form']} in {s['run_seconds']} s, refine refitted {s['refine']['refitted']} of finalists "
+                 f"{s['refine']['finalists']}, export {pick.get('refined') or 'top trials'}" if s.get("refine") else ""), flush=True)
         for pair, t in new.items():
             print(f"seed {seed} {name} paired test {pair}: test AUC {t['auc_a']} vs {t['auc_b']}, difference {t['difference']} "
                   f"{t['ci95']}, p {t['p']}", flush=True)
@@ -489,12 +501,14 @@ def paired_tests(y, probs: dict, class_names, seed: int, done=()) -> dict:
 
 
 def run_side(side: str, space_name: str, data, test, *, budget: float, epochs: int, seed: int, source: str, image_size: int,
-             trials: int = 1_000_000) -> dict:
+             trials: int = 1_000_000, refine: bool = False) -> dict:
     """One side's search of the space ``space_name`` (a name: a transfer space's builder does not pickle into a child
     process), its pick scored once on ``test`` (``pick``: None when it completed no trial).  lungsearch's
     is ``lungsearch run --space`` on ``source`` (``data`` is what run decodes of it), its figures read from the study,
     its pick the best trial's kept model (:data:`KEPT_PICK`) or the default export (:func:`exported_pick`).
-    ``_test_probs``: the pick's probabilities on ``test``, for the paired tests (the caller records none of them)."""
+    ``_test_probs``: the pick's probabilities on ``test``, for the paired tests (the caller records none of them).
+    ``refine``: lungsearch's side is ``run --refine`` (its refits inside ``budget``), recorded with its wall time
+    (``run_seconds``) and what refine refitted (``refine``)."""
     import spaces
     from lungsearch import train
 
@@ -503,9 +517,11 @@ def run_side(side: str, space_name: str, data, test, *, budget: float, epochs: i
         model = pick = p_test = None
         if side == "lungsearch":
             storage = f"sqlite:///{folder}/lungsearch.db"
+            start = time.perf_counter()
             study = run_search(source, budget=budget, epochs=epochs, seed=seed, folder=folder, image_size=image_size, trials=trials,
-                               space=space.name, color=space.color_mode, storage=storage)
-            s = {**search_record(study, budget), "peak_rss_mib": peak_rss_mib(children=True), **feature_cache_use(study)}
+                               space=space.name, color=space.color_mode, storage=storage, refine=refine)
+            s = {**search_record(study, budget), "peak_rss_mib": peak_rss_mib(children=True), **feature_cache_use(study),
+                 "form": form(refine), "run_seconds": round(time.perf_counter() - start, 1), **refined_facts(study, refine)}
             if space.name in KEPT_PICK:
                 model = kept_model(study, s["pick_trial"])
             elif s["pick_trial"] is not None:
@@ -518,6 +534,19 @@ def run_side(side: str, space_name: str, data, test, *, budget: float, epochs: i
             pick = score(model, data, test, p_test=p_test)
         s["pick"], s["_test_probs"] = pick, p_test
     return s
+
+
+def form(refine: bool) -> str:
+    """The command lungsearch's side runs, as the record says it."""
+    return "run --refine" if refine else "run"
+
+
+def refined_facts(study, refine: bool) -> dict:
+    """What ``run --refine``'s refine did: its finalists and those refitted on every fold ({} without ``refine``)."""
+    if not refine:
+        return {}
+    record = study.user_attrs.get("refine") or {}
+    return {"refine": {"finalists": list(record.get("finalists") or []), "refitted": sorted(int(n) for n in record.get("results") or {})}}
 
 
 def feature_cache_use(study) -> dict:
@@ -546,8 +575,11 @@ def exported_pick(storage: str, study, source: str, test, out: str):
     with open(os.path.join(out, "model.json")) as fh:
         meta = json.load(fh)
     auc, accuracy = picked["test"]["roc_auc"], picked["test"]["accuracy"]
-    return {"exported": "lungsearch best --export", "trial": picked["trial"],
-            "members": [e["trial"] for e in meta.get("ensemble") or []] or [picked["trial"]],
+    refined = meta.get("refined") or {}
+    members = ([int(n) for n in refined.get("weights") or {}] or [e["trial"] for e in meta.get("ensemble") or []]
+               or [picked["trial"]])
+    return {"exported": "lungsearch best --export", "trial": picked["trial"], "members": members,
+            **({"refined": refined["rule"]} if refined else {}),
             "threshold": meta["decision"].get("threshold"), "val_auc": picked["val_auc"],
             "test_auc": round(auc["value"], 5), "test_auc_ci95": [round(v, 5) for v in auc["ci95"]],
             "test_accuracy": round(accuracy["value"], 5), "test_accuracy_ci95": [round(v, 5) for v in accuracy["ci95"]]}, p_test
@@ -583,14 +615,15 @@ def summarise(args, sets: list[str], seeds: list[dict]) -> dict:
     if not args.no_record:
         from bench.results import record
 
-        record(key_for(args.space), figures)
+        record(key_for(args.space, args.refine), figures)
     return figures
 
 
-def key_for(space: str) -> str:
+def key_for(space: str, refine: bool = False) -> str:
     """Where a space's record goes in bench/results.json (before ``reduced_key``): the cnn space's under the key this
-    bench always wrote, every other's under its own."""
-    return KEY if space == "cnn" else f"{KEY}_{space}"
+    bench always wrote, every other's under its own, and with ``--refine`` under its own with ``_refine`` (so neither
+    form's ``--resume`` meets the other's record)."""
+    return KEY if space == "cnn" else f"{KEY}_{space}" + ("_refine" if refine else "")
 
 
 def _as_curve(side: dict) -> Curve:

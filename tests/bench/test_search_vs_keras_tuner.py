@@ -332,3 +332,44 @@ def test_space_flag_picks_the_space_and_its_image_size_and_an_unknown_one_is_one
         kt_bench.main(["--space", "resnet"])
     err = capsys.readouterr().err
     assert stop.value.code == 2 and err.count("\n") == 1 and "unknown space 'resnet'" in err and "efficientnet-lite0" in err
+
+
+def test_refine_flag_runs_run_refine_and_records_under_its_own_key(tmp_path, monkeypatch, capsys):
+    """--refine: lungsearch's side is `run --refine` (refine's refits inside the side's budget) scored by best's
+    default export after it; its record goes under its own key, so the form without it (and its --resume) is
+    untouched, and the cnn space (scored by its kept model, not an export) is refused in one line."""
+    import json
+
+    calls: list = []
+    _fake_bench(monkeypatch, tmp_path, calls)
+    (tmp_path / "results.json").write_text(json.dumps({"search_vs_keras_tuner_efficientnet-lite0": {"seeds": []}}))
+    probs = np.array([[0.8, 0.2], [0.3, 0.7]])
+    seen = {}
+    study = types.SimpleNamespace(user_attrs={"refine": {"finalists": [3, 1, 7], "results": {"3": {}, "1": {}}}})
+
+    def search(source, *, budget, seed, refine=False, **kw):
+        seen["refine"] = refine
+        return study
+
+    monkeypatch.setattr(kt_bench, "run_search", search)
+    monkeypatch.setattr(kt_bench, "search_record", lambda s, budget: {
+        "tuner": "lungsearch", "trials_finished": 3, "best": 0.9, "curve": [[10.0, 0.9]], "pick_trial": 3})
+    monkeypatch.setattr(kt_bench, "exported_pick", lambda storage, s, source, test, out: (
+        {"test_auc": 1.0, "members": [3], "refined": "bag"}, probs))
+    monkeypatch.setattr(kt_bench, "run_keras_tuner", lambda kind, *a, budget, seed, **kw: {
+        "tuner": kind, "trials_finished": 3, "best": 0.9, "curve": [[10.0, 0.9]], "pick_trial": "0", "_model": None})
+    figures = kt_bench.main(["--space", "efficientnet-lite0", "--refine", "--sets", "covid19", "--seeds", "1"])
+    assert seen == {"refine": True}
+    stored = json.loads((tmp_path / "results.json").read_text())
+    assert set(stored) == {"search_vs_keras_tuner_efficientnet-lite0", "search_vs_keras_tuner_efficientnet-lite0_refine_reduced"}
+    assert stored["search_vs_keras_tuner_efficientnet-lite0"] == {"seeds": []}  # the run form's record untouched
+    assert figures["lungsearch_form"] == "run --refine"
+    ours = figures["seeds"][0]["sets"]["covid19"]["sides"]["lungsearch"]
+    assert ours["form"] == "run --refine" and ours["refine"] == {"finalists": [3, 1, 7], "refitted": [1, 3]}
+    assert ours["pick"]["refined"] == "bag" and ours["run_seconds"] >= 0
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        kt_bench.main(["--refine", "--sets", "covid19"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1 and "--refine" in err and "efficientnet-lite0" in err
