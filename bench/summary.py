@@ -539,6 +539,9 @@ def refine_cost_rows(entry: dict, key: str) -> list[Row]:
 def tuner_rows(entry: dict, key: str) -> list[Row]:
     rows = []
     for name, figures in sorted(entry.get("sets", {}).items()):
+        if not dig(figures, "sides", "lungsearch", "seeds"):  # a set the bench will run, none of its seeds run yet
+            rows.append(not_run(f"{name}: pick's test AUC, {num(entry.get('budget_seconds'), 0)} s per side", f"{key}.sets.{name}"))
+            continue
         aucs = "; ".join(f"{label.split(' (')[0]} {spread(dig(figures, 'sides', side, 'test_auc'))}" for side, label in TUNERS)
         dates = days(dig(seed, "sets", name, "date") or entry.get("date") for seed in entry.get("seeds", []))
         rows.append(Row(f"{name}: pick's test AUC, {num(entry.get('budget_seconds'), 0)} s per side",
