@@ -28,6 +28,9 @@ WEIGHTS_ENV = "LUNGSEARCH_WEIGHTS"  # backbone weights file for offline machines
 SAMPLER_NAMES = CHOICES["sampler"]  # = search.SAMPLERS (kept in config so --help imports no Optuna)
 PRUNER_NAMES = CHOICES["pruner"]  # = search.PRUNERS
 REFINE_SHARE = 0.5  # of --timeout left to refine under --refine (bench.refine measures the split)
+# run --refine: where refine refits nothing, the search gets the rest of --timeout back if at least this much is left
+# (less would go to decoding the images again and stopping the trial it starts)
+SEARCH_AGAIN_SECONDS = 60.0
 
 
 def register(sub) -> None:
@@ -49,7 +52,8 @@ def register(sub) -> None:
                    help="after the search, `lungsearch refine` its best trials (5 finalists, 5 folds) so that `best` chooses on "
                         "out-of-fold predictions; within the same --timeout: at "
                         f"{1 - REFINE_SHARE:.0%} of it the search stops (a trial still training is pruned, once the study has "
-                        "a completed one) and refine gets the rest")
+                        "a completed one) and refine gets the rest, or gives it back to the search where it can refit "
+                        "not even the best finalist in it")
     p.add_argument("--no-class-weights", action="store_true", help="do not weight imbalanced classes")
     p.add_argument("--no-warm-start", action="store_true",
                    help="do not start a new study from the space's known-good points (cnn: the seeds' hand CNN)")
@@ -115,6 +119,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     line = refine.summary_line(record)
     if line:
         print(line)
+    rest = config.timeout / (1.0 - REFINE_SHARE) - (time.monotonic() - started) if config.timeout else 0.0
+    if not record.get("finalists") and rest >= SEARCH_AGAIN_SECONDS:
+        # refine began nothing (the best finalist's fold fits do not fit what is left, _within said so): the rest of
+        # --timeout goes back to the search rather than ending the run half-way through the user's time
+        print(f"run --refine: the search goes on for the {rest:.0f} s refine could not use (`lungsearch refine` with no "
+              "--timeout refits the finalists later)", flush=True)
+        return _search(args, config.with_updates(timeout=rest), stop_trials=True)
     return 0
 
 

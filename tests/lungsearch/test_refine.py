@@ -274,6 +274,7 @@ def test_run_refine_refits_after_the_search_within_the_same_timeout(tmp_path, ca
     assert study.user_attrs["config"]["timeout"] == 10  # the search stops starting trials at half of --timeout
     assert "refine: 0 of" in out and any(k.startswith(refine.UNIT_PREFIX) for k in study.user_attrs)
     assert len(study.trials) < 50
+    assert "the search goes on" not in out  # refine refitted: the search has only its share
 
 
 def test_the_oof_choice_of_rules_reads_only_out_of_fold_predictions(refined, monkeypatch):

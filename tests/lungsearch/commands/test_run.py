@@ -132,6 +132,29 @@ def test_only_run_refine_stops_a_trial_still_training_when_the_search_share_ends
         assert seen == [None]
 
 
+def test_run_refine_gives_the_rest_of_its_timeout_back_to_the_search_where_refine_refits_nothing(tmp_path, monkeypatch, capsys):
+    """Where refine begins nothing (the best finalist's fold fits do not fit what is left: a slow machine ended a
+    30-minute run --refine at 15 minutes), the search goes on to the end of --timeout, its late trial stopped there."""
+    import datetime
+
+    from lungsearch import refine
+    from lungsearch.commands import run as run_cmd
+
+    monkeypatch.setattr(refine, "refine", lambda study, timeout=None: {})  # as when not even the best finalist fits
+    monkeypatch.setattr(run_cmd, "SEARCH_AGAIN_SECONDS", 1.0)
+    folder = make_folder(tmp_path / "xray", per_class=8, size=24)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    began = datetime.datetime.now()
+    assert main(["run", "--data", str(folder), "--trials", "200", "--epochs", "1", "--image-size", "24", "--timeout", "12",
+                 "--val-fraction", "0.25", "--recycle", "0", "--storage", url, "--study", "s", "--quiet", "--refine"]) == 0
+    out = capsys.readouterr().out
+    assert "run --refine: the search goes on for the" in out
+    trials = optuna.load_study(study_name="s", storage=url).trials
+    share_end = began + datetime.timedelta(seconds=6)
+    assert any(t.datetime_start > share_end for t in trials)  # trials begun after the search's share
+    assert len(trials) < 200
+
+
 def test_the_supervisor_tells_the_workers_of_run_refine_to_stop_their_trials_at_the_deadline(monkeypatch, tmp_path):
     import search
     from lungsearch.commands import run
