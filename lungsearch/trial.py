@@ -20,7 +20,7 @@ from lungsearch.config import RunConfig
 from search.objective import EPOCH_CAP_ATTR, FEATURES_ATTR
 
 # why a trial still training when run --refine's search share of --timeout ends was pruned (its stored reason)
-STOP_REASON = "run --refine: the search's share of --timeout ended"
+STOP_REASON = "run --refine: the search's time in --timeout ended"  # its share, or the rest refine gave back
 
 
 def build_facts(config: RunConfig) -> dict:
