@@ -414,9 +414,9 @@ def tuner_space_goal(record: dict):
             rows.append(not_run(f"both data sets, lungsearch's side {form}", base))
             verdicts.append(None)
             continue
-        met = []
+        entry, met = record[key], []
         for name, margin in (("chest_xray", 0.01), ("covid19", 0.0)):
-            figures = dig(record[key], "sets", name)
+            figures = dig(entry, "sets", name)
             seeds = dig(figures, "sides", "lungsearch", "seeds") or 0
             if not seeds:
                 rows.append(not_run(f"{name}, lungsearch's side {form}", f"{key}.sets.{name}"))
@@ -429,10 +429,10 @@ def tuner_space_goal(record: dict):
             ok = gap is not None and gap >= margin and seeds >= 3
             met.append(ok)
             aucs = "; ".join(f"{label.split(' (')[0]} {spread(dig(figures, 'sides', side, 'test_auc'))}" for side, label in TUNERS)
-            rows.append(Row(f"{name}, {num(record[key].get('budget_seconds', 0) / 60, 0)} min per side, lungsearch's side {form}: "
+            rows.append(Row(f"{name}, {num(entry.get('budget_seconds', 0) / 60, 0)} min per side, lungsearch's side {form}: "
                             f"lungsearch minus the best keras-tuner {num(gap, 3, sign=True)} "
                             f"({'met' if ok else 'not met'}{'' if seeds >= 3 else ', fewer than 3 seeds'})",
-                            aucs, str(seeds), code(record[key].get("command")), day(record[key].get("date")), key_of(key, "sets", name)))
+                            aucs, str(seeds), code(entry.get("command")), day(entry.get("date")), key_of(key, "sets", name)))
         verdicts.append(False if False in met else (None if None in met else True))
     return goal, (True if True in verdicts else (False if False in verdicts else None)), rows
 

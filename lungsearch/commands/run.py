@@ -103,6 +103,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     config = config_from_args(args)
     refine_after = bool(getattr(args, "refine", False)) and not args.worker
+    ends = started + config.timeout if config.timeout else None  # the end of the user's whole --timeout
     if refine_after and config.timeout:
         config = config.with_updates(timeout=config.timeout * (1.0 - REFINE_SHARE))
     code = _search(args, config, stop_trials=refine_after)
@@ -112,14 +113,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from lungsearch import refine
 
     study = search.load_study(search.open_storage(config.storage), config.study_name)
-    left = None  # the rest of --timeout (the search had its first share of it)
-    if config.timeout:
-        left = max(1.0, config.timeout / (1.0 - REFINE_SHARE) - (time.monotonic() - started))
-    record = refine.refine(study, timeout=left)
+    # the rest of --timeout (the search had its first share of it)
+    record = refine.refine(study, timeout=None if ends is None else max(1.0, ends - time.monotonic()))
     line = refine.summary_line(record)
     if line:
         print(line)
-    rest = config.timeout / (1.0 - REFINE_SHARE) - (time.monotonic() - started) if config.timeout else 0.0
+    rest = 0.0 if ends is None else ends - time.monotonic()
     if not record.get("finalists") and rest >= SEARCH_AGAIN_SECONDS:
         # refine began nothing (the best finalist's fold fits do not fit what is left, _within said so): the rest of
         # --timeout goes back to the search rather than ending the run half-way through the user's time
