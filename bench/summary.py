@@ -637,6 +637,20 @@ def gpu_rows(entry: dict, key: str) -> list[Row]:
     return rows
 
 
+def tiebreak_rows(entry: dict, key: str) -> list[Row]:
+    """Per run of bench.tiebreak: how each order of the tied finalists met their OOF AUC (no test split read)."""
+    rows = []
+    for name, seeds in sorted(entry.get("sets", {}).items()):
+        for seed, run in sorted(seeds.items()):
+            figure = "; ".join(f"{order}: rho {num(dig(run, order, 'spearman_with_oof_auc'))}, first 5 mean OOF AUC "
+                               f"{num(dig(run, order, 'mean_oof_auc'), 4)}, best {num(dig(run, order, 'best_oof_auc'), 4)}"
+                               for order in ("val_loss", "number"))
+            rows.append(Row(f"{name} seed {seed}: {run.get('tied')} refined finalists tied at validation AUC "
+                            f"{num(run.get('best_val_auc'), 4)}, ordered by validation log-loss or by trial number (today's)",
+                            figure, "1", *stamp(entry, run), key_of(key, "sets", name, seed)))
+    return rows or [not_run("no set recorded", key)]
+
+
 def simple(what: str, figure, *path):
     return lambda entry, key: one(entry, key, what, figure(entry), 1, *path)
 
@@ -665,6 +679,7 @@ HEADLINES = (  # key prefix -> its rows; the longer prefix first where two match
     ("storage", simple("4 workers, 200 trials: trials per hour (errors)", lambda e: ", ".join(
         f"{s} {f.get('trials_per_hour')} ({f.get('failed_trials', 0) + f.get('crashed_workers', 0)})"
         for s, f in e.items() if isinstance(f, dict) and "trials_per_hour" in f))),
+    ("tiebreak", tiebreak_rows),
     ("vs_hand", vs_hand_rows),
     ("workers", workers_rows),
 )

@@ -116,3 +116,15 @@ def test_the_repository_readme_and_results_match_the_record():
     """Every generated table in README.md and bench/RESULTS.md says what bench/results.json holds; after a new
     record, `python -m bench.summary` rewrites them."""
     assert summary.main(["--check"]) == 0
+
+
+def test_a_tiebreak_run_shows_both_orders_of_its_tied_finalists_from_the_record():
+    order = {"spearman_with_oof_auc": 0.6, "mean_oof_auc": 0.98123, "best_oof_auc": 0.99}
+    run = {"command": "python -m bench.tiebreak", "date": "2026-12-07T09:00:00+00:00", "tied": 9, "best_val_auc": 1.0,
+           "val_loss": order, "number": dict(order, spearman_with_oof_auc=-0.1, mean_oof_auc=0.97)}
+    text = summary.results_summary({"tiebreak": {"sets": {"covid19": {"0": run}}}})
+    row = next(line for line in text.splitlines() if "tiebreak.sets.covid19.0" in line)
+    assert "9 refined finalists tied at validation AUC 1.0000" in row
+    assert "val_loss: rho 0.600, first 5 mean OOF AUC 0.9812, best 0.9900; number: rho -0.100, first 5 mean OOF AUC 0.9700" in row
+    assert "`python -m bench.tiebreak`" in row and "2026-12-07" in row
+    assert "not run" in next(line for line in summary.results_summary({"tiebreak": {"sets": {}}}).splitlines() if "tiebreak" in line)
