@@ -639,12 +639,14 @@ def gpu_rows(entry: dict, key: str) -> list[Row]:
 
 def tiebreak_rows(entry: dict, key: str) -> list[Row]:
     """Per run of bench.tiebreak: how each order of the tied finalists met their OOF AUC (no test split read)."""
+    from bench.tiebreak import FINALISTS, ORDERS
+
     rows = []
     for name, seeds in sorted(entry.get("sets", {}).items()):
         for seed, run in sorted(seeds.items()):
-            figure = "; ".join(f"{order}: rho {num(dig(run, order, 'spearman_with_oof_auc'))}, first 5 mean OOF AUC "
+            figure = "; ".join(f"{order}: rho {num(dig(run, order, 'spearman_with_oof_auc'))}, first {FINALISTS} mean OOF AUC "
                                f"{num(dig(run, order, 'mean_oof_auc'), 4)}, best {num(dig(run, order, 'best_oof_auc'), 4)}"
-                               for order in ("val_loss", "number"))
+                               for order in ORDERS)
             rows.append(Row(f"{name} seed {seed}: {run.get('tied')} refined finalists tied at validation AUC "
                             f"{num(run.get('best_val_auc'), 4)}, ordered by validation log-loss or by trial number (today's)",
                             figure, "1", *stamp(entry, run), key_of(key, "sets", name, seed)))

@@ -48,8 +48,9 @@ ORDERS = ("val_loss", "number")
 
 def tied_rows(study) -> list[dict]:
     """The refined finalists at the study's best validation AUC: number, validation AUC and log-loss, OOF AUC and log-loss."""
-    record = study.user_attrs.get("refine") or {}
-    results = record.get("results") or {}
+    from lungsearch import refine
+
+    results = (refine.load(study) or {}).get("results") or {}
     trials = {t.number: t for t in study.trials}
     rows = [{"number": int(n), "val_auc": trials[int(n)].value, "val_loss": trials[int(n)].user_attrs.get("val_loss"),
              "oof_auc": f["oof_auc"], "oof_log_loss": f["oof_log_loss"]} for n, f in results.items()]
