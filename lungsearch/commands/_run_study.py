@@ -65,7 +65,7 @@ def check_same_data(study, config, identity: dict | None) -> None:
                           f"differ: {counts}); {new_study}")
 
 
-def already_done(storage, config) -> int:
+def already_done(storage, config, *, next_lines: bool = True) -> int:
     """--trials is the study's total and it is reached: say so, and how to run more, instead of loading data for nothing."""
     import shlex
 
@@ -80,7 +80,7 @@ def already_done(storage, config) -> int:
     print(f"study {config.study_name!r} in {config.storage} already has {finished} finished trials, and --trials {config.trials} "
           f"is the study's total: nothing to run. To run {config.trials} more, raise --trials:", flush=True)
     print(f"  lungsearch run {shlex.join(as_flags(more))}", flush=True)
-    summarise(study, config)
+    summarise(study, config, next_lines=next_lines)
     return 0
 
 
@@ -116,7 +116,9 @@ def resume_line(config) -> str:
     return f"resume with: lungsearch run {shlex.join(as_flags(config))}"
 
 
-def summarise(study, config) -> None:
+def summarise(study, config, *, next_lines: bool = True) -> None:
+    """The closing lines of a search: how many trials finished and the best; with ``next_lines``, the `next:` commands
+    (``run --refine`` prints those once, after refine)."""
     import optuna
 
     import search
@@ -127,7 +129,8 @@ def summarise(study, config) -> None:
     if study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         best = study.best_trial
         print(f"done: {finished} trials finished; best trial #{best.number} {config.metric}={best.value:.4f}", flush=True)
-        hints.show(hints.after_run(config.storage, study.study_name))
+        if next_lines:
+            hints.show(hints.after_run(config.storage, study.study_name))
     elif not finished and config.timeout:  # the timeout came before any trial started (the trials waiting stay for the next run)
         import sys
 

@@ -20,7 +20,8 @@ STARTED_ENV = "LUNGSEARCH_STARTED"  # time.time() the run began: workers' elapse
 STOP_ENV = "LUNGSEARCH_STOP_AT_DEADLINE"  # "1": the deadline also stops a trial still training (run --refine)
 
 
-def work(config, space, storage, data, *, as_worker: bool = False, quiet: bool = False, stop_trials: bool = False) -> int:
+def work(config, space, storage, data, *, as_worker: bool = False, quiet: bool = False, stop_trials: bool = False,
+         next_lines: bool = True) -> int:
     """Run trials of the study in this process on ``data`` (:func:`lungsearch.trial.search_data`) until it has
     config.trials finished (or recycling is due).
 
@@ -101,7 +102,7 @@ def work(config, space, storage, data, *, as_worker: bool = False, quiet: bool =
     if recycle and ran >= recycle and search.count_finished(study) < config.trials:
         return search.workers.RECYCLE
     if not as_worker:
-        summarise(study, config)
+        summarise(study, config, next_lines=next_lines)
     return 0
 
 

@@ -14,7 +14,7 @@ from lungsearch.commands._run_study import resume_line, summarise
 from lungsearch.commands._run_trials import DEADLINE_ENV, STARTED_ENV, STOP_ENV
 
 
-def supervise(config, storage, *, quiet: bool = False, stop_trials: bool = False) -> int:
+def supervise(config, storage, *, quiet: bool = False, stop_trials: bool = False, next_lines: bool = True) -> int:
     """Start config.workers worker processes on one study and wait for them (recycling each as asked).
 
     ``stop_trials``: the deadline also stops the trials still training then (see :func:`~lungsearch.commands._run_trials.work`).
@@ -56,5 +56,5 @@ def supervise(config, storage, *, quiet: bool = False, stop_trials: bool = False
         print(f"\ninterrupted: running trials are marked FAIL, finished trials are kept; {resume_line(config)}", file=sys.stderr)
         return code
     if code == 0:
-        summarise(optuna.load_study(study_name=name, storage=storage), config)
+        summarise(optuna.load_study(study_name=name, storage=storage), config, next_lines=next_lines)
     return code

@@ -106,11 +106,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     ends = started + config.timeout if config.timeout else None  # the end of the user's whole --timeout
     if refine_after and config.timeout:
         config = config.with_updates(timeout=config.timeout * (1.0 - REFINE_SHARE))
-    code = _search(args, config, stop_trials=refine_after)
+    code = _search(args, config, stop_trials=refine_after, next_lines=not refine_after)
     if code != 0 or not refine_after:
         return code
+    import optuna
+
     import search
     from lungsearch import refine
+    from lungsearch.commands import hints
 
     study = search.load_study(search.open_storage(config.storage), config.study_name)
     # the rest of --timeout (the search had its first share of it)
@@ -124,14 +127,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         # --timeout goes back to the search rather than ending the run half-way through the user's time
         print(f"run --refine: the search goes on for the {rest:.0f} s refine could not use (`lungsearch refine` with no "
               "--timeout refits the finalists later)", flush=True)
-        return _search(args, config.with_updates(timeout=rest), stop_trials=True)
+        code = _search(args, config.with_updates(timeout=rest), stop_trials=True, next_lines=False)
+        if code != 0:
+            return code
+    if study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):  # as summarise, which left them out
+        hints.show(hints.after_run(config.storage, config.study_name))
     return 0
 
 
-def _search(args: argparse.Namespace, config, *, stop_trials: bool = False) -> int:
+def _search(args: argparse.Namespace, config, *, stop_trials: bool = False, next_lines: bool = True) -> int:
     """The search of `run` for ``config``: checks what can fail fast, then trains the trials here or in workers.
 
     ``stop_trials``: a trial still training when config.timeout ends is stopped and pruned (``run --refine``).
+    ``next_lines``: close with the `next:` commands (``run --refine`` prints them once, after refine).
     """
     from lungsearch.config import ConfigError
     from spaces import get_space
@@ -187,7 +195,7 @@ def _search(args: argparse.Namespace, config, *, stop_trials: bool = False) -> i
     storage = search.open_storage(config.storage, heartbeat=config.heartbeat)
     left = check_resumable(storage, config, identity)
     if not left and not args.worker:
-        return already_done(storage, config)
+        return already_done(storage, config, next_lines=next_lines)
     # decoded before anything is stored: images that cannot fit in memory are one line (counting every worker,
     # who then find them in the cache), not a study with its warm starts queued and no trial run
     from lungsearch.trial import search_data
@@ -198,5 +206,6 @@ def _search(args: argparse.Namespace, config, *, stop_trials: bool = False) -> i
     # one process is enough, and starts faster, unless workers are asked for or a recycle falls due
     if not args.worker and (config.workers > 1 or (config.recycle and left > config.recycle)):
         del data  # each worker process maps its own from the cache; this one only watches them
-        return supervise(config, storage, quiet=args.quiet, stop_trials=stop_trials)
-    return work(config, space, storage, data, as_worker=args.worker, quiet=args.quiet, stop_trials=stop_trials)
+        return supervise(config, storage, quiet=args.quiet, stop_trials=stop_trials, next_lines=next_lines)
+    return work(config, space, storage, data, as_worker=args.worker, quiet=args.quiet, stop_trials=stop_trials,
+                next_lines=next_lines)

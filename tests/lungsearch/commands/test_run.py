@@ -149,10 +149,32 @@ def test_run_refine_gives_the_rest_of_its_timeout_back_to_the_search_where_refin
                  "--val-fraction", "0.25", "--recycle", "0", "--storage", url, "--study", "s", "--quiet", "--refine"]) == 0
     out = capsys.readouterr().out
     assert "run --refine: the search goes on for the" in out
+    lines = out.splitlines()
+    done = [i for i, line in enumerate(lines) if line.startswith("done:")]
+    nexts = [i for i, line in enumerate(lines) if line.startswith("next:")]
+    assert len(done) == 2 and len(nexts) == 2 and min(nexts) > max(done), out  # each stretch's tally, the commands once
     trials = optuna.load_study(study_name="s", storage=url).trials
     share_end = began + datetime.timedelta(seconds=6)
     assert any(t.datetime_start > share_end for t in trials)  # trials begun after the search's share
     assert len(trials) < 200
+
+
+@pytest.mark.parametrize("refine_flag", [False, True])
+def test_run_closes_with_its_next_commands_once_and_under_refine_after_refine(tmp_path, monkeypatch, capsys, refine_flag):
+    """`next:` says what to do when the run is over: under --refine after refine's closing line, not between the search
+    and refine (where `best` would still be waiting on the refits)."""
+    from lungsearch import refine
+
+    record = {"finalists": [0], "results": {"0": {"oof_auc": 0.9}}}
+    monkeypatch.setattr(refine, "refine", lambda study, timeout=None: record)
+    folder = make_folder(tmp_path / "xray", per_class=8, size=24)
+    args = ["run", "--data", str(folder), "--trials", "2", "--epochs", "1", "--image-size", "24", "--val-fraction", "0.25",
+            "--recycle", "0", "--storage", f"sqlite:///{tmp_path / 's.db'}", "--study", "s", "--quiet"]
+    assert main(args + (["--refine"] if refine_flag else [])) == 0
+    lines = capsys.readouterr().out.splitlines()
+    kinds = [line.split(":")[0] if line.startswith(("done:", "next:")) else "refined" for line in lines
+             if line.startswith(("done:", "next:", "refined "))]
+    assert kinds == ["done"] + (["refined"] if refine_flag else []) + ["next", "next"], lines
 
 
 def test_the_supervisor_tells_the_workers_of_run_refine_to_stop_their_trials_at_the_deadline(monkeypatch, tmp_path):
