@@ -117,7 +117,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     study = search.load_study(search.open_storage(config.storage), config.study_name)
     # the rest of --timeout (the search had its first share of it)
-    record = refine.refine(study, timeout=None if ends is None else max(1.0, ends - time.monotonic()))
+    try:
+        record = refine.refine(study, timeout=None if ends is None else max(1.0, ends - time.monotonic()))
+    except KeyboardInterrupt:  # the search's next: lines were held back for after refine: say them here
+        print("\ninterrupted: the fold fits refine finished are stored, and this carries on from them:", file=sys.stderr)
+        hints.show([hints.command("refine", *hints.where(config.storage, config.study_name))], stream=sys.stderr)
+        hints.show(hints.after_run(config.storage, config.study_name), stream=sys.stderr)
+        return 130
     line = refine.summary_line(record)
     if line:
         print(line)

@@ -177,6 +177,25 @@ def test_run_closes_with_its_next_commands_once_and_under_refine_after_refine(tm
     assert kinds == ["done"] + (["refined"] if refine_flag else []) + ["next", "next"], lines
 
 
+def test_ctrl_c_in_the_refine_of_run_refine_says_how_to_carry_on(tmp_path, monkeypatch, capsys):
+    """The `next:` lines wait for refine; a Ctrl-C there still gets them, with `lungsearch refine` to carry on first."""
+    from lungsearch import refine
+
+    def interrupted(study, timeout=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(refine, "refine", interrupted)
+    folder = make_folder(tmp_path / "xray", per_class=8, size=24)
+    where = ["--storage", f"sqlite:///{tmp_path / 's.db'}", "--study", "s"]
+    assert main(["run", "--data", str(folder), "--trials", "1", "--epochs", "1", "--image-size", "24", "--val-fraction", "0.25",
+                 "--recycle", "0", *where, "--quiet", "--refine"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err
+    assert [line.split()[1:3] for line in err.splitlines() if line.startswith("next:")] == [
+        ["lungsearch", "refine"], ["lungsearch", "report"], ["lungsearch", "best"]]
+    assert f"next: lungsearch refine {' '.join(where)}" in err
+
+
 def test_the_supervisor_tells_the_workers_of_run_refine_to_stop_their_trials_at_the_deadline(monkeypatch, tmp_path):
     import search
     from lungsearch.commands import run
