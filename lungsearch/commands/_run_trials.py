@@ -29,8 +29,27 @@ def work(config, space, storage, data, *, as_worker: bool = False, quiet: bool =
     trial still training at its end is stopped and pruned, as ``run --refine``
     needs the rest of the time; otherwise, as in Optuna, the timeout only stops
     starting trials.
+
+    While the trials run, a SIGTERM ends the running trial like Ctrl-C (FAIL,
+    storage consistent); the handler before is back on return, so what comes
+    after in the same process (``run --refine``'s refine) is ended by SIGTERM
+    as a plain ``lungsearch refine`` is, not by a KeyboardInterrupt that
+    Python drops where it lands in a garbage-collection callback.
     """
     import signal
+
+    def on_term(signum, _frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        return _work(config, space, storage, data, as_worker=as_worker, quiet=quiet, stop_trials=stop_trials,
+                     next_lines=next_lines)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _work(config, space, storage, data, *, as_worker: bool, quiet: bool, stop_trials: bool, next_lines: bool) -> int:
     import time
 
     import optuna
@@ -39,10 +58,6 @@ def work(config, space, storage, data, *, as_worker: bool = False, quiet: bool =
     from lungsearch import trial as trial_mod
     from lungsearch.progress import Progress
 
-    def on_term(signum, _frame):  # a SIGTERM ends the trial like Ctrl-C: FAIL, storage consistent
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
     name = config.study_name
     fixed = {"batch_size": config.batch_size} if config.batch_size else None
 

@@ -196,6 +196,22 @@ def test_ctrl_c_in_the_refine_of_run_refine_says_how_to_carry_on(tmp_path, monke
     assert f"next: lungsearch refine {' '.join(where)}" in err
 
 
+def test_the_search_hands_sigterm_back_before_refine(tmp_path, monkeypatch):
+    """The search turns SIGTERM into a Ctrl-C for its trials; refine, after it in `run --refine`, gets the handler there
+    was before (a KeyboardInterrupt raised inside a garbage-collection callback is dropped, and refine went on)."""
+    import signal
+
+    from lungsearch import refine
+
+    seen = []
+    monkeypatch.setattr(refine, "refine", lambda study, timeout=None: seen.append(signal.getsignal(signal.SIGTERM)) or {})
+    before = signal.getsignal(signal.SIGTERM)
+    folder = make_folder(tmp_path / "xray", per_class=8, size=24)
+    assert main(["run", "--data", str(folder), "--trials", "1", "--epochs", "1", "--image-size", "24", "--val-fraction", "0.25",
+                 "--recycle", "0", "--storage", f"sqlite:///{tmp_path / 's.db'}", "--study", "s", "--quiet", "--refine"]) == 0
+    assert seen == [before] and signal.getsignal(signal.SIGTERM) is before
+
+
 def test_the_supervisor_tells_the_workers_of_run_refine_to_stop_their_trials_at_the_deadline(monkeypatch, tmp_path):
     import search
     from lungsearch.commands import run
