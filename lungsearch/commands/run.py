@@ -109,8 +109,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     code = _search(args, config, stop_trials=refine_after, next_lines=not refine_after)
     if code != 0 or not refine_after:
         return code
-    import optuna
-
     import search
     from lungsearch import refine
     from lungsearch.commands import hints
@@ -136,8 +134,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         code = _search(args, config.with_updates(timeout=rest), stop_trials=True, next_lines=False)
         if code != 0:
             return code
-    if study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):  # as summarise, which left them out
-        hints.show(hints.after_run(config.storage, config.study_name))
+    hints.show(hints.after_run(config.storage, config.study_name))  # refine has refused a study with no completed trial
     return 0
 
 
