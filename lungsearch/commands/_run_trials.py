@@ -34,22 +34,33 @@ def work(config, space, storage, data, *, as_worker: bool = False, quiet: bool =
     storage consistent); the handler before is back on return, so what comes
     after in the same process (``run --refine``'s refine) is ended by SIGTERM
     as a plain ``lungsearch refine`` is, not by a KeyboardInterrupt that
-    Python drops where it lands in a garbage-collection callback.
+    Python drops where it lands in a garbage-collection callback.  Such a
+    drop during the trials is caught too: Ctrl-C and SIGTERM are also noted,
+    and a noted one is raised again before the next training batch and after
+    the next finished trial.
     """
     import signal
 
-    def on_term(signum, _frame):
+    noted: list[int] = []
+
+    def on_signal(signum, _frame):
+        noted.append(signum)
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, on_term)
+    watched = [signal.SIGTERM]
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where a caller made Ctrl-C do something else
+        watched.append(signal.SIGINT)
+    previous = {signum: signal.signal(signum, on_signal) for signum in watched}
     try:
         return _work(config, space, storage, data, as_worker=as_worker, quiet=quiet, stop_trials=stop_trials,
-                     next_lines=next_lines)
+                     next_lines=next_lines, noted=noted)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
-def _work(config, space, storage, data, *, as_worker: bool, quiet: bool, stop_trials: bool, next_lines: bool) -> int:
+def _work(config, space, storage, data, *, as_worker: bool, quiet: bool, stop_trials: bool, next_lines: bool,
+          noted: list) -> int:
     import time
 
     import optuna
@@ -88,8 +99,17 @@ def _work(config, space, storage, data, *, as_worker: bool, quiet: bool, stop_tr
     started = float(os.environ[STARTED_ENV]) if as_worker and os.environ.get(STARTED_ENV) else None
     progress = Progress(config.metric, total=config.trials, epochs=config.epochs, quiet=quiet, started=started, deadline=deadline,
                         worker=worker if config.workers > 1 else None, workers=config.workers)
-    objective = trial_mod.objective(config, space, data, keeper=keeper, watcher=progress,
-                                    on_batch=progress.batch if progress.bar else None,
+
+    def interrupt_if_noted(*_args) -> None:  # a Ctrl-C or SIGTERM whose KeyboardInterrupt Python dropped (see work)
+        if noted:
+            raise KeyboardInterrupt
+
+    def on_batch(epoch: int, step: int, steps: int | None) -> None:
+        interrupt_if_noted()
+        if progress.bar:
+            progress.batch(epoch, step, steps)
+
+    objective = trial_mod.objective(config, space, data, keeper=keeper, watcher=progress, on_batch=on_batch,
                                     stop_at=deadline if stop_trials else None)
     before = search.count_finished(study)
     print(
@@ -105,7 +125,8 @@ def _work(config, space, storage, data, *, as_worker: bool, quiet: bool, stop_tr
         search.wait_for_earlier_workers(study, int(index))
     try:
         ran = search.run_trials(
-            study, objective, total=config.trials, timeout=timeout, callbacks=[progress, keeper], max_trials=recycle,
+            study, objective, total=config.trials, timeout=timeout, callbacks=[progress, keeper, interrupt_if_noted],
+            max_trials=recycle,
         )
     except KeyboardInterrupt:
         if not as_worker:

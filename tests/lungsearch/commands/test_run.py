@@ -212,6 +212,43 @@ def test_the_search_hands_sigterm_back_before_refine(tmp_path, monkeypatch):
     assert seen == [before] and signal.getsignal(signal.SIGTERM) is before
 
 
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT"])
+def test_a_signal_whose_keyboardinterrupt_python_drops_still_ends_the_running_trial(tmp_path, monkeypatch, signum):
+    """Python drops a KeyboardInterrupt raised inside a garbage-collection callback; the search notes the signal as well,
+    so the trial still ends at its next batch (FAIL, exit 130) rather than the search going on as if nothing came."""
+    import os
+    import signal
+    import time
+
+    import keras
+    import optuna
+
+    sig = getattr(signal, signum)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # a test runner may handle Ctrl-C its own way
+    fit = keras.Model.fit
+
+    def fit_after_a_dropped_interrupt(self, *args, **kwargs):
+        try:
+            os.kill(os.getpid(), sig)
+            time.sleep(1.0)  # the handler runs here and its KeyboardInterrupt is swallowed, as in a gc callback
+        except KeyboardInterrupt:
+            pass
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", fit_after_a_dropped_interrupt)
+    folder = make_folder(tmp_path / "xray", per_class=8, size=24)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    try:
+        code = main(["run", "--data", str(folder), "--trials", "2", "--epochs", "2", "--image-size", "24",
+                     "--val-fraction", "0.25", "--recycle", "0", "--storage", url, "--study", "s", "--quiet"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert code == 130
+    trials = optuna.load_study(study_name="s", storage=url).trials
+    ran = [t for t in trials if t.state != optuna.trial.TrialState.WAITING]  # queued warm starts stay queued
+    assert [t.state for t in ran] == [optuna.trial.TrialState.FAIL] and not ran[0].user_attrs.get("epochs")
+
+
 def test_the_supervisor_tells_the_workers_of_run_refine_to_stop_their_trials_at_the_deadline(monkeypatch, tmp_path):
     import search
     from lungsearch.commands import run
