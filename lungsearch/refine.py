@@ -199,7 +199,11 @@ def refine(study: optuna.Study, *, top: int = DEFAULT_TOP, folds: int = DEFAULT_
         raise RefineError(f"study {study.study_name!r} was refined with {record['folds']} folds; give --folds {record['folds']} "
                           "to carry on (its stored folds are kept, not mixed with others)")
     start = time.perf_counter()
-    numbers = list(dict.fromkeys([*(record.get("finalists") or []), *(t.number for t in chosen)]))
+    begun = list(record.get("finalists") or [])
+    numbers = list(dict.fromkeys([*begun, *(t.number for t in chosen)]))
+    if begun and len(begun) > top:  # stored folds are kept, never dropped: say so rather than refit them in silence
+        log(f"refine: an earlier refine of this study began {len(begun)} finalists ({', '.join(f'#{n}' for n in begun)}); "
+            f"they are all carried on, --top {top} adds none and drops none")
     if timeout is not None and fit:
         numbers = _within(numbers, study, folds, timeout, record, log)
         if not numbers:  # the best finalist does not fit: nothing begun, nothing stored, no image loaded (_within said why)

@@ -303,6 +303,16 @@ def test_workers_share_the_fold_fits_and_each_is_fitted_once(plain, tmp_path, ca
     assert "6 of 6 fold fits stored, 0 to go" in capsys.readouterr().out
 
 
+def test_a_smaller_top_carries_on_with_the_finalists_begun_and_says_so(refined, capsys):
+    """Stored fold fits are never dropped, so --top 1 on a study refined with --top 2 keeps both finalists: it says so."""
+    url, _ = refined
+    assert main(["refine", "--storage", url, "--top", "1", "--folds", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "began 2 finalists" in out and "--top 1 adds none and drops none" in out and "6 of 6 fold fits stored, 0 to go" in out
+    assert main(["refine", "--storage", url, "--top", "2", "--folds", "3"]) == 0
+    assert "adds none" not in capsys.readouterr().out
+
+
 def test_workers_that_start_apart_split_the_whole_list_alike(plain, tmp_path):
     """Worker 2 starting after worker 1 has stored its fits still takes its own half (it once took half of what was left)."""
     url = _copy(plain, tmp_path)
