@@ -313,6 +313,25 @@ def test_a_smaller_top_carries_on_with_the_finalists_begun_and_says_so(refined, 
     assert "adds none" not in capsys.readouterr().out
 
 
+def test_a_smaller_top_names_the_new_best_trial_it_adds(plain, tmp_path):
+    """A trial better than the finalists an earlier refine began (a search that went on) is added, and named."""
+    url = _copy(plain, tmp_path)
+    lines = []
+    refine.refine(_load(url), top=2, folds=3, fit=False, log=lines.append)  # begins both finalists, fits nothing
+    study = _load(url)
+    best = max((t for t in study.trials if t.value is not None), key=lambda t: t.value)
+    params = dict(best.params)
+    name, dist = next((n, d) for n, d in best.distributions.items() if isinstance(d, optuna.distributions.FloatDistribution))
+    params[name] = dist.low if params[name] != dist.low else dist.high  # other params: not a repeat of a finalist
+    study.add_trial(optuna.trial.create_trial(params=params, distributions=best.distributions, value=best.value + 1.0,
+                                              user_attrs=best.user_attrs))
+    lines.clear()
+    refine.refine(_load(url), top=1, folds=3, fit=False, log=lines.append)
+    number = len(study.trials) - 1
+    assert any(f"--top 1 adds #{number} and drops none" in line for line in lines), lines
+    assert _load(url).user_attrs["refine"]["finalists"][-1] == number
+
+
 def test_workers_that_start_apart_split_the_whole_list_alike(plain, tmp_path):
     """Worker 2 starting after worker 1 has stored its fits still takes its own half (it once took half of what was left)."""
     url = _copy(plain, tmp_path)
