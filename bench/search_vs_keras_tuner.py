@@ -65,7 +65,9 @@ is ``run`` followed by its default export, ``lungsearch best --export`` with no 
 ``best`` itself: what a user ships, against keras-tuner's best model.  lungsearch trains a frozen backbone's phase
 on cached features (run's default), keras-tuner on pixels, as each ships.  Each (seed, set) also holds a paired
 bootstrap of the test AUC difference between lungsearch's pick and each keras-tuner pick on the same images
-(``paired``, ``lungsearch.evaluate.compare``), and each side the command, date, seed and data that made it.  Key
+(``paired``, ``lungsearch.evaluate.compare``; from 2026-12-07 the test labels and each pick's test probabilities
+too, ``test``, which :func:`paired_from_record` makes them again from), and each side the command, date, seed and
+data that made it.  Key
 ``search_vs_keras_tuner_<space>`` (``_reduced`` below the defaults); cnn's stays ``search_vs_keras_tuner``.
 ``--refine`` (a transfer space only): lungsearch's side is ``run --refine`` instead, the search and refine's
 refits of its finalists inside the side's one budget, then ``best --export``'s default after refine (the bag
@@ -85,6 +87,8 @@ import os
 import shutil
 import tempfile
 import time
+
+import numpy as np
 
 from bench.harness import (CALIBRATION, DATA_ROOT, calibrate, data_folder, export, in_child, limited_folder, load_arrays,
                            parse_sets, peak_rss_mib, rotated, run_search, search_record, spread, test_probs)
@@ -460,13 +464,15 @@ def run_unit(args, entry: dict, name: str, folder: str, space, sets: list[str], 
           f"{args.image_size} px {space.color_mode}, space {space.name}", flush=True)
     here = entry["sets"][name] = {"calibration_seconds": {}, "calibration_timing": CALIBRATION, "sides": {}, "paired": {},
                                   "machine": machine(), "date": now()}
-    probs = {}  # side -> its pick's test probabilities, for the paired tests (not recorded)
+    here["test"] = {"class_names": list(data.class_names), "y": [int(v) for v in test.y], "probabilities": {}}
+    probs = {}  # side -> its pick's test probabilities, for the paired tests (recorded under here["test"])
     for side in entry["order"]:
         here["calibration_seconds"][side] = calibrate(data, seed)
         s = in_child(run_side, side, space.name, data, test, budget=args.budget, epochs=args.epochs, seed=seed, source=folder,
                      image_size=args.image_size, refine=args.refine)
         if s.get("_test_probs") is not None:
             probs[side] = s["_test_probs"]
+            here["test"]["probabilities"][side] = np.asarray(s["_test_probs"], dtype=np.float64).tolist()
         s = {k: v for k, v in s.items() if k != "_test_probs"}
         s["mean_best_so_far"] = mean_best_so_far(s["curve"], args.budget)
         s["time_to"] = times_to(s["curve"], targets_for(name))
@@ -485,6 +491,17 @@ def run_unit(args, entry: dict, name: str, folder: str, space, sets: list[str], 
             print(f"seed {seed} {name} paired test {pair}: test AUC {t['auc_a']} vs {t['auc_b']}, difference {t['difference']} "
                   f"{t['ci95']}, p {t['p']}", flush=True)
         summarise(args, sets, seeds)
+
+
+def paired_from_record(unit: dict, seed: int) -> dict:
+    """The paired tests of one recorded (seed, set) made again from what it recorded (``test``: the labels, class
+    names and each pick's test probabilities, exactly), so its ``paired`` figures can be checked against their
+    record.  Units recorded before 2026-12-07 17:00 UTC hold no ``test`` and give {}."""
+    test = unit.get("test")
+    if not test:
+        return {}
+    probs = {side: np.asarray(p, dtype=np.float64) for side, p in test["probabilities"].items()}
+    return paired_tests(np.asarray(test["y"]), probs, test["class_names"], seed)
 
 
 def paired_tests(y, probs: dict, class_names, seed: int, done=()) -> dict:
@@ -506,7 +523,7 @@ def run_side(side: str, space_name: str, data, test, *, budget: float, epochs: i
     process), its pick scored once on ``test`` (``pick``: None when it completed no trial).  lungsearch's
     is ``lungsearch run --space`` on ``source`` (``data`` is what run decodes of it), its figures read from the study,
     its pick the best trial's kept model (:data:`KEPT_PICK`) or the default export (:func:`exported_pick`).
-    ``_test_probs``: the pick's probabilities on ``test``, for the paired tests (the caller records none of them).
+    ``_test_probs``: the pick's probabilities on ``test``, for the paired tests (the caller records them).
     ``refine``: lungsearch's side is ``run --refine`` (its refits inside ``budget``), recorded with its wall time
     (``run_seconds``) and what refine refitted (``refine``)."""
     import spaces

@@ -373,3 +373,47 @@ def test_refine_flag_runs_run_refine_and_records_under_its_own_key(tmp_path, mon
         kt_bench.main(["--refine", "--sets", "covid19"])
     err = capsys.readouterr().err
     assert stop.value.code == 2 and err.count("\n") == 1 and "--refine" in err and "efficientnet-lite0" in err
+
+
+def test_each_unit_records_its_test_labels_and_picks_probabilities_and_its_paired_tests_are_made_again_from_them(
+        tmp_path, monkeypatch):
+    """A figure is generated from its record: each (seed, set) keeps the test labels, class names and every pick's
+    test probabilities, and paired_from_record makes the recorded paired tests again from them, exactly."""
+    import json
+
+    import lungsearch.data
+    import lungsearch.train
+
+    calls: list = []
+    _fake_bench(monkeypatch, tmp_path, calls)
+    y = np.array([0, 1] * 6)
+    monkeypatch.setattr(lungsearch.data, "load_test", lambda *a, **k: Arrays(np.zeros((12, 8, 8, 1), dtype=np.uint8), y))
+
+    def two_class(p1):
+        p1 = np.asarray(p1, dtype=np.float32)
+        return np.stack([1 - p1, p1], axis=1)
+
+    rng = np.random.default_rng(0)
+    ours = two_class(np.clip(y * 0.5 + rng.uniform(0.0, 0.6, 12), 0, 1))  # mostly right
+    theirs = {"hyperband": two_class(np.clip(y * 0.2 + rng.uniform(0.0, 0.6, 12), 0, 1)),  # less so
+              "random": two_class(rng.uniform(0.0, 1.0, 12))}  # chance
+    study = types.SimpleNamespace(user_attrs={})
+    monkeypatch.setattr(kt_bench, "run_search", lambda source, *, budget, seed, **kw: study)
+    monkeypatch.setattr(kt_bench, "search_record", lambda s, budget: {
+        "tuner": "lungsearch", "trials_finished": 3, "best": 0.9, "curve": [[10.0, 0.9]], "pick_trial": 3})
+    monkeypatch.setattr(kt_bench, "exported_pick", lambda storage, s, source, test, out: ({"test_auc": 1.0}, ours))
+    monkeypatch.setattr(kt_bench, "run_keras_tuner", lambda kind, *a, budget, seed, **kw: {
+        "tuner": kind, "trials_finished": 3, "best": 0.9, "curve": [[10.0, 0.9]], "pick_trial": "0", "_model": kind})
+    monkeypatch.setattr(lungsearch.train, "predict_proba", lambda model, test: theirs[model])
+    monkeypatch.setattr(kt_bench, "score", lambda model, data, test, p_test=None: {"test_auc": 0.5})
+    kt_bench.main(["--space", "efficientnet-lite0", "--refine", "--sets", "covid19", "--seeds", "1", "--first-seed", "3"])
+
+    stored = json.loads((tmp_path / "results.json").read_text())["search_vs_keras_tuner_efficientnet-lite0_refine_reduced"]
+    unit = stored["seeds"][0]["sets"]["covid19"]
+    assert unit["test"]["class_names"] == ["a", "b"] and unit["test"]["y"] == y.tolist()
+    assert set(unit["test"]["probabilities"]) == {"lungsearch", "hyperband", "random"}
+    assert np.array_equal(np.asarray(unit["test"]["probabilities"]["hyperband"], dtype=np.float32), theirs["hyperband"])
+    assert set(unit["paired"]) == {"lungsearch-hyperband", "lungsearch-random"}
+    assert unit["paired"]["lungsearch-random"]["difference"] != unit["paired"]["lungsearch-hyperband"]["difference"]
+    assert kt_bench.paired_from_record(unit, seed=3) == unit["paired"]
+    assert kt_bench.paired_from_record({"paired": {}}, seed=3) == {}  # a unit recorded before the record held them
