@@ -201,7 +201,7 @@ def refine(study: optuna.Study, *, top: int = DEFAULT_TOP, folds: int = DEFAULT_
     start = time.perf_counter()
     begun = list(record.get("finalists") or [])
     numbers = list(dict.fromkeys([*begun, *(t.number for t in chosen)]))
-    if begun and len(begun) > top:  # stored folds are kept, never dropped: say so rather than refit them in silence
+    if len(begun) > top:  # stored folds are kept, never dropped: say so rather than refit them in silence
         added = [f"#{n}" for n in numbers[len(begun):]]
         log(f"refine: an earlier refine of this study began {len(begun)} finalists ({', '.join(f'#{n}' for n in begun)}); "
             f"they are all carried on, --top {top} adds {' '.join(added) if added else 'none'} and drops none")
