@@ -28,7 +28,10 @@ once each, ``best --export`` three ways:
 
 Recorded for each: test AUC, accuracy and balanced accuracy with CIs, and
 paired bootstraps of the test AUC difference (bag - top3, select - top3,
-select - bag, bag - bag-uncalibrated) over the same test images.  And per finalist: validation AUC,
+select - bag, bag - bag-uncalibrated) over the same test images; and, from
+2026-12-07, under ``test``, the test labels, class names and each export's
+test probabilities (exactly), which :func:`paired_from_record` makes the paired
+tests again from.  And per finalist: validation AUC,
 OOF AUC, OOF log-loss and the test AUC of its bagged fold models, for the
 Spearman correlations of each selection signal with test AUC; and, for the
 bag, each threshold rule chosen on its OOF predictions, scored once on test
@@ -143,10 +146,10 @@ def one_run(name: str, seed: int, work: str, args, entry: dict, save) -> None:
 def export_all(name: str, seed: int, work: str, folder: str, storage: str, study, entry: dict, save) -> None:
     """``best --export`` each way (:data:`RULES`) from the refined study, the paired tests and the threshold confirmation."""
     from lungsearch.evaluate import positive_class
-    from lungsearch.evaluate.compare import paired_bootstrap_auc
 
     record = study.user_attrs.get("refine") or {}
     entry["exports"], entry["paired"] = {}, {}
+    entry.pop("test", None)  # a run made again (--again) records its own
     probs = {}
     y = class_names = None
     for rule in RULES:
@@ -160,6 +163,8 @@ def export_all(name: str, seed: int, work: str, folder: str, storage: str, study
         with open(os.path.join(out, "model.json")) as fh:
             meta = json.load(fh)
         y, probs[rule], class_names = test_probs(os.path.join(out, "model.keras"), folder, study)
+        test = entry.setdefault("test", {"class_names": list(class_names), "y": [int(v) for v in y], "probabilities": {}})
+        test["probabilities"][rule] = np.asarray(probs[rule], dtype=np.float64).tolist()
         entry["exports"][rule] = {
             "test": {k: {"value": m[k]["value"], "ci95": m[k]["ci95"]} for k in ("roc_auc", "accuracy", "balanced_accuracy",
                                                                                  "sensitivity", "specificity") if k in m},
@@ -169,10 +174,7 @@ def export_all(name: str, seed: int, work: str, folder: str, storage: str, study
         }
         save()
     positive = positive_class(class_names) if class_names else None
-    for a, b in (("bag", "top3"), ("select", "top3"), ("select", "bag"), ("bag", "bag-uncalibrated"), ("average", "bag"),
-                 ("average", "top3")):
-        if a in probs and b in probs:
-            entry["paired"][f"{a}-{b}"] = paired_bootstrap_auc(y, probs[a], probs[b], positive=positive, seed=seed)
+    entry["paired"] = paired_tests(y, probs, class_names, seed)
     if record.get("results"):
         entry["finalist_figures"] = finalist_test_auc(study, folder, y, class_names)
     if positive is not None:
@@ -184,6 +186,32 @@ def export_all(name: str, seed: int, work: str, folder: str, storage: str, study
                 entry.setdefault("threshold_confirm_by_export", {})[rule] = threshold_confirm(mix.y, mix.oof, y, probs[rule], positive)
         entry["threshold_confirm"] = (entry.get("threshold_confirm_by_export") or {}).get("bag")  # None: refine refitted none
     save()
+
+
+PAIRS = (("bag", "top3"), ("select", "top3"), ("select", "bag"), ("bag", "bag-uncalibrated"), ("average", "bag"),
+         ("average", "top3"))
+
+
+def paired_tests(y, probs: dict, class_names, seed: int) -> dict:
+    """Each pair of :data:`PAIRS` whose both exports were made: a paired bootstrap of their test AUC difference
+    over the same test images (``lungsearch.evaluate.compare``), keyed ``a-b``."""
+    from lungsearch.evaluate import positive_class
+    from lungsearch.evaluate.compare import paired_bootstrap_auc
+
+    positive = positive_class(class_names) if class_names else None
+    return {f"{a}-{b}": paired_bootstrap_auc(y, probs[a], probs[b], positive=positive, seed=seed)
+            for a, b in PAIRS if a in probs and b in probs}
+
+
+def paired_from_record(entry: dict, seed: int) -> dict:
+    """The paired tests of one recorded run made again from what it recorded (``test``: the test labels, class names
+    and each export's test probabilities, exactly), so its ``paired`` figures can be checked against their record.
+    Runs recorded before 2026-12-07 18:00 UTC hold no ``test`` and give {}."""
+    test = entry.get("test")
+    if not test:
+        return {}
+    probs = {rule: np.asarray(p, dtype=np.float64) for rule, p in test["probabilities"].items()}
+    return paired_tests(np.asarray(test["y"]), probs, test["class_names"], seed)
 
 
 def threshold_confirm(y: np.ndarray, oof: np.ndarray, y_test: np.ndarray, test_probs: np.ndarray, positive: int) -> dict:

@@ -145,3 +145,56 @@ def test_a_run_at_run_refines_settings_is_the_users_command_and_splits_its_secon
     else:
         assert "--refine" not in run and run[run.index("--timeout") + 1] == "900" and commands[1][0] == "refine"
     assert 0 <= entry["search_seconds"] and entry["search_seconds"] + entry["refine_seconds"] == pytest.approx(entry["total_seconds"], abs=0.2)
+
+
+def test_each_run_records_its_test_labels_and_exports_probabilities_and_its_paired_tests_are_made_again_from_them(
+        tmp_path, monkeypatch):
+    """A figure is generated from its record: export_all keeps the test labels, class names and every export's test
+    probabilities, and paired_from_record makes the recorded paired tests again from them, exactly; in either class
+    order."""
+    import json
+    import os
+    import types
+
+    import numpy as np
+
+    from lungsearch.export import refined
+
+    rng = np.random.default_rng(0)
+    y = np.array([0, 1] * 8)
+
+    def two_class(p1):
+        p1 = np.clip(np.asarray(p1, dtype=np.float32), 0, 1)
+        return np.stack([1 - p1, p1], axis=1)
+
+    made = {rule: two_class(y * w + rng.uniform(0.0, 0.6, y.size)) for rule, w in zip(refine_bench.RULES, (0.5, 0.3, 0.1, 0.2, 0.0))}
+
+    def fake_lungsearch(*argv):
+        out = argv[argv.index("--out") + 1]
+        rule = next(r for r, flags in refine_bench.FLAGS.items() if list(argv[-len(flags):]) == flags)
+        os.makedirs(out, exist_ok=True)
+        with open(os.path.join(out, "evaluation.json"), "w") as fh:
+            json.dump({"test": {"metrics": {"roc_auc": {"value": 0.9, "ci95": [0.8, 0.95]}}}}, fh)
+        with open(os.path.join(out, "model.json"), "w") as fh:
+            json.dump({"decision": {"threshold": 0.5}, "trial": 0, "rule": rule}, fh)
+
+    def fake_probs(model_path, folder, study):
+        with open(os.path.join(os.path.dirname(model_path), "model.json")) as fh:
+            return y, made[json.load(fh)["rule"]], class_names
+
+    monkeypatch.setattr(refine_bench, "lungsearch", fake_lungsearch)
+    monkeypatch.setattr(refine_bench, "test_probs", fake_probs)
+    monkeypatch.setattr(refine_bench, "finalist_test_auc", lambda *a: {})
+    monkeypatch.setattr(refined, "plan", lambda study, rule, calibration: types.SimpleNamespace(y=y, oof=made["bag"]))
+    study = types.SimpleNamespace(user_attrs={"refine": {"results": {"0": {}}}})
+    for class_names in (("NORMAL", "PNEUMONIA"), ("Covid", "Normal")):  # the disease second, then first
+        entry = {}
+        refine_bench.export_all("covid19", 3, str(tmp_path), "folder", "sqlite://", study, entry, lambda: None)
+        entry = json.loads(json.dumps(entry))  # as results.json holds it
+        assert entry["test"]["class_names"] == list(class_names) and entry["test"]["y"] == y.tolist()
+        assert set(entry["test"]["probabilities"]) == set(refine_bench.RULES)
+        assert np.array_equal(np.asarray(entry["test"]["probabilities"]["select"], dtype=np.float32), made["select"])
+        assert set(entry["paired"]) == {f"{a}-{b}" for a, b in refine_bench.PAIRS}
+        assert entry["paired"]["bag-top3"]["difference"] != entry["paired"]["select-top3"]["difference"]
+        assert refine_bench.paired_from_record(entry, seed=3) == entry["paired"]
+        assert refine_bench.paired_from_record({"paired": {}}, seed=3) == {}  # a run recorded before the record held them
