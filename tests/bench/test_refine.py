@@ -152,12 +152,14 @@ def test_each_run_records_its_test_labels_and_exports_probabilities_and_its_pair
     """A figure is generated from its record: export_all keeps the test labels, class names and every export's test
     probabilities, and paired_from_record makes the recorded paired tests again from them, exactly; in either class
     order."""
+    import functools
     import json
     import os
     import types
 
     import numpy as np
 
+    from lungsearch.evaluate import compare
     from lungsearch.export import refined
 
     rng = np.random.default_rng(0)
@@ -184,6 +186,7 @@ def test_each_run_records_its_test_labels_and_exports_probabilities_and_its_pair
 
     monkeypatch.setattr(refine_bench, "lungsearch", fake_lungsearch)
     monkeypatch.setattr(refine_bench, "test_probs", fake_probs)
+    monkeypatch.setattr(compare, "paired_bootstrap_auc", functools.partial(compare.paired_bootstrap_auc, n=50))  # 6 pairs, 4 times
     monkeypatch.setattr(refine_bench, "finalist_test_auc", lambda *a: {})
     monkeypatch.setattr(refined, "plan", lambda study, rule, calibration: types.SimpleNamespace(y=y, oof=made["bag"]))
     study = types.SimpleNamespace(user_attrs={"refine": {"results": {"0": {}}}})
