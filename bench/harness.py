@@ -326,6 +326,30 @@ def test_probs(model_path: str, folder: str, study) -> tuple:
     return test.y, np.asarray(model.predict(test.x, batch_size=128, verbose=0)), tuple(meta["class_names"])
 
 
+def test_record(y, class_names) -> dict:
+    """What a bench records of its test split for its paired tests to be made again: the labels, the class names and,
+    under ``probabilities``, each model's test probabilities (:func:`record_probs`), exactly."""
+    return {"class_names": list(class_names), "y": [int(v) for v in y], "probabilities": {}}
+
+
+def record_probs(test: dict, name: str, probs) -> None:
+    """Model ``name``'s test probabilities into ``test`` (:func:`test_record`), as float64 lists: JSON keeps them exactly."""
+    import numpy as np
+
+    test["probabilities"][name] = np.asarray(probs, dtype=np.float64).tolist()
+
+
+def paired_again(test: dict | None, paired_tests, seed: int) -> dict:
+    """A bench's ``paired_tests(y, probs, class_names, seed)`` made again from its :func:`test_record`; {} for a record
+    made before benches kept one."""
+    import numpy as np
+
+    if not test:
+        return {}
+    probs = {name: np.asarray(p, dtype=np.float64) for name, p in test["probabilities"].items()}
+    return paired_tests(np.asarray(test["y"]), probs, test["class_names"], seed)
+
+
 def side_hand(folder: str, work: str, seeds: int) -> dict:
     """The seeds' hand CNN (:data:`HAND`, nothing tuned) through ``run --trials 1 --epochs 10``, once per seed
     (``--seed`` also re-draws the validation split), each scored by ``best --export --ensemble 1``."""

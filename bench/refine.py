@@ -54,7 +54,7 @@ import time
 
 import numpy as np
 
-from bench.harness import data_folder, lungsearch, test_probs
+from bench.harness import data_folder, lungsearch, paired_again, record_probs, test_probs, test_record
 
 SPACE = "efficientnet-lite0"
 SETS = ("chest_xray", "covid19", "covid_normal")
@@ -163,8 +163,7 @@ def export_all(name: str, seed: int, work: str, folder: str, storage: str, study
         with open(os.path.join(out, "model.json")) as fh:
             meta = json.load(fh)
         y, probs[rule], class_names = test_probs(os.path.join(out, "model.keras"), folder, study)
-        test = entry.setdefault("test", {"class_names": list(class_names), "y": [int(v) for v in y], "probabilities": {}})
-        test["probabilities"][rule] = np.asarray(probs[rule], dtype=np.float64).tolist()
+        record_probs(entry.setdefault("test", test_record(y, class_names)), rule, probs[rule])
         entry["exports"][rule] = {
             "test": {k: {"value": m[k]["value"], "ci95": m[k]["ci95"]} for k in ("roc_auc", "accuracy", "balanced_accuracy",
                                                                                  "sensitivity", "specificity") if k in m},
@@ -207,11 +206,7 @@ def paired_from_record(entry: dict, seed: int) -> dict:
     """The paired tests of one recorded run made again from what it recorded (``test``: the test labels, class names
     and each export's test probabilities, exactly), so its ``paired`` figures can be checked against their record.
     Runs recorded before 2026-12-07 18:00 UTC hold no ``test`` and give {}."""
-    test = entry.get("test")
-    if not test:
-        return {}
-    probs = {rule: np.asarray(p, dtype=np.float64) for rule, p in test["probabilities"].items()}
-    return paired_tests(np.asarray(test["y"]), probs, test["class_names"], seed)
+    return paired_again(entry.get("test"), paired_tests, seed)
 
 
 def threshold_confirm(y: np.ndarray, oof: np.ndarray, y_test: np.ndarray, test_probs: np.ndarray, positive: int) -> dict:

@@ -91,7 +91,8 @@ import time
 import numpy as np
 
 from bench.harness import (CALIBRATION, DATA_ROOT, calibrate, data_folder, export, in_child, limited_folder, load_arrays,
-                           parse_sets, peak_rss_mib, rotated, run_search, search_record, spread, test_probs)
+                           paired_again, parse_sets, peak_rss_mib, record_probs, rotated, run_search, search_record, spread,
+                           test_probs, test_record)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -464,7 +465,7 @@ def run_unit(args, entry: dict, name: str, folder: str, space, sets: list[str], 
           f"{args.image_size} px {space.color_mode}, space {space.name}", flush=True)
     here = entry["sets"][name] = {"calibration_seconds": {}, "calibration_timing": CALIBRATION, "sides": {}, "paired": {},
                                   "machine": machine(), "date": now()}
-    here["test"] = {"class_names": list(data.class_names), "y": [int(v) for v in test.y], "probabilities": {}}
+    here["test"] = test_record(test.y, data.class_names)
     probs = {}  # side -> its pick's test probabilities, for the paired tests (recorded under here["test"])
     for side in entry["order"]:
         here["calibration_seconds"][side] = calibrate(data, seed)
@@ -472,7 +473,7 @@ def run_unit(args, entry: dict, name: str, folder: str, space, sets: list[str], 
                      image_size=args.image_size, refine=args.refine)
         if s.get("_test_probs") is not None:
             probs[side] = s["_test_probs"]
-            here["test"]["probabilities"][side] = np.asarray(s["_test_probs"], dtype=np.float64).tolist()
+            record_probs(here["test"], side, s["_test_probs"])
         s = {k: v for k, v in s.items() if k != "_test_probs"}
         s["mean_best_so_far"] = mean_best_so_far(s["curve"], args.budget)
         s["time_to"] = times_to(s["curve"], targets_for(name))
@@ -497,11 +498,7 @@ def paired_from_record(unit: dict, seed: int) -> dict:
     """The paired tests of one recorded (seed, set) made again from what it recorded (``test``: the labels, class
     names and each pick's test probabilities, exactly), so its ``paired`` figures can be checked against their
     record.  Units recorded before 2026-12-07 17:00 UTC hold no ``test`` and give {}."""
-    test = unit.get("test")
-    if not test:
-        return {}
-    probs = {side: np.asarray(p, dtype=np.float64) for side, p in test["probabilities"].items()}
-    return paired_tests(np.asarray(test["y"]), probs, test["class_names"], seed)
+    return paired_again(unit.get("test"), paired_tests, seed)
 
 
 def paired_tests(y, probs: dict, class_names, seed: int, done=()) -> dict:
